@@ -1,0 +1,7 @@
+"""nmfdnn: fully-connected deep networks trained by NMF-based alternating optimisation.
+
+Sakurai, Imakura, Inoue and Futamura, "Alternating optimization method based on nonnegative matrix
+factorizations for deep neural networks", ICONIP 2016.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,70 @@
+"""The NMF stacked autoencoder of Algorithm 5 (Sec. 4), which sets the initial guesses W_i^{(0)}."""
+
+from __future__ import annotations
+
+from .linalg import batch_input_pinv, right_pinv
+from .network import affine, augment, check_finite
+from .nmf import nmf
+from .nonlinear_lsq import alg2_right
+from .timers import NullTimers
+
+
+def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol, rng, timers=None, bias=False):
+    """Algorithm 5, lines 2-7, for one layer ``i``: returns ``(W_i, Z_i)``.
+
+    ``Z_prev`` is ``Z_{i-1}`` (the input X for i = 1), both the autoencoder's input and the NMF
+    target ``Z_hat_{i-1}`` of (9). Line 2 draws ``W~_i^{(0)}, Z_i^{(0)}`` uniformly in [0, 1) and
+    starts ``W_i`` from zero; each of ``sol.ae_iters`` outer iterations runs ``sol.ae_nmf_iters``
+    NMF updates of (9) (line 4), then ``sol.ae_lsq_iters`` iterations of Algorithm 2 for (10)
+    (line 5), then sets ``Z_i = f(W_i Z_{i-1})`` (line 6).
+    """
+    timers = timers or NullTimers()
+    xp = bk.xp
+    n_in, m = Z_prev.shape
+    Wt = bk.asarray(rng.random((n_in, n_out)))
+    Z = bk.asarray(rng.random((n_out, m)))
+    W = xp.zeros((n_out, n_in + int(bias)), dtype=bk.dtype)
+    A = augment(bk, Z_prev, bias)
+    for _ in range(sol.ae_iters):
+        with timers("ae_nmf"):
+            Wt, Z_hat = nmf(bk, Z_prev, Wt, Z, sol.ae_nmf_iters)
+        with timers("ae_alg2"):
+            W = alg2_right(bk, Z_hat, A, A_pinv, W, sol.ae_lsq_iters, sol.omega)
+        check_finite(bk, W, f"autoencoder weights of hidden layer (n={n_out})",
+                     "try a smaller solver.omega or a larger solver.hidden_rcond")
+        Z = affine(W, Z_prev, bias)
+        bk.relu(Z, out=Z)
+    return W, Z
+
+
+def pretrain(bk, X, Y, J, xsvd, hidden, sol, rng, timers=None, on_layer=None):
+    """Algorithm 5 over all hidden layers on the samples ``J``, then the output layer.
+
+    Returns the initial guesses ``[W_1^{(0)}, ..., W_d^{(0)}]`` of Algorithm 4. The first layer
+    uses the batch pseudo-inverse of the truncated input SVD (Sec. 3.3); deeper layers the
+    pseudo-inverse of their input ``Z_{i-1}`` (``solver.pinv``, ``solver.hidden_rcond``). The output
+    weights are ``W_d = Y Z_{d-1}^dagger`` (least squares), or zero with ``solver.output_init=zeros``.
+    """
+    timers = timers or NullTimers()
+    bias = sol.bias
+    Ws = []
+    Z = X[:, J]
+    for i, n_out in enumerate(hidden):
+        with timers("pinv"):
+            if i == 0:
+                P = batch_input_pinv(bk, xsvd, J, sol.input_pinv)
+            else:
+                P = right_pinv(bk, augment(bk, Z, bias), sol.hidden_rcond, sol.pinv)
+        W, Z = pretrain_layer(bk, Z, P, n_out, sol, rng, timers, bias)
+        Ws.append(W)
+        if on_layer is not None:
+            on_layer(i)
+    YJ = Y[:, J]
+    with timers("ae_output"):
+        if sol.output_init == "lstsq":
+            Wd = right_pinv(bk, augment(bk, Z, bias), sol.hidden_rcond, sol.pinv).apply(YJ)
+        else:
+            Wd = bk.xp.zeros((Y.shape[0], Z.shape[0] + int(bias)), dtype=bk.dtype)
+    check_finite(bk, Wd, "initial output weights W_d", "try a larger solver.hidden_rcond")
+    Ws.append(Wd)
+    return Ws

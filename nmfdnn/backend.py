@@ -1,0 +1,108 @@
+"""The one seam between the numerical code and an array library.
+
+Every solver receives a :class:`Backend` and does all of its array work through ``bk.xp`` (the
+NumPy-compatible array module) and the few linear-algebra helpers below, never by importing NumPy,
+SciPy or CuPy itself. A CuPy backend therefore slots in without touching the math.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import NmfdnnError
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+@dataclass
+class Backend:
+    """An array module plus the dense linear algebra the method needs.
+
+    Attributes
+    ----------
+    name : "numpy" or "cupy".
+    xp : the array module (``numpy`` or ``cupy``).
+    dtype : the floating-point type of every matrix (float64 as in the paper, or float32).
+    """
+
+    name: str
+    xp: Any
+    dtype: Any
+    _solve_triangular: Any = None
+
+    # -- conversion --------------------------------------------------------------------------
+    def asarray(self, a) -> Any:
+        """Move ``a`` onto the backend in the working dtype (a no-op when it is already there)."""
+        return self.xp.asarray(a, dtype=self.dtype)
+
+    def to_numpy(self, a) -> np.ndarray:
+        """Copy a backend array to host memory (for metrics and saving only)."""
+        if self.name == "cupy":
+            return a.get()
+        return np.asarray(a)
+
+    def scalar(self, a) -> float:
+        return float(self.to_numpy(a))
+
+    @property
+    def eps(self) -> float:
+        return float(np.finfo(self.dtype).eps)
+
+    # -- element-wise ------------------------------------------------------------------------
+    def relu(self, U, out=None):
+        """f(U) = max(U, 0), the paper's activation (Sec. 3). ``out=U`` works in place."""
+        return self.xp.maximum(U, 0, out=out)
+
+    # -- factorisations ----------------------------------------------------------------------
+    def svd(self, A):
+        """Economy SVD ``A = U diag(s) Vt``."""
+        return self.xp.linalg.svd(A, full_matrices=False)
+
+    def eigh(self, G):
+        """Eigendecomposition of a symmetric matrix, eigenvalues ascending."""
+        return self.xp.linalg.eigh(G)
+
+    def qr(self, A):
+        """Reduced QR decomposition ``A = Q R``."""
+        return self.xp.linalg.qr(A, mode="reduced")
+
+    def solve_triangular(self, R, B, lower=False, trans=False):
+        """Solve ``R X = B`` (or ``R^T X = B`` with ``trans``) for triangular ``R``."""
+        return self._solve_triangular(R, B, lower=lower, trans="T" if trans else "N")
+
+    def check_finite(self, A) -> bool:
+        return bool(self.xp.isfinite(A).all())
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (for honest timers); a no-op on the CPU."""
+        if self.name == "cupy":
+            self.xp.cuda.get_current_stream().synchronize()
+
+
+def get_backend(name: str = "numpy", dtype: str = "float64") -> Backend:
+    """Build the backend named in the config (``backend.name``) for ``dtype``."""
+    if dtype not in DTYPES:
+        raise NmfdnnError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if name == "numpy":
+        import scipy.linalg
+
+        return Backend("numpy", np, DTYPES[dtype], scipy.linalg.solve_triangular)
+    if name == "cupy":
+        try:
+            import cupy
+            import cupyx.scipy.linalg
+        except ImportError:
+            raise NmfdnnError(
+                "backend=cupy needs CuPy: install it with `pip install 'nmfdnn[gpu]'` "
+                "(a CuPy wheel matching your CUDA version)"
+            ) from None
+        try:
+            if cupy.cuda.runtime.getDeviceCount() < 1:
+                raise RuntimeError("no device")
+        except Exception:
+            raise NmfdnnError("backend=cupy needs an NVIDIA GPU, and none is visible") from None
+        return Backend("cupy", cupy, DTYPES[dtype], cupyx.scipy.linalg.solve_triangular)
+    raise NmfdnnError(f"unknown backend {name!r}: choose numpy or cupy")

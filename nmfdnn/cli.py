@@ -1,0 +1,150 @@
+"""The ``nmfdnn`` console script: ``train`` (Hydra), ``fetch``; ``--help`` lists them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import NmfdnnError
+
+log = logging.getLogger("nmfdnn")
+
+USAGE = f"""nmfdnn {__version__}: deep networks trained without backpropagation (Sakurai et al., ICONIP 2016)
+
+usage: nmfdnn COMMAND [ARGS]
+
+commands:
+  train [OVERRIDES]      train a network (Hydra app: `nmfdnn train --help` lists the config groups;
+                         `-m` runs a multirun sweep, e.g. `nmfdnn train -m seed=0,1,2 hidden=[500],[1000,500]`)
+  fetch mnist            download, verify and cache the MNIST files (data_dir=... or $NMFDNN_DATA)
+
+options:
+  -h, --help             show this message
+  --version              print the version
+  --debug                (before or after COMMAND) show full tracebacks instead of one-line errors
+
+examples:
+  nmfdnn train dataset=mnist hidden=[1000,500]
+  nmfdnn train experiment=paper hidden=[500]
+  nmfdnn train dataset=mnist hidden=[500] dtype=float32 epochs=3
+"""
+
+
+def conf_dir() -> str:
+    """Where the configs are: ``nmfdnn/conf`` in an installed wheel, else the repository's ``conf/``."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "conf", here.parent / "conf"):
+        if (cand / "train.yaml").is_file():
+            return str(cand)
+    raise NmfdnnError(f"cannot find the configuration directory (looked in {here / 'conf'} and {here.parent / 'conf'})")
+
+
+def error(msg: str, code: int = 2) -> int:
+    print(f"nmfdnn: error: {msg}", file=sys.stderr)
+    return code
+
+
+def _train(args: list[str], debug: bool) -> int:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .config import register_configs
+
+    register_configs()
+    path = conf_dir()
+
+    @hydra.main(version_base="1.3", config_path=path, config_name="train")
+    def task(cfg):
+        from .progress import Reporter, RichReporter
+        from .train import run
+
+        hc = HydraConfig.get()
+        reporter = RichReporter() if cfg.progress and sys.stderr.isatty() else Reporter()
+        try:
+            metrics = run(cfg, hc.runtime.output_dir, reporter)
+        except NmfdnnError as e:
+            reporter.stop()
+            if debug:
+                raise
+            log.error("%s", e)
+            if hc.mode == RunMode.MULTIRUN:
+                return None  # the sweep goes on; this job has no metrics.json
+            raise SystemExit(error(str(e))) from None
+        except KeyboardInterrupt:
+            reporter.stop()
+            raise SystemExit(error("interrupted", 130)) from None
+        _summary(metrics, hc.runtime.output_dir)
+        return metrics["test_error"]
+
+    sys.argv = ["nmfdnn-train", *args]
+    task()
+    return 0
+
+
+def _summary(metrics: dict, out_dir: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"nmfdnn {metrics['solver']} {metrics['hidden']} on {metrics['dataset']}", show_header=True)
+    for col in ("train error %", "test error %", "pre-training s", "fine-tuning s", "total s"):
+        t.add_column(col, justify="right")
+    t.add_row(f"{metrics['train_error']:.2f}", f"{metrics['test_error']:.2f}", f"{metrics['pretrain_seconds']:.1f}",
+              f"{metrics['finetune_seconds']:.1f}", f"{metrics['total_seconds']:.1f}")
+    c = Console()
+    c.print(t)
+    c.print(f"outputs: {out_dir}")
+
+
+def _fetch(args: list[str]) -> int:
+    from .data.fetch import data_root
+
+    data_dir = None
+    names = []
+    for a in args:
+        if a.startswith("data_dir="):
+            data_dir = a.split("=", 1)[1]
+        elif a in ("-h", "--help"):
+            print("usage: nmfdnn fetch mnist [data_dir=DIR]")
+            return 0
+        else:
+            names.append(a)
+    if names != ["mnist"]:
+        return error("usage: nmfdnn fetch mnist [data_dir=DIR]")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from .data.mnist import fetch_mnist
+
+    paths = fetch_mnist(data_dir)
+    print(f"MNIST verified in {data_root(data_dir) / 'mnist'} ({len(paths)} files)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if debug:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    cmd, args = argv[0], argv[1:]
+    commands = {"train": lambda: _train(args, debug), "fetch": lambda: _fetch(args)}
+    if cmd not in commands:
+        return error(f"unknown command {cmd!r}; commands: {', '.join(commands)} (see nmfdnn --help)")
+    try:
+        return commands[cmd]()
+    except NmfdnnError as e:
+        if debug:
+            raise
+        return error(str(e))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Algorithm 4: the alternating fine-tuning over mini-batches (Sec. 3.3)."""
+
+from __future__ import annotations
+
+from .linalg import batch_input_pinv, left_pinv, right_pinv
+from .network import augment, check_finite, forward
+from .nonlinear_lsq import alg2_right, alg3_left
+from .semi_nmf import semi_nmf
+from .timers import NullTimers
+
+_REMEDY = "try a smaller solver.omega, a larger solver.hidden_rcond or dtype=float64"
+
+
+def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
+    """One iteration ``k`` of Algorithm 4 on one mini-batch; updates ``Ws`` in place.
+
+    Line 9 of the previous iteration (``Z_i^{(k-1)}``) is the forward pass with the current weights.
+    Line 3: semi-NMF (4) for ``W_d`` and the target ``Z_hat_{d-1}``. Lines 4-7: for
+    ``i = d-1, ..., 2``, Algorithm 2 for ``W_i`` (7) then Algorithm 3 for ``Z_hat_{i-1}`` (8), started
+    from the forward-pass ``Z_{i-1}``. Line 8: Algorithm 2 for ``W_1`` with the batch
+    pseudo-inverse ``X_pinv`` of the truncated input (Sec. 3.3).
+    """
+    timers = timers or NullTimers()
+    bias = sol.bias
+    d = len(Ws)
+    with timers("forward"):
+        Zs = forward(bk, Ws, XJ, bias)
+    with timers("semi_nmf"):
+        Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
+                                 sol.pinv, bias)
+    check_finite(bk, Ws[-1], f"output weights W_{d} after semi-NMF", _REMEDY)
+    check_finite(bk, Z_hat, f"target Z_hat_{d - 1} after semi-NMF", _REMEDY)
+    for i in range(d - 1, 1, -1):  # paper's layer index i; Python index i - 1
+        A = augment(bk, Zs[i - 1], bias)
+        with timers("pinv"):
+            A_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv)
+        with timers("alg2"):
+            Ws[i - 1] = alg2_right(bk, Z_hat, A, A_pinv, Ws[i - 1], sol.lsq_iters, sol.omega)
+        check_finite(bk, Ws[i - 1], f"weights W_{i} after Algorithm 2", _REMEDY)
+        W = Ws[i - 1][:, :-1] if bias else Ws[i - 1]
+        c = Ws[i - 1][:, -1:] if bias else None
+        with timers("pinv"):
+            W_pinv = left_pinv(bk, W, sol.hidden_rcond, sol.pinv)
+        with timers("alg3"):
+            Z_hat = alg3_left(bk, Z_hat, W, W_pinv, Zs[i - 1], sol.lsq_iters, sol.omega, offset=c)
+        check_finite(bk, Z_hat, f"target Z_hat_{i - 1} after Algorithm 3", _REMEDY)
+    with timers("alg2"):
+        Ws[0] = alg2_right(bk, Z_hat, augment(bk, XJ, bias), X_pinv, Ws[0], sol.lsq_iters, sol.omega)
+    check_finite(bk, Ws[0], "weights W_1 after Algorithm 2", _REMEDY)
+
+
+def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol, timers=None, on_batch=None):
+    """One epoch of Algorithm 4: :func:`finetune_batch` over the column index sets ``batches``."""
+    timers = timers or NullTimers()
+    for b, J in enumerate(batches):
+        with timers("batch_pinv"):
+            X_pinv = batch_input_pinv(bk, xsvd, J, sol.input_pinv)
+        with timers("gather"):
+            XJ, YJ = X[:, J], Y[:, J]
+        finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers)
+        if on_batch is not None:
+            on_batch(b)

@@ -1,0 +1,165 @@
+"""Pseudo-inverses, the one place where the method's factorisations are chosen.
+
+Algorithms 2 and 3 of the paper need ``A^dagger`` of a matrix ``A`` that stays fixed during the
+inner iterations. We never form ``A^dagger`` as a dense matrix when applying it as a product of
+factors is cheaper, and we factorise each ``A`` once per use, not once per inner iteration.
+
+Methods (config key ``solver.pinv``):
+
+``svd``
+    Economy SVD ``A = U S V^T``; ``A^dagger = V S^-1 U^T`` over the singular values with
+    ``s_i / s_1 > rcond`` (the paper's "low-rank approximation of A", Sec. 3.2 and 3.3).
+``gram``
+    Eigendecomposition of the Gram matrix ``A A^T = Q L Q^T`` (the short side of ``A``);
+    ``A^dagger = A^T Q L^-1 Q^T`` over eigenvalues with ``l_i / l_1 > max(rcond^2, p * eps)``.
+    The same least-squares solution as ``svd`` for the well-resolved part of the spectrum, at a
+    fraction of the cost (one Gram product and a small symmetric eigenproblem instead of the SVD of
+    a wide matrix); singular values below ``sqrt(p * eps) * s_1`` are dropped because the Gram
+    matrix cannot resolve them. Fast on GPUs too (``eigh`` is, the GPU SVD is not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PINV_METHODS = ("svd", "gram")
+
+
+@dataclass
+class RightPinv:
+    """``A^dagger`` of a ``p x m`` matrix ``A``, applied from the right: ``R -> R A^dagger``.
+
+    ``R A^dagger = ((R @ pre) @ left) * scale) @ right`` (``pre`` may be None), so that a
+    ``q x m`` residual costs ``O(q m k)`` without ever forming the ``m x p`` pseudo-inverse.
+    """
+
+    left: Any
+    scale: Any
+    right: Any
+    pre: Any = None
+
+    @property
+    def rank(self) -> int:
+        return int(self.scale.shape[0])
+
+    def apply(self, R):
+        T = R @ self.pre if self.pre is not None else R
+        T = T @ self.left
+        T *= self.scale
+        return T @ self.right
+
+
+def _keep(values, threshold):
+    """Boolean mask of the entries of ``values`` (descending or not) above ``threshold``."""
+    return values > threshold
+
+
+def right_pinv(bk, A, rcond: float, method: str = "gram") -> RightPinv:
+    """Factor ``A`` (p x m) once so that ``R A^dagger`` can be applied repeatedly (Alg. 2, line 4).
+
+    ``rcond`` truncates singular values ``s_i <= rcond * s_1`` (the paper's threshold).
+    """
+    xp = bk.xp
+    if method == "svd":
+        U, s, Vt = bk.svd(A)
+        keep = _keep(s, rcond * s[0]) if s.shape[0] else s > 0
+        return RightPinv(left=Vt[keep].T, scale=1.0 / s[keep], right=U[:, keep].T)
+    if method == "gram":
+        p = A.shape[0]
+        G = A @ A.T
+        lam, Q = bk.eigh(G)
+        lmax = lam[-1] if lam.shape[0] else 0.0
+        floor = max(rcond * rcond, p * bk.eps)
+        keep = _keep(lam, floor * lmax) if lam.shape[0] else lam > 0
+        Qk = Q[:, keep]
+        return RightPinv(pre=A.T, left=Qk, scale=1.0 / lam[keep], right=xp.ascontiguousarray(Qk.T))
+    raise ValueError(f"unknown pseudo-inverse method {method!r}; choose one of {PINV_METHODS}")
+
+
+def left_pinv(bk, A, rcond: float, method: str = "gram"):
+    """The dense pseudo-inverse ``A^dagger`` (p x q) of a small ``q x p`` weight matrix (Alg. 3).
+
+    Weight matrices are small (at most a few thousand square), so the pseudo-inverse is formed
+    once and each inner iteration of Algorithm 3 costs one product ``A^dagger R``.
+    """
+    if method == "svd":
+        U, s, Vt = bk.svd(A)
+        keep = _keep(s, rcond * s[0])
+        return (Vt[keep].T / s[keep]) @ U[:, keep].T
+    if method == "gram":
+        q, p = A.shape
+        if q <= p:  # A^dagger = A^T (A A^T)^-1
+            lam, Q = bk.eigh(A @ A.T)
+            keep = _keep(lam, max(rcond * rcond, q * bk.eps) * lam[-1])
+            Qk = Q[:, keep]
+            return (A.T @ Qk / lam[keep]) @ Qk.T
+        lam, Q = bk.eigh(A.T @ A)  # A^dagger = (A^T A)^-1 A^T
+        keep = _keep(lam, max(rcond * rcond, p * bk.eps) * lam[-1])
+        Qk = Q[:, keep]
+        return (Qk / lam[keep]) @ (Qk.T @ A.T)
+    raise ValueError(f"unknown pseudo-inverse method {method!r}; choose one of {PINV_METHODS}")
+
+
+@dataclass
+class InputSVD:
+    """The truncated SVD ``X ~ U_1 S_1 V_1^T`` of the whole training input (Sec. 3.3).
+
+    Computed once; a mini-batch ``X(:, J)`` reuses it as ``U_1 S_1 V_1(J,:)^T``.
+    """
+
+    U: Any  # n_in x r
+    s: Any  # r
+    V: Any  # m x r
+
+    @property
+    def rank(self) -> int:
+        return int(self.s.shape[0])
+
+
+def input_svd(bk, X, threshold: float, bias: bool = False) -> InputSVD:
+    """Truncated SVD of ``X`` keeping ``s_i / s_1 > threshold`` (Sec. 3.3).
+
+    With ``bias``, ``X`` is treated as augmented by a row of ones, ``[X; e^T]``; the extra row is
+    kept exactly as an additional factor (``U`` gains the unit vector of that row, ``s`` gains
+    ``sqrt(m)`` and ``V`` the column ``e / sqrt(m)``), so that a mini-batch's pseudo-inverse covers
+    the bias column of ``W_1``.
+    """
+    xp = bk.xp
+    # The SVD of the short side: X X^T is n_in x n_in, far cheaper than the SVD of n_in x m.
+    lam, Q = bk.eigh(X @ X.T)
+    lam = lam[::-1]
+    Q = Q[:, ::-1]
+    s = xp.sqrt(xp.maximum(lam, 0))
+    keep = s > threshold * s[0]
+    U = xp.ascontiguousarray(Q[:, keep])
+    s = s[keep]
+    V = (X.T @ U) / s
+    if bias:
+        n, m = X.shape
+        U = xp.concatenate([xp.concatenate([U, xp.zeros((1, U.shape[1]), dtype=U.dtype)]),
+                            xp.zeros((n + 1, 1), dtype=U.dtype)], axis=1)
+        U[n, -1] = 1.0
+        s = xp.concatenate([s, xp.asarray([m ** 0.5], dtype=s.dtype)])
+        V = xp.concatenate([V, xp.full((m, 1), m ** -0.5, dtype=V.dtype)], axis=1)
+    return InputSVD(U=U, s=s, V=V)
+
+
+def batch_input_pinv(bk, svd: InputSVD, J, method: str = "qr") -> RightPinv:
+    """Pseudo-inverse of the mini-batch input ``X(:, J) ~ U_1 S_1 V_1(J,:)^T`` (Sec. 3.3).
+
+    ``literal``: the paper's slice ``V_1(J,:) S_1^-1 U_1^T``; exact only when ``V_1(J,:)`` has
+    orthonormal columns, which a mini-batch's rows do not.
+    ``qr``: the exact pseudo-inverse of the rank-r batch matrix ``U_1 S_1 V_1(J,:)^T``: with
+    ``V_1(J,:) = Q R`` it is ``Q R^-T S_1^-1 U_1^T`` (``R`` is r x r, invertible when the batch has
+    at least r linearly independent samples).
+    """
+    VJ = svd.V[J]
+    if method == "literal":
+        return RightPinv(left=VJ, scale=1.0 / svd.s, right=svd.U.T)
+    if method == "qr":
+        Q, R = bk.qr(VJ)
+        # Q R^-T = (R^-1 Q^T)^T
+        left = bk.solve_triangular(R, Q.T, lower=False).T
+        return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
+    raise ValueError(f"unknown input pseudo-inverse method {method!r}; choose literal or qr")

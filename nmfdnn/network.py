@@ -1,0 +1,85 @@
+"""The fully-connected ReLU network of eq. (1)/(3): forward pass, prediction, error, objective.
+
+Shapes follow the paper: columns are samples. ``X`` is ``n_0 x m``, ``Y`` is ``n_d x m`` and the
+weights are ``W_i`` of shape ``n_i x n_{i-1}`` (``n_i x (n_{i-1} + 1)`` with a bias column, which
+acts on the input augmented by a row of ones, ``[Z_{i-1}; e^T]``).
+"""
+
+from __future__ import annotations
+
+from .errors import NumericalError
+
+
+def affine(W, Z, bias: bool):
+    """``W_i [Z_{i-1}; e^T]`` with a bias column, else ``W_i Z_{i-1}``, without copying ``Z``."""
+    if bias:
+        U = W[:, :-1] @ Z
+        U += W[:, -1:]
+        return U
+    return W @ Z
+
+
+def augment(bk, Z, bias: bool):
+    """``[Z; e^T]`` with a bias, else ``Z`` itself."""
+    if not bias:
+        return Z
+    xp = bk.xp
+    out = xp.empty((Z.shape[0] + 1, Z.shape[1]), dtype=Z.dtype)
+    out[:-1] = Z
+    out[-1] = 1.0
+    return out
+
+
+def forward(bk, Ws, X, bias: bool):
+    """Hidden activations ``[Z_0 = X, Z_1, ..., Z_{d-1}]`` (Sec. 3, definition of Z_i)."""
+    Zs = [X]
+    for W in Ws[:-1]:
+        U = affine(W, Zs[-1], bias)
+        Zs.append(bk.relu(U, out=U))
+    return Zs
+
+
+def output(bk, Ws, X, bias: bool):
+    """The network's output ``W_d f(W_{d-1} ... f(W_1 X))`` (eq. 3; linear output layer)."""
+    return affine(Ws[-1], forward(bk, Ws, X, bias)[-1], bias)
+
+
+def evaluate(bk, Ws, X, labels, bias: bool, chunk: int = 10000):
+    """Error rate in percent and objective (3), ``1/2 ||Y - output||_F^2``, over all columns of X.
+
+    ``labels`` are integer class labels (host array); Y is their one-hot encoding. Works in
+    chunks of columns so memory stays bounded on large sets.
+    """
+    import numpy as np
+
+    xp = bk.xp
+    m = X.shape[1]
+    wrong = 0
+    obj = 0.0
+    for start in range(0, m, chunk):
+        out = output(bk, Ws, X[:, start:start + chunk], bias)
+        lab = labels[start:start + chunk]
+        pred = bk.to_numpy(xp.argmax(out, axis=0))
+        wrong += int(np.count_nonzero(pred != lab))
+        # ||Y - out||^2 = ||out||^2 - 2 sum_j out[y_j, j] + m_chunk
+        idx = xp.asarray(lab)
+        picked = out[idx, xp.arange(out.shape[1])]
+        obj += bk.scalar((out * out).sum()) - 2.0 * bk.scalar(picked.sum()) + out.shape[1]
+    return 100.0 * wrong / m, 0.5 * obj
+
+
+def predict_scores(bk, Ws, X, bias: bool, chunk: int = 10000):
+    """Network outputs for all columns of X, as a host array (n_out x m)."""
+    import numpy as np
+
+    parts = [bk.to_numpy(output(bk, Ws, X[:, s:s + chunk], bias)) for s in range(0, X.shape[1], chunk)]
+    return np.concatenate(parts, axis=1)
+
+
+def check_finite(bk, A, what: str, remedy: str = "") -> None:
+    """Raise :class:`NumericalError` naming ``what`` if ``A`` holds NaN or infinity."""
+    if not bk.check_finite(A):
+        msg = f"non-finite values in {what}"
+        if remedy:
+            msg += f"; {remedy}"
+        raise NumericalError(msg)

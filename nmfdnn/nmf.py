@@ -1,0 +1,30 @@
+"""NMF (eq. 9) for the stacked autoencoder: ``min_{W~, Z >= 0} ||Z_hat_{i-1} - W~ Z||_F``."""
+
+from __future__ import annotations
+
+
+def nmf_objective(bk, A, W, H):
+    R = A - W @ H
+    return 0.5 * bk.scalar((R * R).sum())
+
+
+def nmf(bk, A, W0, H0, iters: int):
+    """Lee and Seung's multiplicative updates (the paper's ref. [11]) for ``A ~ W H``, ``W, H >= 0``.
+
+    ``H <- H * (W^T A) / (W^T W H)``, then ``W <- W * (A H^T) / (W H H^T)``; each update never
+    increases ``||A - W H||_F`` and keeps both factors nonnegative when ``A >= 0``. Denominators are
+    floored at the smallest normal number. Returns ``(W, H)`` (Alg. 5, line 4: ``W~_i, Z_hat_i``).
+    """
+    xp = bk.xp
+    W, H = W0.copy(), H0.copy()
+    tiny = xp.finfo(A.dtype).tiny
+    for _ in range(iters):
+        den = (W.T @ W) @ H
+        xp.maximum(den, tiny, out=den)
+        H *= W.T @ A
+        H /= den
+        den = W @ (H @ H.T)
+        xp.maximum(den, tiny, out=den)
+        W *= A @ H.T
+        W /= den
+    return W, H

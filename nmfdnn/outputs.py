@@ -1,0 +1,91 @@
+"""Run outputs: metrics.json, history.csv, model.npz, written atomically (temp file + rename)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+HISTORY_FIELDS = ["epoch", "train_error", "test_error", "objective", "epoch_seconds", "seconds"]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_clean(v) for v in x]
+    return x
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(_clean(obj), indent=2) + "\n").encode())
+
+
+def write_run(out_dir, cfg, data, result) -> dict:
+    """Write the run's files into ``out_dir`` and return the metrics dictionary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    final = result.history[-1]
+    metrics = {
+        "status": "finished",
+        "dataset": data.name,
+        "solver": cfg.solver.name,
+        "hidden": list(cfg.hidden),
+        "dtype": str(cfg.dtype.value if hasattr(cfg.dtype, "value") else cfg.dtype),
+        "backend": cfg.backend.name,
+        "seed": cfg.seed,
+        "epochs": cfg.epochs,
+        "n_train": data.train.m,
+        "n_test": data.test.m,
+        "train_error": final["train_error"],
+        "test_error": final["test_error"],
+        "objective": final["objective"],
+        "pretrain_seconds": result.pretrain_seconds,
+        "finetune_seconds": result.finetune_seconds,
+        "eval_seconds": result.eval_seconds,
+        "total_seconds": result.info.get("total_seconds"),
+        "phase_seconds": result.phases,
+        "info": {k: v for k, v in result.info.items() if k != "total_seconds"},
+        "machine": {"node": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
+        "history": result.history,
+    }
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in result.history:
+        w.writerow(row)
+    atomic_write_bytes(out / "history.csv", buf.getvalue().encode())
+    if cfg.get("save_model", True):
+        mbuf = io.BytesIO()
+        np.savez(mbuf, **{f"W{i + 1}": W for i, W in enumerate(result.weights)},
+                 hidden=np.asarray(list(cfg.hidden)), bias=np.asarray(bool(cfg.solver.get("bias", False))))
+        atomic_write_bytes(out / "model.npz", mbuf.getvalue())
+    atomic_write_bytes(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+    atomic_write_json(out / "metrics.json", metrics)  # last: its presence means the run finished
+    return metrics

@@ -1,0 +1,57 @@
+"""Progress display: rich bars for pre-training layers, epochs and batches (or nothing)."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("nmfdnn")
+
+
+class Reporter:
+    """Receives the run's events; this base class only logs epoch lines."""
+
+    def start(self, n_layers: int, epochs: int, n_batches: int) -> None: ...
+
+    def layer_done(self, i: int) -> None: ...
+
+    def epoch_start(self, epoch: int) -> None: ...
+
+    def batch_done(self, b: int) -> None: ...
+
+    def epoch_done(self, row: dict) -> None:
+        log.info("epoch %3d  train %6.2f%%  test %6.2f%%  objective %.4g  %.1fs", row["epoch"],
+                 row["train_error"], row["test_error"], row["objective"], row["epoch_seconds"])
+
+    def stop(self) -> None: ...
+
+
+class RichReporter(Reporter):
+    """Rich progress bars; log records are printed above them through the shared console."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), transient=True)
+
+    def start(self, n_layers, epochs, n_batches):
+        self.progress.start()
+        self.t_layers = self.progress.add_task("pre-training layers", total=n_layers)
+        self.t_epochs = self.progress.add_task("epochs", total=epochs)
+        self.t_batches = self.progress.add_task("batches", total=n_batches)
+
+    def layer_done(self, i):
+        self.progress.advance(self.t_layers)
+
+    def epoch_start(self, epoch):
+        self.progress.reset(self.t_batches)
+
+    def batch_done(self, b):
+        self.progress.advance(self.t_batches)
+
+    def epoch_done(self, row):
+        self.progress.advance(self.t_epochs)
+        super().epoch_done(row)
+
+    def stop(self):
+        self.progress.stop()

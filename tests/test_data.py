@@ -1,0 +1,114 @@
+"""IDX reading, validation and the fetch order (cache, mirror, error), on files the tests write."""
+
+import gzip
+import hashlib
+import struct
+
+import numpy as np
+import pytest
+
+from nmfdnn.data.fetch import fetch_files
+from nmfdnn.data.idx import idx_pair, parse_idx, read_idx
+from nmfdnn.data.mnist import load_idx_pair
+from nmfdnn.errors import DataFormatError, NmfdnnError
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    code = {np.dtype(np.uint8): 0x08}[arr.dtype]
+    return bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+
+
+def write_pair(tmp_path, n=20, prefix="train", gz=False, labels=None):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, size=(n, 4, 5), dtype=np.uint8)
+    labs = rng.integers(0, 10, size=n).astype(np.uint8) if labels is None else labels
+    paths = []
+    for name, arr in (("images", imgs), ("labels", labs)):
+        p = tmp_path / (f"{prefix}-{name}" + (".gz" if gz else ""))
+        data = idx_bytes(arr)
+        p.write_bytes(gzip.compress(data) if gz else data)
+        paths.append(p)
+    return paths, imgs, labs
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_roundtrip(tmp_path, gz):
+    (pi, pl), imgs, labs = write_pair(tmp_path, gz=gz)
+    np.testing.assert_array_equal(read_idx(pi), imgs)
+    np.testing.assert_array_equal(read_idx(pl), labs)
+
+
+def test_idx_pair_gives_features_by_samples_in_unit_interval(tmp_path):
+    (pi, pl), imgs, labs = write_pair(tmp_path)
+    X, y, scale = idx_pair(read_idx(pi), read_idx(pl), "t")
+    assert X.shape == (20, 20) and scale == 255.0
+    np.testing.assert_array_equal(X[:, 3], imgs[3].ravel())
+    ds = load_idx_pair(pi, pl, pi, pl)
+    assert ds.train.X.shape == (20, 20) and ds.train.X.max() <= 1.0 and ds.train.X.min() >= 0.0
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda b: b"\x01" + b[1:], "bad magic"),
+    (lambda b: b[:2] + b"\x07" + b[3:], "unknown IDX data type"),
+    (lambda b: b[:-1], "truncated"),
+    (lambda b: b + b"\x00", "trailing bytes"),
+    (lambda b: b[:6], "truncated IDX header"),
+    (lambda b: b[:2], "too short"),
+])
+def test_malformed_idx_is_a_data_format_error(mutate, message):
+    good = idx_bytes(np.zeros((3, 2, 2), np.uint8))
+    with pytest.raises(DataFormatError, match=message):
+        parse_idx(mutate(good))
+
+
+def test_label_count_mismatch_and_range(tmp_path):
+    (pi, _), _, _ = write_pair(tmp_path, n=20)
+    with pytest.raises(DataFormatError, match="20 images but 19 labels"):
+        idx_pair(read_idx(pi), np.zeros(19, np.uint8), "t")
+    with pytest.raises(DataFormatError, match="labels out of range"):
+        idx_pair(read_idx(pi), np.full(20, 12, np.uint8), "t")
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(DataFormatError, match="no such file"):
+        read_idx(tmp_path / "nope")
+
+
+def _digest(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def test_fetch_from_mirror_verifies_and_caches(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    payload = b"hello idx"
+    (mirror / "f.gz").write_bytes(gzip.compress(payload))
+    cache = tmp_path / "cache"
+    got = fetch_files({"f": _digest(payload)}, cache, [mirror.as_uri() + "/"], npm_package=None)
+    assert got["f"].read_bytes() == payload
+    (mirror / "f.gz").unlink()  # second call: served from the cache alone
+    assert fetch_files({"f": _digest(payload)}, cache, [mirror.as_uri() + "/"], npm_package=None)["f"] == cache / "f"
+
+
+def test_fetch_checksum_mismatch_deletes_and_errors(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "f.gz").write_bytes(gzip.compress(b"corrupt"))
+    cache = tmp_path / "cache"
+    with pytest.raises(NmfdnnError, match=r"cannot obtain .* files f .*put them .* in"):
+        fetch_files({"f": _digest(b"good")}, cache, [mirror.as_uri() + "/"], npm_package=None)
+    assert not (cache / "f").exists() and not list(cache.glob("*.part"))
+
+
+def test_fetch_uses_a_gz_the_user_put_in_the_cache(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "f.gz").write_bytes(gzip.compress(b"payload"))
+    assert fetch_files({"f": _digest(b"payload")}, cache, [], None)["f"].read_bytes() == b"payload"
+
+
+def test_data_dir_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(NmfdnnError, match="cannot create data directory"):
+        fetch_files({"f": "0"}, blocker / "sub", [], None)

@@ -1,0 +1,71 @@
+"""Pseudo-inverse strategies agree with a direct pseudo-inverse on small problems."""
+
+import numpy as np
+import pytest
+
+from nmfdnn.linalg import batch_input_pinv, input_svd, left_pinv, right_pinv
+
+
+def _tol(bk):
+    return 1e-9 if bk.dtype == np.float64 else 2e-3
+
+
+@pytest.mark.parametrize("method", ["gram", "svd"])
+def test_right_pinv_matches_numpy(bk, rng, method):
+    A = bk.asarray(rng.random((30, 200)))  # wide, full row rank, well conditioned
+    R = bk.asarray(rng.standard_normal((7, 200)))
+    P = right_pinv(bk, A, rcond=1e-14, method=method)
+    expect = R.astype(np.float64) @ np.linalg.pinv(A.astype(np.float64))
+    got = P.apply(R)
+    assert got.dtype == bk.dtype and got.shape == (7, 30)
+    assert np.linalg.norm(got - expect) <= _tol(bk) * np.linalg.norm(expect) * 10
+    assert P.rank == 30
+
+
+@pytest.mark.parametrize("method", ["gram", "svd"])
+def test_right_pinv_truncates_rank_deficient(bk64, rng, method):
+    A = rng.random((20, 5)) @ rng.random((5, 100))  # rank 5
+    P = right_pinv(bk64, A, rcond=1e-8, method=method)
+    assert P.rank == 5
+    R = rng.standard_normal((3, 100))
+    np.testing.assert_allclose(P.apply(R), R @ np.linalg.pinv(A, rcond=1e-8), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["gram", "svd"])
+@pytest.mark.parametrize("shape", [(10, 40), (40, 10)])
+def test_left_pinv_matches_numpy(bk, rng, method, shape):
+    A = bk.asarray(rng.standard_normal(shape))
+    got = left_pinv(bk, A, rcond=1e-14, method=method)
+    assert got.shape == shape[::-1] and got.dtype == bk.dtype
+    np.testing.assert_allclose(got, np.linalg.pinv(A.astype(np.float64)), rtol=0, atol=_tol(bk) * 100)
+
+
+def test_input_svd_and_batch_pinv(bk64, rng):
+    X = rng.random((50, 400)) ** 3
+    svd = input_svd(bk64, X, threshold=0.0)
+    assert svd.rank == 50
+    np.testing.assert_allclose((svd.U * svd.s) @ svd.V.T, X, atol=1e-9)
+    J = np.sort(rng.choice(400, 120, replace=False))
+    R = rng.standard_normal((6, 120))
+    exact = R @ np.linalg.pinv(X[:, J])
+    np.testing.assert_allclose(batch_input_pinv(bk64, svd, J, "qr").apply(R), exact, rtol=1e-6, atol=1e-8)
+    literal = batch_input_pinv(bk64, svd, J, "literal").apply(R)
+    np.testing.assert_allclose(literal, R @ svd.V[J] @ np.diag(1 / svd.s) @ svd.U.T, atol=1e-10)
+    # the literal slice is not the batch's pseudo-inverse
+    assert np.linalg.norm(literal - exact) > 1e-3 * np.linalg.norm(exact)
+
+
+def test_input_svd_truncation_and_bias(bk64, rng):
+    X = rng.random((30, 5)) @ rng.random((5, 300)) + 1e-6 * rng.random((30, 300))
+    svd = input_svd(bk64, X, threshold=1e-3)
+    assert svd.rank == 5
+    svdb = input_svd(bk64, X, threshold=1e-3, bias=True)
+    assert svdb.rank == 6 and svdb.U.shape == (31, 6)
+    Xa = np.vstack([X, np.ones((1, 300))])
+    J = np.arange(0, 300, 3)
+    R = rng.standard_normal((4, J.size))
+    # qr gives the exact pseudo-inverse of the rank-6 approximation of the augmented batch
+    Xr = (svdb.U * svdb.s) @ svdb.V[J].T
+    np.testing.assert_allclose(Xr, Xa[:, J], atol=1e-4)
+    np.testing.assert_allclose(batch_input_pinv(bk64, svdb, J, "qr").apply(R), R @ np.linalg.pinv(Xr, rcond=1e-10),
+                               rtol=1e-6, atol=1e-8)

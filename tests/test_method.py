@@ -1,0 +1,65 @@
+"""Algorithm 5 and Algorithm 4 end to end on small synthetic problems."""
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from nmfdnn.autoencoder import pretrain
+from nmfdnn.config import NMFSolverConfig
+from nmfdnn.data.base import one_hot
+from nmfdnn.data.synthetic import make_synthetic
+from nmfdnn.finetune import finetune_epoch
+from nmfdnn.linalg import input_svd
+from nmfdnn.network import evaluate, forward
+from nmfdnn.train import batches_for_epoch
+
+
+def solver(**kw):
+    base = dict(batch_size=300, ae_samples=400, ae_iters=2, ae_nmf_iters=5, ae_lsq_iters=5, input_threshold=1e-3)
+    base.update(kw)
+    return OmegaConf.structured(NMFSolverConfig(**base))
+
+
+def setup(bk, n_classes=4, noise_seed=1):
+    ds = make_synthetic(n_train=1200, n_test=400, n_features=30, n_classes=n_classes, seed=noise_seed)
+    X = bk.asarray(ds.train.X)
+    Y = bk.asarray(one_hot(ds.train.labels, ds.n_classes))
+    return ds, X, Y
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_pretrain_shapes_dtypes_and_fit(bk, bias):
+    sol = solver(bias=bias)
+    ds, X, Y = setup(bk)
+    rng = np.random.default_rng(0)
+    xsvd = input_svd(bk, X, sol.input_threshold, bias)
+    J = np.sort(rng.choice(X.shape[1], sol.ae_samples, replace=False))
+    Ws = pretrain(bk, X, Y, J, xsvd, [40, 20], sol, rng)
+    assert [W.shape for W in Ws] == [(40, 30 + bias), (20, 40 + bias), (4, 20 + bias)]
+    assert all(W.dtype == bk.dtype and np.isfinite(W).all() for W in Ws)
+    err, _ = evaluate(bk, Ws, bk.asarray(ds.test.X), ds.test.labels, bias)
+    assert err < 50.0  # far better than chance (75 %) right after pre-training
+
+
+@pytest.mark.parametrize("hidden", [[30], [40, 20], [40, 30, 20]])
+def test_finetuning_decreases_objective(bk64, hidden):
+    sol = solver(lsq_iters=3)
+    ds, X, Y = setup(bk64)
+    rng = np.random.default_rng(1)
+    xsvd = input_svd(bk64, X, sol.input_threshold)
+    J = np.sort(rng.choice(X.shape[1], sol.ae_samples, replace=False))
+    Ws = pretrain(bk64, X, Y, J, xsvd, hidden, sol, rng)
+    _, obj0 = evaluate(bk64, Ws, X, ds.train.labels, False)
+    for _ in range(3):
+        finetune_epoch(bk64, Ws, X, Y, xsvd, batches_for_epoch(X.shape[1], sol.batch_size, rng), sol)
+    err1, obj1 = evaluate(bk64, Ws, X, ds.train.labels, False)
+    assert obj1 < obj0
+    assert all(np.isfinite(W).all() for W in Ws)
+    assert all((Z >= 0).all() for Z in forward(bk64, Ws, X, False)[1:])
+
+
+def test_batches_cover_every_sample_once(rng):
+    bs = batches_for_epoch(1003, 100, rng)
+    assert len(bs) == 11
+    assert np.array_equal(np.sort(np.concatenate(bs)), np.arange(1003))
+    assert max(b.size for b in bs) - min(b.size for b in bs) <= 1

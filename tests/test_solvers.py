@@ -1,0 +1,132 @@
+"""Contracts of the solvers: objectives decrease, constraints hold, shapes and dtypes, and agreement
+with a direct least-squares solve where the ReLU acts as the identity."""
+
+import numpy as np
+import pytest
+
+from nmfdnn.linalg import left_pinv, right_pinv
+from nmfdnn.nmf import nmf, nmf_objective
+from nmfdnn.nonlinear_lsq import alg2_right, alg3_left, nlsq_objective_left, nlsq_objective_right
+from nmfdnn.semi_nmf import semi_nmf, semi_nmf_objective, update_w, update_z
+
+
+def rel(a, b):
+    return np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)) / np.linalg.norm(np.asarray(b, np.float64))
+
+
+def tol(bk):
+    return 1e-10 if bk.dtype == np.float64 else 1e-3
+
+
+# -- Algorithm 2 ----------------------------------------------------------------------------------
+
+def test_alg2_one_step_is_least_squares_when_relu_is_identity(bk, rng):
+    """B = X* A with X* A > 0: one step from X0 = 0 returns the least-squares solution B A^+ = X*."""
+    A = bk.asarray(rng.random((15, 300)))
+    Xstar = bk.asarray(rng.random((8, 15)) + 0.1)
+    B = Xstar @ A
+    X = alg2_right(bk, B, A, right_pinv(bk, A, 1e-14), bk.asarray(np.zeros((8, 15))), iters=1)
+    assert X.dtype == bk.dtype and X.shape == (8, 15)
+    assert rel(X, Xstar) < tol(bk) * 10
+    assert nlsq_objective_right(bk, B, X, A) < 1e-6 * nlsq_objective_right(bk, B, 0 * X, A)
+
+
+def test_alg2_decreases_objective(bk, rng):
+    A = bk.asarray(rng.random((40, 500)))
+    Xtrue = rng.standard_normal((20, 40))
+    B = bk.asarray(np.maximum(Xtrue @ A, 0) + 0.01 * rng.random((20, 500)))
+    X0 = bk.asarray(Xtrue + 0.3 * rng.standard_normal((20, 40)))
+    P = right_pinv(bk, A, 1e-14)
+    objs = [nlsq_objective_right(bk, B, X0, A)]
+    X = X0
+    for _ in range(5):
+        X = alg2_right(bk, B, A, P, X, iters=1)
+        objs.append(nlsq_objective_right(bk, B, X, A))
+    assert objs[-1] < 0.1 * objs[0]
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(objs, objs[1:]))
+    np.testing.assert_array_equal(X0, bk.asarray(X0))  # input not modified
+
+
+# -- Algorithm 3 ----------------------------------------------------------------------------------
+
+def test_alg3_one_step_is_least_squares_when_relu_is_identity(bk, rng):
+    """A >= 0 of full column rank, B = A X* with X* >= 0: one step from X0 >= 0 returns X*."""
+    A = bk.asarray(rng.random((60, 20)))
+    Xstar = bk.asarray(rng.random((20, 100)))
+    X0 = bk.asarray(rng.random((20, 100)))
+    X = alg3_left(bk, A @ Xstar, A, left_pinv(bk, A, 1e-14), X0, iters=1)
+    assert X.dtype == bk.dtype and X.shape == (20, 100)
+    assert rel(X, Xstar) < tol(bk) * 100
+
+
+def test_alg3_keeps_nonnegativity_and_decreases_objective(bk, rng):
+    A = bk.asarray(rng.standard_normal((30, 50)))
+    Xtrue = np.maximum(rng.standard_normal((50, 400)), 0)
+    offset = bk.asarray(0.1 * rng.standard_normal((30, 1)))
+    B = bk.asarray(np.maximum(A @ Xtrue + offset, 0))
+    X0 = bk.asarray(np.maximum(Xtrue + 0.3 * rng.standard_normal(Xtrue.shape), 0))
+    Ap = left_pinv(bk, A, 1e-14)
+    X = alg3_left(bk, B, A, Ap, X0, iters=10, offset=offset)
+    assert (X >= 0).all()
+    assert nlsq_objective_left(bk, B, A, X, offset) < 0.5 * nlsq_objective_left(bk, B, A, X0, offset)
+
+
+# -- semi-NMF (4) ---------------------------------------------------------------------------------
+
+def test_update_w_is_least_squares(bk64, rng):
+    Y, Z = rng.standard_normal((5, 200)), rng.random((12, 200))
+    np.testing.assert_allclose(update_w(bk64, Y, Z, 1e-14, "gram"), np.linalg.lstsq(Z.T, Y.T, rcond=None)[0].T,
+                               rtol=1e-8, atol=1e-10)
+    Wb = update_w(bk64, Y, Z, 1e-14, "svd", bias=True)
+    Za = np.vstack([Z, np.ones((1, 200))])
+    np.testing.assert_allclose(Wb, np.linalg.lstsq(Za.T, Y.T, rcond=None)[0].T, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_update_z_is_monotone_and_nonnegative(bk, rng, bias):
+    Y = bk.asarray(rng.standard_normal((6, 300)))
+    W = bk.asarray(rng.standard_normal((6, 25 + bias)))
+    Z = bk.asarray(rng.random((25, 300)))
+    objs = [semi_nmf_objective(bk, Y, W, Z, bias)]
+    for _ in range(20):
+        Z = update_z(bk, Y, W, Z, bias)
+        assert (Z >= 0).all() and Z.dtype == bk.dtype
+        objs.append(semi_nmf_objective(bk, Y, W, Z, bias))
+    assert all(b <= a * (1 + 10 * bk.eps) for a, b in zip(objs, objs[1:]))
+    assert objs[-1] < objs[0]
+
+
+def test_semi_nmf_decreases_objective(bk, rng):
+    Y = bk.asarray(rng.standard_normal((8, 400)))
+    Z0 = bk.asarray(rng.random((30, 400)))
+    W0 = bk.asarray(np.zeros((8, 30)))
+    objs = []
+    W, Z = W0, Z0
+    for _ in range(10):
+        W, Z = semi_nmf(bk, Y, W, Z, iters=1, rcond=1e-14, pinv="gram")
+        objs.append(semi_nmf_objective(bk, Y, W, Z))
+        assert (Z >= 0).all()
+    assert W.shape == (8, 30) and W.dtype == bk.dtype
+    assert all(b <= a * (1 + 1e-5) for a, b in zip(objs, objs[1:]))
+    assert objs[-1] < objs[0]
+
+
+def test_semi_nmf_zero_iterations_is_identity(bk64, rng):
+    W0, Z0 = rng.standard_normal((3, 4)), rng.random((4, 10))
+    W, Z = semi_nmf(bk64, rng.standard_normal((3, 10)), W0, Z0, iters=0, rcond=1e-14)
+    assert W is W0 and Z is Z0
+
+
+# -- NMF (9) --------------------------------------------------------------------------------------
+
+def test_nmf_decreases_objective_and_stays_nonnegative(bk, rng):
+    A = bk.asarray(rng.random((40, 10)) @ rng.random((10, 300)))
+    W, H = bk.asarray(rng.random((40, 10))), bk.asarray(rng.random((10, 300)))
+    objs = [nmf_objective(bk, A, W, H)]
+    for _ in range(10):
+        W, H = nmf(bk, A, W, H, iters=5)
+        objs.append(nmf_objective(bk, A, W, H))
+        assert (W >= 0).all() and (H >= 0).all()
+    assert all(b <= a * (1 + 1e-5) for a, b in zip(objs, objs[1:]))
+    assert objs[-1] < 0.05 * objs[0]
+    assert W.dtype == bk.dtype and H.dtype == bk.dtype
