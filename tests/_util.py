@@ -23,3 +23,17 @@ def env_without_full_error():
     env = dict(os.environ)
     env.pop("HYDRA_FULL_ERROR", None)
     return env
+
+
+def compose_train(overrides):
+    """The ``train`` config composed through Hydra's compose API, as the CLI would."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from nmfdnn.cli import conf_dir
+    from nmfdnn.config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)

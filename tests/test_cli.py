@@ -5,26 +5,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from nmfdnn.cli import conf_dir
-from nmfdnn.config import register_configs, validate
+from nmfdnn.config import validate
 from nmfdnn.errors import NmfdnnError
 from nmfdnn.train import run
 
-from _util import env_without_full_error, nmfdnn_command
+from _util import compose_train, env_without_full_error, nmfdnn_command
 
 SMALL = ["dataset=synthetic", "hidden=[16]", "epochs=2", "solver.batch_size=200", "solver.ae_samples=300",
          "solver.ae_iters=2", "progress=false"]
-
-
-def compose_train(overrides):
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
 
 
 def test_defaults_compose():
