@@ -63,6 +63,24 @@ class NMFSolverConfig:
 
 
 @dataclass
+class BPSolverConfig:
+    """Backpropagation + Adam, as the paper's baseline (Sec. 5)."""
+
+    name: str = "bp"
+    loss: str = "mse"  # mse (the paper's objective (3)) or xent (softmax cross-entropy)
+    bias: bool = True  # bias vectors (standard in TensorFlow's dense layers)
+    batch_size: int = 100  # paper: 100
+    lr: float = 1e-3  # Adam learning rate of the fine-tuning (paper: 1e-3)
+    ae_lr: float = 1e-3  # Adam learning rate of the autoencoder (paper: 1e-3 MNIST, 5e-4 CIFAR-10)
+    ae_samples: int = 5000  # autoencoder trained on this many random samples (paper: 5000)
+    ae_epochs: int = 10  # autoencoder epochs per layer over those samples (not stated in the paper)
+    beta1: float = 0.9  # TensorFlow's defaults
+    beta2: float = 0.999
+    eps: float = 1e-8
+    shuffle: bool = True
+
+
+@dataclass
 class BackendConfig:
     name: str = "numpy"
     threads: Optional[int] = None  # BLAS threads; None = library default (all cores)
@@ -89,6 +107,7 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
     cs.store(group="solver", name="base_nmf", node=NMFSolverConfig)
+    cs.store(group="solver", name="base_bp", node=BPSolverConfig)
     cs.store(group="backend", name="base_backend", node=BackendConfig)
 
 
@@ -140,5 +159,19 @@ def validate(cfg, n_train: int | None = None, n_in: int | None = None) -> None:
                 raise NmfdnnError(f"solver.batch_size={s.batch_size} is larger than the training set ({n_train} samples)")
             if s.ae_samples > n_train:
                 raise NmfdnnError(f"solver.ae_samples={s.ae_samples} is larger than the training set ({n_train} samples)")
+    elif s.name == "bp":
+        for key in ("batch_size", "ae_samples"):
+            _positive_int(s[key], f"solver.{key}")
+        if not isinstance(s.ae_epochs, int) or s.ae_epochs < 0:
+            raise NmfdnnError(f"solver.ae_epochs must be a nonnegative integer, got {s.ae_epochs!r}")
+        for key in ("lr", "ae_lr", "eps"):
+            if not s[key] > 0:
+                raise NmfdnnError(f"solver.{key} must be positive, got {s[key]!r}")
+        for key in ("beta1", "beta2"):
+            if not 0 <= s[key] < 1:
+                raise NmfdnnError(f"solver.{key} must be in [0, 1), got {s[key]!r}")
+        _choice(s.loss, "solver.loss", ["mse", "xent"])
+        if n_train is not None and s.batch_size > n_train:
+            raise NmfdnnError(f"solver.batch_size={s.batch_size} is larger than the training set ({n_train} samples)")
     else:
         raise NmfdnnError(f"unknown solver {s.name!r}")

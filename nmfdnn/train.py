@@ -10,16 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .autoencoder import pretrain
 from .backend import get_backend
 from .config import validate
 from .data import Dataset, load_dataset
 from .data.base import one_hot
-from .finetune import finetune_epoch
-from .linalg import input_svd
 from .network import evaluate
 from .progress import Reporter
 from .timers import Timers
+from .trainers import TRAINERS
 
 log = logging.getLogger("nmfdnn")
 
@@ -50,61 +48,44 @@ def blas_threads(n):
     return threadpool_limits(limits=int(n), user_api="blas")
 
 
-def batches_for_epoch(m: int, batch_size: int, rng, shuffle: bool = True):
-    """Column index sets of one epoch: ``ceil(m / batch_size)`` near-equal batches (Sec. 3.3)."""
-    n_batches = max(1, -(-m // batch_size))
-    order = rng.permutation(m) if shuffle else np.arange(m)
-    return [np.sort(J) for J in np.array_split(order, n_batches)]
-
-
 def fit(cfg, data: Dataset, reporter: Reporter | None = None) -> FitResult:
-    """Train the network of ``cfg`` on ``data`` with the NMF method (Alg. 5 then Alg. 4)."""
+    """Train the network of ``cfg`` on ``data``: the solver's pre-training, then ``cfg.epochs``
+    epochs, evaluating train and test error after pre-training and after every epoch."""
     reporter = reporter or Reporter()
-    sol = cfg.solver
     bk = get_backend(cfg.backend.name, _dtype(cfg))
     timers = Timers(bk)
     rng = np.random.default_rng(cfg.seed)
-    hidden = list(cfg.hidden)
+    bias = bool(cfg.solver.get("bias", False))
 
     X = bk.asarray(data.train.X)
     Y = bk.asarray(one_hot(data.train.labels, data.n_classes))
     X_test = bk.asarray(data.test.X)
-    m = X.shape[1]
-    n_batches = max(1, -(-m // sol.batch_size))
-    reporter.start(len(hidden), cfg.epochs, n_batches)
+    trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers)
+    reporter.start(len(cfg.hidden), cfg.epochs, trainer.n_batches)
     result = FitResult(weights=[])
 
     def record(epoch, Ws, epoch_seconds):
         t0 = time.perf_counter()
         if cfg.eval_train:
-            train_err, obj = evaluate(bk, Ws, X, data.train.labels, sol.bias)
+            train_err, obj = evaluate(bk, Ws, X, data.train.labels, bias)
         else:
             train_err, obj = float("nan"), float("nan")
-        test_err, _ = evaluate(bk, Ws, X_test, data.test.labels, sol.bias)
+        test_err, _ = evaluate(bk, Ws, X_test, data.test.labels, bias)
         result.eval_seconds += time.perf_counter() - t0
         row = dict(epoch=epoch, train_error=train_err, test_error=test_err, objective=obj,
                    epoch_seconds=epoch_seconds, seconds=result.pretrain_seconds + result.finetune_seconds)
         result.history.append(row)
         reporter.epoch_done(row)
 
-    # Algorithm 5: NMF stacked autoencoder on ae_samples random columns.
     t0 = time.perf_counter()
-    with timers("input_svd"):
-        xsvd = input_svd(bk, X, sol.input_threshold, sol.bias)
-    result.info["input_rank"] = xsvd.rank
-    log.info("input SVD: rank %d at threshold %g", xsvd.rank, sol.input_threshold)
-    J = np.sort(rng.choice(m, size=sol.ae_samples, replace=False))
-    Ws = pretrain(bk, X, Y, J, xsvd, hidden, sol, rng, timers, on_layer=reporter.layer_done)
+    Ws = trainer.pretrain(on_layer=reporter.layer_done)
     bk.synchronize()
     result.pretrain_seconds = time.perf_counter() - t0
     record(0, Ws, result.pretrain_seconds)
-
-    # Algorithm 4: alternating fine-tuning over mini-batches.
     for epoch in range(1, cfg.epochs + 1):
         reporter.epoch_start(epoch)
         t0 = time.perf_counter()
-        batches = batches_for_epoch(m, sol.batch_size, rng, sol.shuffle)
-        finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol, timers, on_batch=reporter.batch_done)
+        trainer.epoch(Ws, on_batch=reporter.batch_done)
         bk.synchronize()
         dt = time.perf_counter() - t0
         result.finetune_seconds += dt
@@ -112,6 +93,7 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None) -> FitResult:
     reporter.stop()
     result.weights = [bk.to_numpy(W) for W in Ws]
     result.phases = timers.as_dict()
+    result.info.update(trainer.info)
     return result
 
 

@@ -11,7 +11,7 @@ from nmfdnn.data.synthetic import make_synthetic
 from nmfdnn.finetune import finetune_epoch
 from nmfdnn.linalg import input_svd
 from nmfdnn.network import evaluate, forward
-from nmfdnn.train import batches_for_epoch
+from nmfdnn.trainers import batches_for_epoch
 
 
 def solver(**kw):

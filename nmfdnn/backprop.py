@@ -1,0 +1,131 @@
+"""The backpropagation + Adam baseline of the paper's Sec. 5, written on the same backend seam.
+
+Weights are stored like the NMF solver's: ``W_i`` is ``n_i x (n_{i-1} + 1)`` with the bias as last
+column when ``bias`` is on, so that :mod:`nmfdnn.network` evaluates both solvers alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .network import affine
+
+
+def glorot_uniform(bk, rng, n_out: int, n_in: int, bias: bool):
+    """Glorot and Bengio's "normalized initialization" (the paper's ref. [4]): ``U(-a, a)``,
+    ``a = sqrt(6 / (n_in + n_out))``; biases start at zero."""
+    a = math.sqrt(6.0 / (n_in + n_out))
+    W = bk.asarray(rng.uniform(-a, a, size=(n_out, n_in + int(bias))))
+    if bias:
+        W[:, -1] = 0.0
+    return W
+
+
+def loss_and_output_grad(bk, out, Y, loss: str):
+    """Loss averaged over the batch's columns and its gradient with respect to ``out``.
+
+    ``mse``: ``1/(2m) ||Y - out||_F^2`` (objective (3) per sample). ``xent``: softmax
+    cross-entropy, ``-1/m sum_j log softmax(out_j)[y_j]``.
+    """
+    xp = bk.xp
+    m = out.shape[1]
+    if loss == "mse":
+        G = out - Y
+        value = 0.5 * bk.scalar((G * G).sum()) / m
+        G /= m
+        return value, G
+    if loss == "xent":
+        shifted = out - out.max(axis=0, keepdims=True)
+        expd = xp.exp(shifted)
+        total = expd.sum(axis=0, keepdims=True)
+        logp = shifted - xp.log(total)
+        value = -bk.scalar((logp * Y).sum()) / m
+        G = expd / total
+        G -= Y
+        G /= m
+        return value, G
+    raise ValueError(f"unknown loss {loss!r}; choose mse or xent")
+
+
+def loss_and_grads(bk, Ws, X, Y, loss: str, bias: bool):
+    """Loss of the network on the columns of ``X`` and its gradients (backpropagation, [15])."""
+    xp = bk.xp
+    Zs = [X]
+    for W in Ws[:-1]:
+        U = affine(W, Zs[-1], bias)
+        Zs.append(bk.relu(U, out=U))
+    out = affine(Ws[-1], Zs[-1], bias)
+    value, G = loss_and_output_grad(bk, out, Y, loss)
+    grads = [None] * len(Ws)
+    for i in range(len(Ws) - 1, -1, -1):
+        Z = Zs[i]
+        if bias:
+            g = xp.empty_like(Ws[i])
+            xp.matmul(G, Z.T, out=g[:, :-1])
+            g[:, -1] = G.sum(axis=1)
+        else:
+            g = G @ Z.T
+        grads[i] = g
+        if i > 0:
+            Wz = Ws[i][:, :-1] if bias else Ws[i]
+            G = Wz.T @ G
+            G *= Z > 0  # ReLU'(U) = 1 where Z = f(U) > 0
+    return value, grads
+
+
+class Adam:
+    """Adam (Kingma and Ba 2015, Algorithm 1), in place on a list of parameter arrays.
+
+    ``m <- b1 m + (1 - b1) g``; ``v <- b2 v + (1 - b2) g^2``;
+    ``theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``,
+    ``v_hat = v / (1 - b2^t)``. Defaults are TensorFlow's (0.9, 0.999, 1e-8).
+    """
+
+    def __init__(self, bk, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        xp = bk.xp
+        self.bk, self.lr, self.b1, self.b2, self.eps = bk, lr, beta1, beta2, eps
+        self.m = [xp.zeros_like(p) for p in params]
+        self.v = [xp.zeros_like(p) for p in params]
+        self.tmp = [xp.empty_like(p) for p in params]
+        self.t = 0
+
+    def step(self, params, grads):
+        xp = self.bk.xp
+        self.t += 1
+        c1 = 1.0 - self.b1 ** self.t
+        c2 = 1.0 - self.b2 ** self.t
+        for p, g, m, v, tmp in zip(params, grads, self.m, self.v, self.tmp):
+            m *= self.b1
+            xp.multiply(g, 1.0 - self.b1, out=tmp)
+            m += tmp
+            v *= self.b2
+            xp.multiply(g, g, out=tmp)
+            tmp *= 1.0 - self.b2
+            v += tmp
+            # theta -= lr * (m / c1) / (sqrt(v / c2) + eps)
+            xp.multiply(v, 1.0 / c2, out=tmp)
+            xp.sqrt(tmp, out=tmp)
+            tmp += self.eps
+            xp.divide(m, tmp, out=tmp)
+            tmp *= self.lr / c1
+            p -= tmp
+
+
+def pretrain_autoencoder(bk, Z, n_out, sol, rng, bias, on_epoch=None):
+    """One layer of the stacked autoencoder trained by backprop + Adam (Sec. 5, ref. [1]).
+
+    Encoder ``f(W Z)``, linear decoder ``W' f(W Z)``, squared reconstruction error, Adam with
+    ``solver.ae_lr`` on mini-batches of ``solver.batch_size`` for ``solver.ae_epochs`` epochs.
+    Returns the encoder weights.
+    """
+    n_in, m = Z.shape
+    Ws = [glorot_uniform(bk, rng, n_out, n_in, bias), glorot_uniform(bk, rng, n_in, n_out, bias)]
+    opt = Adam(bk, Ws, sol.ae_lr, sol.beta1, sol.beta2, sol.eps)
+    for _ in range(sol.ae_epochs):
+        order = rng.permutation(m)
+        for s in range(0, m, sol.batch_size):
+            J = order[s:s + sol.batch_size]
+            ZJ = Z[:, J]
+            _, grads = loss_and_grads(bk, Ws, ZJ, ZJ, "mse", bias)
+            opt.step(Ws, grads)
+    return Ws[0]

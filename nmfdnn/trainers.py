@@ -1,0 +1,117 @@
+"""Solvers behind one small interface, so that the run loop, evaluation, outputs and timers are
+written once: ``pretrain()`` returns the initial weights, ``epoch(Ws)`` trains one epoch in place."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .autoencoder import pretrain
+from .finetune import finetune_epoch
+from .linalg import input_svd
+from .timers import NullTimers
+
+log = logging.getLogger("nmfdnn")
+
+
+def batches_for_epoch(m: int, batch_size: int, rng, shuffle: bool = True):
+    """Column index sets of one epoch: ``ceil(m / batch_size)`` near-equal batches (Sec. 3.3)."""
+    n_batches = max(1, -(-m // batch_size))
+    order = rng.permutation(m) if shuffle else np.arange(m)
+    return [np.sort(J) for J in np.array_split(order, n_batches)]
+
+
+class NMFTrainer:
+    """The paper's method: Algorithm 5 (NMF autoencoder) then Algorithm 4 per epoch."""
+
+    def __init__(self, bk, cfg, X, Y, rng, timers=None):
+        self.bk, self.sol, self.hidden = bk, cfg.solver, list(cfg.hidden)
+        self.X, self.Y, self.rng = X, Y, rng
+        self.timers = timers or NullTimers()
+        self.info: dict = {}
+        self.xsvd = None
+
+    @property
+    def n_batches(self) -> int:
+        return max(1, -(-self.X.shape[1] // self.sol.batch_size))
+
+    def _input_svd(self):
+        if self.xsvd is None:
+            with self.timers("input_svd"):
+                self.xsvd = input_svd(self.bk, self.X, self.sol.input_threshold, self.sol.bias)
+            self.info["input_rank"] = self.xsvd.rank
+            log.info("input SVD: rank %d at threshold %g", self.xsvd.rank, self.sol.input_threshold)
+        return self.xsvd
+
+    def pretrain(self, on_layer=None):
+        xsvd = self._input_svd()
+        J = np.sort(self.rng.choice(self.X.shape[1], size=self.sol.ae_samples, replace=False))
+        return pretrain(self.bk, self.X, self.Y, J, xsvd, self.hidden, self.sol, self.rng, self.timers, on_layer)
+
+    def epoch(self, Ws, on_batch=None):
+        batches = batches_for_epoch(self.X.shape[1], self.sol.batch_size, self.rng, self.sol.shuffle)
+        finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.sol, self.timers, on_batch)
+
+
+class BPTrainer:
+    """Backpropagation with Adam (Sec. 5's baseline): autoencoder pre-training, then fine-tuning."""
+
+    def __init__(self, bk, cfg, X, Y, rng, timers=None):
+        self.bk, self.sol, self.hidden = bk, cfg.solver, list(cfg.hidden)
+        self.X, self.Y, self.rng = X, Y, rng
+        self.timers = timers or NullTimers()
+        self.info: dict = {}
+        self.opt = None
+
+    @property
+    def n_batches(self) -> int:
+        return max(1, -(-self.X.shape[1] // self.sol.batch_size))
+
+    def pretrain(self, on_layer=None):
+        from .backprop import glorot_uniform, pretrain_autoencoder
+
+        bk, sol, bias = self.bk, self.sol, self.sol.bias
+        n_prev = self.X.shape[0]
+        Ws = []
+        if sol.ae_epochs > 0:
+            J = np.sort(self.rng.choice(self.X.shape[1], size=min(sol.ae_samples, self.X.shape[1]), replace=False))
+            Z = self.X[:, J]
+        for i, n in enumerate(self.hidden):
+            with self.timers("ae_backprop"):
+                if sol.ae_epochs > 0:
+                    W = pretrain_autoencoder(bk, Z, n, sol, self.rng, bias)
+                    from .network import affine
+
+                    Z = affine(W, Z, bias)
+                    bk.relu(Z, out=Z)
+                else:
+                    W = glorot_uniform(bk, self.rng, n, n_prev, bias)
+            Ws.append(W)
+            n_prev = n
+            if on_layer is not None:
+                on_layer(i)
+        Ws.append(glorot_uniform(bk, self.rng, self.Y.shape[0], n_prev, bias))
+        return Ws
+
+    def epoch(self, Ws, on_batch=None):
+        from .backprop import Adam, loss_and_grads
+
+        sol = self.sol
+        if self.opt is None:
+            self.opt = Adam(self.bk, Ws, sol.lr, sol.beta1, sol.beta2, sol.eps)
+        m = self.X.shape[1]
+        order = self.rng.permutation(m) if sol.shuffle else np.arange(m)
+        for b, s in enumerate(range(0, m, sol.batch_size)):
+            J = order[s:s + sol.batch_size]
+            with self.timers("gather"):
+                XJ, YJ = self.X[:, J], self.Y[:, J]
+            with self.timers("backprop"):
+                _, grads = loss_and_grads(self.bk, Ws, XJ, YJ, sol.loss, sol.bias)
+            with self.timers("adam"):
+                self.opt.step(Ws, grads)
+            if on_batch is not None:
+                on_batch(b)
+
+
+TRAINERS = {"nmf": NMFTrainer, "bp": BPTrainer}

@@ -1,0 +1,65 @@
+"""The backprop baseline: gradients against finite differences, Adam against the textbook."""
+
+import numpy as np
+import pytest
+
+from nmfdnn.backprop import Adam, glorot_uniform, loss_and_grads
+from nmfdnn.data.base import one_hot
+
+
+@pytest.mark.parametrize("loss", ["mse", "xent"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_gradients_match_central_differences(bk64, loss, bias):
+    rng = np.random.default_rng(3)
+    sizes = [6, 5, 4, 3]
+    Ws = [rng.standard_normal((sizes[i + 1], sizes[i] + bias)) for i in range(3)]
+    X = rng.random((6, 9))
+    Y = one_hot(rng.integers(0, 3, 9), 3)
+    _, grads = loss_and_grads(bk64, Ws, X, Y, loss, bias)
+    h = 1e-6
+    for i, W in enumerate(Ws):
+        num = np.zeros_like(W)
+        for idx in np.ndindex(W.shape):
+            old = W[idx]
+            W[idx] = old + h
+            fp, _ = loss_and_grads(bk64, Ws, X, Y, loss, bias)
+            W[idx] = old - h
+            fm, _ = loss_and_grads(bk64, Ws, X, Y, loss, bias)
+            W[idx] = old
+            num[idx] = (fp - fm) / (2 * h)
+        err = np.linalg.norm(grads[i] - num) / np.linalg.norm(num)
+        assert err < 1e-6, (i, err)
+
+
+def test_adam_matches_hand_computed_steps(bk64):
+    """Two steps of Kingma and Ba's Algorithm 1 on a 2-vector, computed by hand:
+    g1 = (1, -2): m = (0.1, -0.2), v = (0.001, 0.004), m_hat = (1, -2), v_hat = (1, 4),
+    theta = (1, 1) - 0.1 * (1/(1+eps), -2/(2+eps)) = (0.9, 1.1) up to eps.
+    g2 = (0.5, 0.5): m = (0.14, -0.13), v = (0.0012490, 0.0042460); t = 2."""
+    p = [np.array([1.0, 1.0])]
+    opt = Adam(bk64, p, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8)
+    opt.step(p, [np.array([1.0, -2.0])])
+    np.testing.assert_allclose(p[0], [0.9, 1.1], rtol=0, atol=1e-8)
+    opt.step(p, [np.array([0.5, 0.5])])
+    m = np.array([0.9 * 0.1 + 0.1 * 0.5, 0.9 * -0.2 + 0.1 * 0.5])
+    v = np.array([0.999 * 0.001 + 0.001 * 0.25, 0.999 * 0.004 + 0.001 * 0.25])
+    np.testing.assert_allclose(opt.m[0], [0.14, -0.13], atol=1e-15)
+    np.testing.assert_allclose(opt.v[0], v, atol=1e-15)
+    m_hat, v_hat = m / (1 - 0.9 ** 2), v / (1 - 0.999 ** 2)
+    expect = np.array([0.9, 1.1]) - 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8)
+    np.testing.assert_allclose(p[0], expect, rtol=0, atol=1e-7)
+
+
+def test_glorot_range_and_zero_bias(bk64, rng):
+    W = glorot_uniform(bk64, rng, 300, 200, bias=True)
+    a = np.sqrt(6 / 500)
+    assert W.shape == (300, 201) and np.abs(W[:, :-1]).max() <= a and (W[:, -1] == 0).all()
+    assert np.abs(W[:, :-1]).max() > 0.95 * a
+
+
+def test_float32_gradients_keep_dtype(bk):
+    rng = np.random.default_rng(0)
+    Ws = [bk.asarray(rng.standard_normal((4, 6))), bk.asarray(rng.standard_normal((3, 5)))]
+    _, grads = loss_and_grads(bk, Ws, bk.asarray(rng.random((5, 7))), bk.asarray(one_hot(np.arange(7) % 3, 3)),
+                              "xent", True)
+    assert [g.dtype for g in grads] == [bk.dtype, bk.dtype] and [g.shape for g in grads] == [(4, 6), (3, 5)]
