@@ -57,8 +57,9 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None) -> FitResult:
     rng = np.random.default_rng(cfg.seed)
     bias = bool(cfg.solver.get("bias", False))
 
-    X = bk.asarray(data.train.X)
-    Y = bk.asarray(one_hot(data.train.labels, data.n_classes))
+    # Columns (samples) contiguous: a mini-batch X(:, J) is then a fast gather of whole columns.
+    X = bk.xp.asfortranarray(bk.asarray(data.train.X))
+    Y = bk.xp.asfortranarray(bk.asarray(one_hot(data.train.labels, data.n_classes)))
     X_test = bk.asarray(data.test.X)
     trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers)
     reporter.start(len(cfg.hidden), cfg.epochs, trainer.n_batches)
