@@ -19,6 +19,8 @@ usage: nmfdnn COMMAND [ARGS]
 commands:
   train [OVERRIDES]      train a network (Hydra app: `nmfdnn train --help` lists the config groups;
                          `-m` runs a multirun sweep, e.g. `nmfdnn train -m seed=0,1,2 hidden=[500],[1000,500]`)
+  resume RUN_DIR         continue a killed or interrupted run from its last checkpoint
+                         (same as `nmfdnn train <its overrides> resume=true hydra.run.dir=RUN_DIR`)
   fetch mnist            download, verify and cache the MNIST files (data_dir=... or $NMFDNN_DATA)
 
 options:
@@ -60,19 +62,24 @@ def _train(args: list[str], debug: bool) -> int:
     @hydra.main(version_base="1.3", config_path=path, config_name="train")
     def task(cfg):
         from .progress import Reporter, RichReporter
-        from .train import run
+        from .train import Interrupted, run
 
         hc = HydraConfig.get()
         reporter = RichReporter() if cfg.progress and sys.stderr.isatty() else Reporter()
         try:
             metrics = run(cfg, hc.runtime.output_dir, reporter)
+        except Interrupted as e:
+            hint = f"resume with: nmfdnn resume {hc.runtime.output_dir}"
+            if hc.mode == RunMode.MULTIRUN:
+                hint = "resume with the same sweep command, the same hydra.sweep.dir and resume=true"
+            raise SystemExit(error(f"{e}; {hint}", 130)) from None
         except NmfdnnError as e:
             reporter.stop()
             if debug:
                 raise
-            log.error("%s", e)
             if hc.mode == RunMode.MULTIRUN:
-                return None  # the sweep goes on; this job has no metrics.json
+                log.error("%s", e)
+                return None  # the sweep goes on; this job has no finished metrics.json
             raise SystemExit(error(str(e))) from None
         except KeyboardInterrupt:
             reporter.stop()
@@ -122,6 +129,20 @@ def _fetch(args: list[str]) -> int:
     return 0
 
 
+def _resume(args: list[str], debug: bool) -> int:
+    if len(args) < 1 or args[0].startswith("-"):
+        return error("usage: nmfdnn resume RUN_DIR [OVERRIDES]")
+    run_dir = Path(args[0])
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    if not overrides_file.is_file():
+        return error(f"{run_dir} is not a run directory of nmfdnn train (no .hydra/overrides.yaml)")
+    from omegaconf import OmegaConf
+
+    saved = [str(o) for o in OmegaConf.load(overrides_file)
+             if not str(o).startswith(("resume=", "hydra.run.dir="))]
+    return _train([*saved, *args[1:], "resume=true", f"hydra.run.dir={run_dir}"], debug)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -135,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         print(__version__)
         return 0
     cmd, args = argv[0], argv[1:]
-    commands = {"train": lambda: _train(args, debug), "fetch": lambda: _fetch(args)}
+    commands = {"train": lambda: _train(args, debug), "resume": lambda: _resume(args, debug),
+                "fetch": lambda: _fetch(args)}
     if cmd not in commands:
         return error(f"unknown command {cmd!r}; commands: {', '.join(commands)} (see nmfdnn --help)")
     try:

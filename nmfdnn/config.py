@@ -98,6 +98,8 @@ class TrainConfig:
     eval_train: bool = True  # evaluate the full training set after every epoch
     progress: bool = True  # rich progress bars
     save_model: bool = True
+    checkpoint: bool = True  # save checkpoint.npz after pre-training and after every epoch
+    resume: bool = False  # continue from checkpoint.npz in the run directory (a finished run: no-op)
 
 
 def register_configs() -> None:
@@ -156,9 +158,11 @@ def validate(cfg, n_train: int | None = None, n_in: int | None = None) -> None:
         _choice(s.output_init, "solver.output_init", ["lstsq", "zeros"])
         if n_train is not None:
             if s.batch_size > n_train:
-                raise NmfdnnError(f"solver.batch_size={s.batch_size} is larger than the training set ({n_train} samples)")
+                raise NmfdnnError(f"solver.batch_size={s.batch_size} is larger than the training set ({n_train} samples); "
+                                  f"set solver.batch_size={n_train} or less")
             if s.ae_samples > n_train:
-                raise NmfdnnError(f"solver.ae_samples={s.ae_samples} is larger than the training set ({n_train} samples)")
+                raise NmfdnnError(f"solver.ae_samples={s.ae_samples} is larger than the training set ({n_train} samples); "
+                                  f"set solver.ae_samples={n_train} or less")
     elif s.name == "bp":
         for key in ("batch_size", "ae_samples"):
             _positive_int(s[key], f"solver.{key}")
@@ -172,6 +176,7 @@ def validate(cfg, n_train: int | None = None, n_in: int | None = None) -> None:
                 raise NmfdnnError(f"solver.{key} must be in [0, 1), got {s[key]!r}")
         _choice(s.loss, "solver.loss", ["mse", "xent"])
         if n_train is not None and s.batch_size > n_train:
-            raise NmfdnnError(f"solver.batch_size={s.batch_size} is larger than the training set ({n_train} samples)")
+            raise NmfdnnError(f"solver.batch_size={s.batch_size} is larger than the training set ({n_train} samples); "
+                              f"set solver.batch_size={n_train} or less")
     else:
         raise NmfdnnError(f"unknown solver {s.name!r}")

@@ -49,10 +49,13 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
     check_finite(bk, Ws[0], "weights W_1 after Algorithm 2", _REMEDY)
 
 
-def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol, timers=None, on_batch=None):
-    """One epoch of Algorithm 4: :func:`finetune_batch` over the column index sets ``batches``."""
+def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol, timers=None, on_batch=None, start_batch: int = 0):
+    """One epoch of Algorithm 4: :func:`finetune_batch` over the column index sets ``batches``
+    (from ``batches[start_batch]`` on, when a resumed epoch already did the first ones)."""
     timers = timers or NullTimers()
     for b, J in enumerate(batches):
+        if b < start_batch:
+            continue
         with timers("batch_pinv"):
             X_pinv = batch_input_pinv(bk, xsvd, J, sol.input_pinv)
         with timers("gather"):

@@ -47,6 +47,25 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(_clean(obj), indent=2) + "\n").encode())
 
 
+def write_status(out_dir, cfg, status: str, message: str) -> dict:
+    """``metrics.json`` of a run that did not finish (interrupted or failed), with the history so far
+    (from the checkpoint, if any). No ``model.npz`` is written for such a run."""
+    out = Path(out_dir)
+    history = []
+    ck = out / "checkpoint.npz"
+    if ck.exists():
+        from .checkpoint import load_checkpoint
+
+        try:
+            history = load_checkpoint(ck).history
+        except Exception:  # a broken checkpoint must not hide the real error
+            history = []
+    metrics = {"status": status, "error": message, "solver": cfg.solver.name, "hidden": list(cfg.hidden),
+               "seed": cfg.seed, "history": history}
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
 def write_run(out_dir, cfg, data, result) -> dict:
     """Write the run's files into ``out_dir`` and return the metrics dictionary."""
     out = Path(out_dir)
@@ -81,6 +100,11 @@ def write_run(out_dir, cfg, data, result) -> dict:
     for row in result.history:
         w.writerow(row)
     atomic_write_bytes(out / "history.csv", buf.getvalue().encode())
+    for i, W in enumerate(result.weights):
+        if not np.isfinite(W).all():  # never write non-finite weights
+            from .errors import NumericalError
+
+            raise NumericalError(f"non-finite values in the final weights W_{i + 1}")
     if cfg.get("save_model", True):
         mbuf = io.BytesIO()
         np.savez(mbuf, **{f"W{i + 1}": W for i, W in enumerate(result.weights)},

@@ -1,25 +1,52 @@
-"""A run: compose config -> load data -> pre-train -> fine-tune -> evaluate -> write outputs."""
+"""A run: compose config -> load data -> pre-train -> fine-tune -> evaluate -> write outputs.
+
+Checkpoints after pre-training and after every epoch make a run resumable (``resume=true``);
+SIGINT/SIGTERM finish the current batch, checkpoint, and stop with ``status: interrupted``.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
+import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from .backend import get_backend
+from .checkpoint import CHECKPOINT, Checkpoint, config_differences, load_checkpoint, save_checkpoint
 from .config import validate
 from .data import Dataset, load_dataset
 from .data.base import one_hot
+from .errors import NmfdnnError, NumericalError
 from .network import evaluate
 from .progress import Reporter
 from .timers import Timers
 from .trainers import TRAINERS
 
 log = logging.getLogger("nmfdnn")
+
+
+class Interrupted(NmfdnnError):
+    """The run stopped on a signal after saving a checkpoint."""
+
+
+@dataclass
+class StopFlag:
+    """Set by a signal handler; the training loop checks it after every batch."""
+
+    requested: bool = False
+    signal: str = ""
+
+
+class _StopAfterBatch(Exception):
+    def __init__(self, batch: int):
+        self.batch = batch
 
 
 @dataclass
@@ -39,6 +66,10 @@ def _dtype(cfg) -> str:
     return cfg.dtype.value if hasattr(cfg.dtype, "value") else str(cfg.dtype)
 
 
+def config_dict(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
 def blas_threads(n):
     """Cap BLAS threads for this process's numerical work (None: library default)."""
     if n is None:
@@ -48,21 +79,26 @@ def blas_threads(n):
     return threadpool_limits(limits=int(n), user_api="blas")
 
 
-def fit(cfg, data: Dataset, reporter: Reporter | None = None) -> FitResult:
+def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop: StopFlag | None = None) -> FitResult:
     """Train the network of ``cfg`` on ``data``: the solver's pre-training, then ``cfg.epochs``
-    epochs, evaluating train and test error after pre-training and after every epoch."""
+    epochs, evaluating train and test error after pre-training and after every epoch.
+
+    With ``run_dir`` and ``cfg.checkpoint``, a checkpoint is saved after pre-training and after every
+    epoch; with ``cfg.resume`` the run continues from it.
+    """
     reporter = reporter or Reporter()
     bk = get_backend(cfg.backend.name, _dtype(cfg))
     timers = Timers(bk)
     rng = np.random.default_rng(cfg.seed)
     bias = bool(cfg.solver.get("bias", False))
+    ck_path = Path(run_dir) / CHECKPOINT if run_dir is not None and cfg.get("checkpoint", True) else None
+    cfg_plain = config_dict(cfg)
 
     # Columns (samples) contiguous: a mini-batch X(:, J) is then a fast gather of whole columns.
     X = bk.xp.asfortranarray(bk.asarray(data.train.X))
     Y = bk.xp.asfortranarray(bk.asarray(one_hot(data.train.labels, data.n_classes)))
     X_test = bk.asarray(data.test.X)
     trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers)
-    reporter.start(len(cfg.hidden), cfg.epochs, trainer.n_batches)
     result = FitResult(weights=[])
 
     def record(epoch, Ws, epoch_seconds):
@@ -78,32 +114,127 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None) -> FitResult:
         result.history.append(row)
         reporter.epoch_done(row)
 
-    t0 = time.perf_counter()
-    Ws = trainer.pretrain(on_layer=reporter.layer_done)
-    bk.synchronize()
-    result.pretrain_seconds = time.perf_counter() - t0
-    record(0, Ws, result.pretrain_seconds)
-    for epoch in range(1, cfg.epochs + 1):
-        reporter.epoch_start(epoch)
-        t0 = time.perf_counter()
-        trainer.epoch(Ws, on_batch=reporter.batch_done)
-        bk.synchronize()
-        dt = time.perf_counter() - t0
-        result.finetune_seconds += dt
-        record(epoch, Ws, dt)
-    reporter.stop()
+    def checkpoint(Ws, epoch, next_batch, rng_state, partial=0.0):
+        if ck_path is None:
+            return
+        seconds = dict(pretrain=result.pretrain_seconds, finetune=result.finetune_seconds,
+                       eval=result.eval_seconds, partial_epoch=partial)
+        save_checkpoint(ck_path, Checkpoint(
+            weights=[bk.to_numpy(W) for W in Ws], epoch=epoch, next_batch=next_batch, rng_state=rng_state,
+            history=result.history, seconds=seconds, config=cfg_plain, solver_arrays=trainer.state_arrays(),
+            phases=timers.as_dict()))
+
+    ck = None
+    if cfg.get("resume", False) and ck_path is not None and ck_path.exists():
+        ck = load_checkpoint(ck_path)
+        diffs = config_differences(ck.config, cfg_plain)
+        if diffs:
+            raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
+                              "use a new run directory or the same overrides")
+
+    reporter.start(len(cfg.hidden), cfg.epochs, trainer.n_batches)
+    try:
+        if ck is not None:
+            Ws = [bk.asarray(W) for W in ck.weights]
+            trainer.load_state_arrays(ck.solver_arrays, Ws)
+            rng.bit_generator.state = ck.rng_state
+            result.history = list(ck.history)
+            result.pretrain_seconds = ck.seconds["pretrain"]
+            result.finetune_seconds = ck.seconds["finetune"]
+            result.eval_seconds = ck.seconds["eval"]
+            for k, v in ck.phases.items():
+                timers.seconds[k] = v
+            start_epoch, start_batch, partial = ck.epoch + 1, ck.next_batch, ck.seconds.get("partial_epoch", 0.0)
+            log.info("resuming from %s: epoch %d, batch %d", ck_path, start_epoch, start_batch)
+        else:
+            t0 = time.perf_counter()
+            Ws = trainer.pretrain(on_layer=reporter.layer_done)
+            bk.synchronize()
+            result.pretrain_seconds = time.perf_counter() - t0
+            record(0, Ws, result.pretrain_seconds)
+            checkpoint(Ws, 0, 0, rng.bit_generator.state)
+            start_epoch, start_batch, partial = 1, 0, 0.0
+            if stop is not None and stop.requested:
+                raise Interrupted(f"interrupted ({stop.signal}) after pre-training; checkpoint saved")
+
+        def on_batch(b):
+            reporter.batch_done(b)
+            if stop is not None and stop.requested:
+                raise _StopAfterBatch(b)
+
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            reporter.epoch_start(epoch)
+            epoch_state = rng.bit_generator.state
+            t0 = time.perf_counter()
+            try:
+                trainer.epoch(Ws, on_batch=on_batch, start_batch=start_batch)
+            except _StopAfterBatch as s:
+                bk.synchronize()
+                checkpoint(Ws, epoch - 1, s.batch + 1, epoch_state, partial + time.perf_counter() - t0)
+                raise Interrupted(f"interrupted ({stop.signal}) in epoch {epoch} after batch {s.batch + 1} of "
+                                  f"{trainer.n_batches}; checkpoint saved") from None
+            bk.synchronize()
+            dt = partial + time.perf_counter() - t0
+            start_batch, partial = 0, 0.0
+            result.finetune_seconds += dt
+            record(epoch, Ws, dt)
+            checkpoint(Ws, epoch, 0, rng.bit_generator.state)
+    finally:
+        reporter.stop()
     result.weights = [bk.to_numpy(W) for W in Ws]
     result.phases = timers.as_dict()
     result.info.update(trainer.info)
     return result
 
 
+@contextmanager
+def stop_on_signals(stop: StopFlag):
+    """SIGINT/SIGTERM set ``stop`` (the loop then checkpoints after the current batch); a second
+    signal aborts at once. Only in the main thread; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested, stop.signal = True, name
+        log.warning("%s: finishing the current batch, then saving a checkpoint (again to abort at once)", name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def finished_metrics(run_dir) -> dict | None:
+    """The metrics of a finished run in ``run_dir``, or None."""
+    p = Path(run_dir) / "metrics.json"
+    try:
+        m = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return m if m.get("status") == "finished" else None
+
+
 def run(cfg, out_dir: str | Path, reporter: Reporter | None = None) -> dict:
     """The whole run of ``nmfdnn train``; returns the metrics written to ``metrics.json``."""
-    from .outputs import write_run
+    from .outputs import write_run, write_status
 
     validate(cfg)
     get_backend(cfg.backend.name, _dtype(cfg))  # fail before loading data if the backend is missing
+    if cfg.get("resume", False):
+        done = finished_metrics(out_dir)
+        if done is not None:
+            saved = OmegaConf.load(Path(out_dir) / "config.yaml") if (Path(out_dir) / "config.yaml").exists() else None
+            diffs = config_differences(OmegaConf.to_container(saved), config_dict(cfg)) if saved is not None else []
+            if diffs:
+                raise NmfdnnError(f"{out_dir} holds a finished run with another config ({'; '.join(diffs[:3])})")
+            log.info("%s already finished; nothing to do", out_dir)
+            return done
     t_start = time.perf_counter()
     t0 = time.perf_counter()
     data = load_dataset(cfg.dataset)
@@ -111,8 +242,16 @@ def run(cfg, out_dir: str | Path, reporter: Reporter | None = None) -> dict:
     validate(cfg, n_train=data.train.m, n_in=data.n_in)
     log.info("data %s: %d train, %d test samples, %d features, %d classes", data.name, data.train.m,
              data.test.m, data.n_in, data.n_classes)
-    with blas_threads(cfg.backend.get("threads")):
-        result = fit(cfg, data, reporter)
+    stop = StopFlag()
+    try:
+        with blas_threads(cfg.backend.get("threads")), stop_on_signals(stop):
+            result = fit(cfg, data, reporter, run_dir=out_dir, stop=stop)
+    except Interrupted as e:
+        write_status(out_dir, cfg, "interrupted", str(e))
+        raise
+    except NumericalError as e:
+        write_status(out_dir, cfg, "failed", str(e))
+        raise
     result.info["load_seconds"] = load_seconds
     result.info["total_seconds"] = time.perf_counter() - t_start
     return write_run(out_dir, cfg, data, result)

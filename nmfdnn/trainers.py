@@ -49,9 +49,17 @@ class NMFTrainer:
         J = np.sort(self.rng.choice(self.X.shape[1], size=self.sol.ae_samples, replace=False))
         return pretrain(self.bk, self.X, self.Y, J, xsvd, self.hidden, self.sol, self.rng, self.timers, on_layer)
 
-    def epoch(self, Ws, on_batch=None):
+    def epoch(self, Ws, on_batch=None, start_batch: int = 0):
+        """One epoch of Algorithm 4; ``start_batch`` skips the batches a resumed epoch already did."""
         batches = batches_for_epoch(self.X.shape[1], self.sol.batch_size, self.rng, self.sol.shuffle)
-        finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.sol, self.timers, on_batch)
+        finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.sol, self.timers, on_batch,
+                       start_batch)
+
+    def state_arrays(self) -> dict:
+        return {}  # the input SVD is recomputed (deterministically) on resume
+
+    def load_state_arrays(self, arrays: dict, Ws) -> None:
+        pass
 
 
 class BPTrainer:
@@ -94,22 +102,48 @@ class BPTrainer:
         Ws.append(glorot_uniform(bk, self.rng, self.Y.shape[0], n_prev, bias))
         return Ws
 
-    def epoch(self, Ws, on_batch=None):
-        from .backprop import Adam, loss_and_grads
+    def _optimizer(self, Ws):
+        from .backprop import Adam
+
+        if self.opt is None:
+            sol = self.sol
+            self.opt = Adam(self.bk, Ws, sol.lr, sol.beta1, sol.beta2, sol.eps)
+        return self.opt
+
+    def state_arrays(self) -> dict:
+        if self.opt is None:
+            return {}
+        out = {"adam_t": np.asarray(self.opt.t)}
+        for i, (m, v) in enumerate(zip(self.opt.m, self.opt.v)):
+            out[f"adam_m{i}"] = self.bk.to_numpy(m)
+            out[f"adam_v{i}"] = self.bk.to_numpy(v)
+        return out
+
+    def load_state_arrays(self, arrays: dict, Ws) -> None:
+        if "adam_t" not in arrays:
+            return
+        opt = self._optimizer(Ws)
+        opt.t = int(arrays["adam_t"])
+        opt.m = [self.bk.asarray(arrays[f"adam_m{i}"]) for i in range(len(Ws))]
+        opt.v = [self.bk.asarray(arrays[f"adam_v{i}"]) for i in range(len(Ws))]
+
+    def epoch(self, Ws, on_batch=None, start_batch: int = 0):
+        from .backprop import loss_and_grads
 
         sol = self.sol
-        if self.opt is None:
-            self.opt = Adam(self.bk, Ws, sol.lr, sol.beta1, sol.beta2, sol.eps)
+        opt = self._optimizer(Ws)
         m = self.X.shape[1]
         order = self.rng.permutation(m) if sol.shuffle else np.arange(m)
         for b, s in enumerate(range(0, m, sol.batch_size)):
+            if b < start_batch:
+                continue
             J = order[s:s + sol.batch_size]
             with self.timers("gather"):
                 XJ, YJ = self.X[:, J], self.Y[:, J]
             with self.timers("backprop"):
                 _, grads = loss_and_grads(self.bk, Ws, XJ, YJ, sol.loss, sol.bias)
             with self.timers("adam"):
-                self.opt.step(Ws, grads)
+                opt.step(Ws, grads)
             if on_batch is not None:
                 on_batch(b)
 

@@ -1,0 +1,100 @@
+"""Kill a training run with SIGKILL at a random moment, resume it, and compare the result with an
+uninterrupted run of the same config: history (errors, objective) and weights must be identical.
+
+Run by the test suite; also a script: ``python tests/kill_resume.py --trials 5 --solver nmf``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SOLVER_ARGS = {
+    "nmf": ["solver=nmf", "solver.batch_size=300", "solver.ae_samples=600", "solver.ae_iters=2", "solver.lsq_iters=2"],
+    "bp": ["solver=bp", "solver.batch_size=50", "solver.ae_samples=600", "solver.ae_epochs=2"],
+}
+
+
+def command():
+    exe = Path(sys.executable).parent / "nmfdnn"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "nmfdnn.cli"]
+
+
+def train_args(solver: str, run_dir: Path) -> list[str]:
+    return ["train", "dataset=synthetic", "dataset.n_train=6000", "dataset.n_features=100", "dataset.n_classes=5",
+            "hidden=[120,60]", "epochs=8", "backend.threads=1", "progress=false", *SOLVER_ARGS[solver],
+            f"hydra.run.dir={run_dir}"]
+
+
+def comparable(run_dir: Path):
+    m = json.loads((run_dir / "metrics.json").read_text())
+    hist = [(r["epoch"], r["train_error"], r["test_error"], r["objective"]) for r in m["history"]]
+    with np.load(run_dir / "model.npz") as z:
+        weights = {k: z[k].copy() for k in z.files}
+    return m["status"], hist, weights
+
+
+def trial(solver: str, work: Path, rng: random.Random, reference, ref_seconds: float, env) -> dict:
+    run_dir = work / f"killed-{rng.randrange(10**9)}"
+    delay = rng.uniform(0.25 * ref_seconds, ref_seconds)
+    p = subprocess.Popen(command() + train_args(solver, run_dir), env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    killed = p.poll() is None
+    if killed:
+        os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    had_checkpoint = (run_dir / "checkpoint.npz").exists()
+    if (run_dir / ".hydra" / "overrides.yaml").exists():
+        r = subprocess.run(command() + ["resume", str(run_dir)], env=env, capture_output=True, text=True)
+    else:  # killed before Hydra wrote anything: rerunning the same command is the resume
+        r = subprocess.run(command() + train_args(solver, run_dir) + ["resume=true"], env=env, capture_output=True,
+                           text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"resume failed: {r.stderr}")
+    status, hist, weights = comparable(run_dir)
+    same = status == "finished" and hist == reference[1] and weights.keys() == reference[2].keys() and all(
+        np.array_equal(weights[k], reference[2][k]) for k in weights)
+    return dict(delay=round(delay, 2), killed=killed, had_checkpoint=had_checkpoint, identical=same)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--solver", choices=sorted(SOLVER_ARGS), default="nmf")
+    ap.add_argument("--seed", type=int, default=None)
+    a = ap.parse_args(argv)
+    results = run_trials(a.solver, a.trials, a.seed)
+    for r in results:
+        print(r)
+    ok = all(r["identical"] for r in results)
+    print(f"{sum(r['identical'] for r in results)} of {len(results)} resumed runs identical to the uninterrupted run")
+    return 0 if ok else 1
+
+
+def run_trials(solver: str, trials: int, seed=None, work: Path | None = None):
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(work or tmp)
+        ref_dir = work / "reference"
+        t0 = time.perf_counter()
+        subprocess.run(command() + train_args(solver, ref_dir), env=env, check=True, capture_output=True)
+        ref_seconds = time.perf_counter() - t0
+        reference = comparable(ref_dir)
+        return [trial(solver, work, rng, reference, ref_seconds, env) for _ in range(trials)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
