@@ -21,6 +21,8 @@ commands:
                          `-m` runs a multirun sweep, e.g. `nmfdnn train -m seed=0,1,2 hidden=[500],[1000,500]`)
   resume RUN_DIR         continue a killed or interrupted run from its last checkpoint
                          (same as `nmfdnn train <its overrides> resume=true hydra.run.dir=RUN_DIR`)
+  eval RUN_DIR [OVERRIDES]
+                         error rates of a trained run on its data set (or another: dataset=...)
   fetch mnist            download, verify and cache the MNIST files (data_dir=... or $NMFDNN_DATA)
 
 options:
@@ -129,6 +131,20 @@ def _fetch(args: list[str]) -> int:
     return 0
 
 
+def _eval(args: list[str]) -> int:
+    if not args or args[0].startswith("-"):
+        print("usage: nmfdnn eval RUN_DIR [OVERRIDES]   (e.g. dataset=idx dataset.test_images=...)")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    from rich.console import Console
+
+    from .evaluate_run import evaluate_run
+
+    r = evaluate_run(Path(args[0]), args[1:])
+    Console().print(f"{r['dataset']}: train error {r['train_error']:.2f} %  test error {r['test_error']:.2f} %  "
+                    f"({r['n_train']} / {r['n_test']} samples); written to {Path(args[0]) / 'eval.json'}")
+    return 0
+
+
 def _resume(args: list[str], debug: bool) -> int:
     if len(args) < 1 or args[0].startswith("-"):
         return error("usage: nmfdnn resume RUN_DIR [OVERRIDES]")
@@ -157,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cmd, args = argv[0], argv[1:]
     commands = {"train": lambda: _train(args, debug), "resume": lambda: _resume(args, debug),
-                "fetch": lambda: _fetch(args)}
+                "eval": lambda: _eval(args), "fetch": lambda: _fetch(args)}
     if cmd not in commands:
         return error(f"unknown command {cmd!r}; commands: {', '.join(commands)} (see nmfdnn --help)")
     try:

@@ -1,0 +1,62 @@
+"""``nmfdnn eval RUN_DIR [OVERRIDES]``: apply a trained run to a data set and report its error rates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from .errors import NmfdnnError
+
+
+def compose_run_config(run_dir: Path, overrides: list[str]):
+    """The run's config, recomposed from its recorded overrides plus ``overrides`` (e.g. dataset=idx)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from .cli import conf_dir
+    from .config import register_configs
+
+    recorded = run_dir / ".hydra" / "overrides.yaml"
+    saved = [str(o) for o in OmegaConf.load(recorded)] if recorded.is_file() else []
+    saved = [o for o in saved if not o.startswith(("resume=", "hydra."))]
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*saved, *overrides])
+    if not recorded.is_file():  # a run directory without Hydra's record: trust its config.yaml
+        cfg = OmegaConf.merge(cfg, OmegaConf.load(run_dir / "config.yaml"), OmegaConf.from_dotlist(overrides))
+    return cfg
+
+
+def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
+    """Error rates (%) of the run's ``model.npz`` on the (possibly overridden) data set, computed by
+    the same :func:`nmfdnn.network.evaluate` as training, in the run's dtype and backend."""
+    from .backend import get_backend
+    from .data import load_dataset
+    from .network import evaluate
+    from .outputs import atomic_write_json
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.npz").is_file():
+        raise NmfdnnError(f"{run_dir} holds no trained model (model.npz missing; did the run finish?)")
+    cfg = compose_run_config(run_dir, list(overrides or []))
+    with np.load(run_dir / "model.npz") as z:
+        n = len([k for k in z.files if k.startswith("W")])
+        weights = [z[f"W{i + 1}"] for i in range(n)]
+        bias = bool(z["bias"])
+    data = load_dataset(cfg.dataset)
+    dtype = cfg.dtype.value if hasattr(cfg.dtype, "value") else str(cfg.dtype)
+    bk = get_backend(cfg.backend.name, dtype)
+    n_in = weights[0].shape[1] - int(bias)
+    if data.n_in != n_in:
+        raise NmfdnnError(f"the model takes {n_in} features, data set {data.name} has {data.n_in}")
+    Ws = [bk.asarray(W) for W in weights]
+    train_err, obj = evaluate(bk, Ws, bk.xp.asfortranarray(bk.asarray(data.train.X)), data.train.labels, bias)
+    test_err, _ = evaluate(bk, Ws, bk.asarray(data.test.X), data.test.labels, bias)
+    out = {"run_dir": str(run_dir), "dataset": data.name, "overrides": list(overrides or []),
+           "train_error": train_err, "test_error": test_err, "objective": obj,
+           "n_train": data.train.m, "n_test": data.test.m}
+    atomic_write_json(run_dir / "eval.json", out)
+    return out
