@@ -40,25 +40,12 @@ def make_config(solver: str, hidden, epochs: int, seed: int, dtype: str, backend
     return cfg
 
 
-class _NetClassifier:
-    """Shared implementation of :class:`NMFNetClassifier` and :class:`BPNetClassifier`."""
+class _EstimatorProtocol:
+    """get_params/set_params/repr of scikit-learn's protocol, for when scikit-learn is absent."""
 
-    _solver = "nmf"
-
-    def __init__(self, hidden=(1000, 500), epochs=10, seed=0, dtype="float64", backend="numpy", threads=None,
-                 solver_params=None):
-        self.hidden = hidden
-        self.epochs = epochs
-        self.seed = seed
-        self.dtype = dtype
-        self.backend = backend
-        self.threads = threads
-        self.solver_params = solver_params
-
-    # -- scikit-learn protocol -------------------------------------------------------------------
     @classmethod
     def _param_names(cls):
-        return [p for p in inspect.signature(_NetClassifier.__init__).parameters if p != "self"]
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
     def get_params(self, deep=True):
         return {k: getattr(self, k) for k in self._param_names()}
@@ -74,6 +61,64 @@ class _NetClassifier:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+
+try:  # scikit-learn is optional: use its base classes (tags, clone, repr) when it is installed
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.exceptions import NotFittedError
+
+    _BASES: tuple = (ClassifierMixin, BaseEstimator)
+except ImportError:  # pragma: no cover - depends on the environment
+    _BASES = (_EstimatorProtocol,)
+
+    class NotFittedError(ValueError, AttributeError):
+        """Raised by predict-like methods before fit (scikit-learn's class when it is installed)."""
+
+try:
+    from sklearn.exceptions import DataConversionWarning as _DataConversionWarning
+except ImportError:  # pragma: no cover
+    _DataConversionWarning = UserWarning
+
+
+def check_X(X, dtype, n_features=None, name="X"):
+    """X as a finite 2-D float array (n_samples x n_features), as scikit-learn's check_array would."""
+    import scipy.sparse
+
+    if scipy.sparse.issparse(X):
+        raise TypeError("sparse input is not supported: pass a dense array (X.toarray())")
+    X = np.asarray(X)
+    if np.iscomplexobj(X):
+        raise ValueError("Complex data not supported")
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {X.ndim}D array instead. Reshape your data either using "
+                         "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
+                         "if it contains a single sample.")
+    if X.shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if X.shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+    X = X.astype(dtype, copy=False)  # a non-numeric X fails here with NumPy's own message
+    if not np.isfinite(X).all():
+        raise ValueError(f"Input {name} contains NaN or infinity.")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, but {name} is expecting {n_features} features as input.")
+    return X
+
+
+class _NetClassifier(*_BASES):
+    """Shared implementation of :class:`NMFNetClassifier` and :class:`BPNetClassifier`."""
+
+    _solver = "nmf"
+
+    def __init__(self, hidden=(1000, 500), epochs=10, seed=0, dtype="float64", backend="numpy", threads=None,
+                 solver_params=None):
+        self.hidden = hidden
+        self.epochs = epochs
+        self.seed = seed
+        self.dtype = dtype
+        self.backend = backend
+        self.threads = threads
+        self.solver_params = solver_params
+
     def _config(self, n_samples: int):
         params = dict(self.solver_params or {})
         # With the defaults, mini-batch and autoencoder sizes are capped at the data size; values
@@ -88,14 +133,28 @@ class _NetClassifier:
         """Train on ``X`` (n_samples x n_features, nonnegative for the NMF solver) and labels ``y``."""
         from .train import blas_threads, fit
 
-        X = np.asarray(X, dtype=np.float64 if self.dtype == "float64" else np.float32)
+        X = check_X(X, np.float64 if self.dtype == "float64" else np.float32)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         y = np.asarray(y)
-        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+        if y.ndim == 2 and y.shape[1] == 1:
+            import warnings
+
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape of y "
+                          "to (n_samples, ), for example using ravel().",
+                          _DataConversionWarning, stacklevel=2)
+            y = y.ravel()
+        if y.ndim != 1 or X.shape[0] != y.shape[0]:
             raise ValueError(f"X must be (n_samples, n_features) and y (n_samples,), got {X.shape} and {y.shape}")
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinity")
+        if X.shape[0] < 2:
+            raise ValueError(f"n_samples={X.shape[0]}: training needs at least 2 samples")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("Input y contains NaN or infinity.")
+        if y.dtype.kind == "f" and (y != np.round(y)).any():
+            raise ValueError("Unknown label type: continuous; a classifier needs class labels")
         if self._solver == "nmf" and (X < 0).any():
-            raise ValueError("the NMF solver needs nonnegative X (for example pixel intensities in [0, 1])")
+            raise ValueError("Negative values in data passed to NMFNetClassifier: the NMF solver needs X >= 0 "
+                             "(for example pixel intensities in [0, 1])")
         self.classes_, labels = np.unique(y, return_inverse=True)
         cfg = self._config(X.shape[0])
         validate(cfg, n_train=X.shape[0], n_in=X.shape[1])
@@ -115,23 +174,27 @@ class _NetClassifier:
 
     def _check_fitted(self):
         if not hasattr(self, "weights_"):
-            raise AttributeError(f"this {type(self).__name__} is not fitted yet; call fit first")
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
 
     def decision_function(self, X):
-        """Network outputs, n_samples x n_classes (the linear output layer W_d Z_{d-1})."""
+        """Network outputs, n_samples x n_classes (the linear output layer W_d Z_{d-1}); for two
+        classes, scikit-learn's convention: one column, output of class 1 minus output of class 0."""
+        scores = self._scores(X)
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
+
+    def _scores(self, X):
         from .backend import get_backend
         from .network import predict_scores
 
         self._check_fitted()
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must have {self.n_features_in_} features, got shape {X.shape}")
+        X = check_X(X, np.float64 if self.dtype == "float64" else np.float32, self.n_features_in_,
+                    type(self).__name__)
         bk = get_backend(self.backend, self.dtype)
         Ws = [bk.asarray(W) for W in self.weights_]
         return predict_scores(bk, Ws, bk.asarray(X.T), bool(self.config_.solver.get("bias", False))).T
 
     def predict(self, X):
-        scores = self.decision_function(X)
+        scores = self._scores(X)
         return self.classes_[np.argmax(scores, axis=1)]
 
     def score(self, X, y):
@@ -147,6 +210,11 @@ class NMFNetClassifier(_NetClassifier):
     """
 
     _solver = "nmf"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # NMF of the input (Alg. 5, eq. 9) needs X >= 0
+        return tags
 
 
 class BPNetClassifier(_NetClassifier):

@@ -30,8 +30,9 @@ def update_z(bk, Y, W, Z, bias: bool = False):
     ``Z <- Z * sqrt(([W^T Y]^+ + [W^T W]^- Z) / ([W^T Y]^- + [W^T W]^+ Z))`` with
     ``A^+ = (|A| + A)/2`` and ``A^- = (|A| - A)/2``. It never increases ``||Y - W Z||_F`` and keeps
     ``Z >= 0``. With a bias column ``b``, ``Y - b e^T`` replaces ``Y`` (the ones row is fixed).
-    Numerator and denominator are built from nonnegative parts, and the denominator is floored at
-    the smallest normal number, so float32 cannot produce negative or infinite ratios.
+    Numerator and denominator are built from nonnegative parts, the denominator is floored at the
+    smallest normal number and the ratio capped at 1/eps, so float32 cannot produce negative,
+    infinite or NaN factors.
     """
     xp = bk.xp
     if bias:
@@ -54,6 +55,9 @@ def update_z(bk, Y, W, Z, bias: bool = False):
     tiny = xp.finfo(Z.dtype).tiny
     xp.maximum(den, tiny, out=den)
     num /= den
+    # den vanishes only where Z_kj = 0 (the diagonal of [W^T W]^+ is ||w_k||^2); capping the ratio
+    # at 1/eps keeps 0 * sqrt(ratio) = 0 there instead of 0 * inf = NaN.
+    xp.minimum(num, 1.0 / xp.finfo(Z.dtype).eps, out=num)
     xp.sqrt(num, out=num)
     num *= Z
     return num
