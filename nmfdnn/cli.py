@@ -23,6 +23,8 @@ commands:
                          (same as `nmfdnn train <its overrides> resume=true hydra.run.dir=RUN_DIR`)
   eval RUN_DIR [OVERRIDES]
                          error rates of a trained run on its data set (or another: dataset=...)
+  report PATH... [--compare paper-table1]
+                         mean and 95 % confidence interval over seeds of every group of runs
   fetch mnist            download, verify and cache the MNIST files (data_dir=... or $NMFDNN_DATA)
 
 options:
@@ -145,6 +147,21 @@ def _eval(args: list[str]) -> int:
     return 0
 
 
+def _report(args: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="nmfdnn report", description="Group finished runs by config (all but the "
+                                 "seed) and report error rates with 95 % t intervals and mean times.")
+    ap.add_argument("paths", nargs="+", help="run, sweep or output directories (searched for metrics.json)")
+    ap.add_argument("--compare", metavar="TABLE", help="print a reference table beside ours: paper-table1")
+    ap.add_argument("--out", help="where report.{md,csv,tex,json} go (default: the first PATH)")
+    a = ap.parse_args(args)
+    from .report import report
+
+    report(a.paths, a.compare, a.out)
+    return 0
+
+
 def _resume(args: list[str], debug: bool) -> int:
     if len(args) < 1 or args[0].startswith("-"):
         return error("usage: nmfdnn resume RUN_DIR [OVERRIDES]")
@@ -173,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cmd, args = argv[0], argv[1:]
     commands = {"train": lambda: _train(args, debug), "resume": lambda: _resume(args, debug),
-                "eval": lambda: _eval(args), "fetch": lambda: _fetch(args)}
+                "eval": lambda: _eval(args), "report": lambda: _report(args), "fetch": lambda: _fetch(args)}
     if cmd not in commands:
         return error(f"unknown command {cmd!r}; commands: {', '.join(commands)} (see nmfdnn --help)")
     try:

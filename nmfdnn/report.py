@@ -1,0 +1,208 @@
+"""``nmfdnn report PATH...``: group finished runs by config (all but the seed), and report mean and
+95 % confidence interval (Student t, n - 1 degrees of freedom) of the error rates, and mean times."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from .errors import NmfdnnError
+from .outputs import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger("nmfdnn")
+
+# Keys that do not change what a run computes (or are the replicate index) and so do not split groups.
+IGNORED = {"seed", "progress", "resume", "checkpoint", "save_model", "eval_train", "dataset.data_dir",
+           "backend.threads"}
+
+
+def t_interval(values) -> tuple[float, float]:
+    """Mean and half-width of the 95 % Student-t confidence interval (n - 1 degrees of freedom);
+    half-width NaN for a single value."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, float("nan")
+    half = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return mean, half
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+@dataclass
+class Group:
+    key: tuple
+    config: dict
+    runs: list = field(default_factory=list)
+
+    def stats(self) -> dict:
+        col = lambda k: [r[k] for r in self.runs if r.get(k) is not None]  # noqa: E731
+        tr, tr_ci = t_interval(col("train_error"))
+        te, te_ci = t_interval(col("test_error"))
+        mean = lambda k: float(np.mean(col(k))) if col(k) else float("nan")  # noqa: E731
+        return {"dataset": self.config.get("dataset.name"), "solver": self.config.get("solver.name"),
+                "hidden": "-".join(str(h) for h in self.config.get("hidden", [])),
+                "dtype": self.config.get("dtype"), "backend": self.config.get("backend.name"),
+                "epochs": self.config.get("epochs"), "n": len(self.runs),
+                "train_error": tr, "train_ci": tr_ci, "test_error": te, "test_ci": te_ci,
+                "pretrain_seconds": mean("pretrain_seconds"), "finetune_seconds": mean("finetune_seconds"),
+                "total_seconds": mean("total_seconds"), "seeds": sorted(r.get("seed") for r in self.runs)}
+
+
+def collect(paths) -> tuple[list[Group], list[str]]:
+    """Finished runs under ``paths`` grouped by config; also the warnings for skipped runs."""
+    groups: dict[tuple, Group] = {}
+    warnings = []
+    files = []
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise NmfdnnError(f"{p}: no such file or directory")
+        files += [p] if p.name == "metrics.json" else sorted(p.rglob("metrics.json"))
+    for f in files:
+        try:
+            m = json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            warnings.append(f"{f}: unreadable ({e}); skipped")
+            continue
+        if m.get("status") != "finished":
+            warnings.append(f"{f.parent}: status {m.get('status')!r}, not finished; skipped")
+            continue
+        cfg_file = f.parent / "config.yaml"
+        if not cfg_file.exists():
+            warnings.append(f"{f.parent}: no config.yaml; skipped")
+            continue
+        flat = _flatten(OmegaConf.to_container(OmegaConf.load(cfg_file), resolve=True))
+        key = tuple(sorted((k, json.dumps(v)) for k, v in flat.items() if k not in IGNORED))
+        g = groups.setdefault(key, Group(key, flat))
+        g.runs.append(m)
+    return list(groups.values()), warnings
+
+
+def load_paper_table(name: str = "paper-table1") -> list[dict]:
+    try:
+        text = resources.files("nmfdnn.references").joinpath(f"{name}.csv").read_text()
+    except FileNotFoundError:
+        raise NmfdnnError(f"unknown reference table {name!r} (known: paper-table1)") from None
+    rows = list(csv.DictReader(line for line in io.StringIO(text) if not line.startswith("#")))
+    for r in rows:
+        for k in ("train_error", "train_ci", "test_error", "test_ci", "seconds"):
+            r[k] = float(r[k])
+    return rows
+
+
+def _fmt(mean, ci, digits=2):
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
+    if ci is None or math.isnan(ci):
+        return f"{mean:.{digits}f} (n=1)"
+    return f"{mean:.{digits}f} ± {ci:.{digits + 1}f}"
+
+
+def build_rows(groups, compare: str | None = None):
+    rows = sorted((g.stats() for g in groups), key=lambda r: (r["dataset"] or "", r["solver"] or "",
+                                                               len(r["hidden"]), r["hidden"]))
+    paper = {(r["solver"], r["hidden"]): r for r in load_paper_table(compare)} if compare else {}
+    for r in rows:
+        ref = paper.get((r["solver"], r["hidden"])) if r["dataset"] == "mnist" else None
+        r["paper"] = ref
+        if ref is not None:
+            r["test_diff"] = r["test_error"] - ref["test_error"]
+            r["train_diff"] = r["train_error"] - ref["train_error"]
+    return rows
+
+
+HEAD = ["dataset", "solver", "hidden", "dtype", "epochs", "n", "train error %", "test error %",
+        "pre-train s", "fine-tune s", "total s"]
+
+
+def _cells(r):
+    return [str(r["dataset"]), str(r["solver"]), r["hidden"], str(r["dtype"]), str(r["epochs"]), str(r["n"]),
+            _fmt(r["train_error"], r["train_ci"]), _fmt(r["test_error"], r["test_ci"]),
+            f"{r['pretrain_seconds']:.1f}", f"{r['finetune_seconds']:.1f}", f"{r['total_seconds']:.1f}"]
+
+
+def _paper_cells(r):
+    p = r.get("paper")
+    if p is None:
+        return ["—", "—", "—"]
+    return [_fmt(p["train_error"], p["train_ci"]), _fmt(p["test_error"], p["test_ci"]), f"{r['test_diff']:+.2f}"]
+
+
+def write_reports(rows, out_dir: Path, compare: bool):
+    head = HEAD + (["paper train %", "paper test %", "test diff"] if compare else [])
+    body = [_cells(r) + (_paper_cells(r) if compare else []) for r in rows]
+    md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+    md += "".join("| " + " | ".join(c) + " |\n" for c in body)
+    atomic_write_bytes(out_dir / "report.md", md.encode())
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    keys = ["dataset", "solver", "hidden", "dtype", "backend", "epochs", "n", "train_error", "train_ci", "test_error",
+            "test_ci", "pretrain_seconds", "finetune_seconds", "total_seconds"]
+    w.writerow(keys + (["paper_train_error", "paper_train_ci", "paper_test_error", "paper_test_ci"] if compare else []))
+    for r in rows:
+        extra = []
+        if compare:
+            p = r.get("paper") or {}
+            extra = [p.get("train_error", ""), p.get("train_ci", ""), p.get("test_error", ""), p.get("test_ci", "")]
+        w.writerow([r[k] for k in keys] + extra)
+    atomic_write_bytes(out_dir / "report.csv", buf.getvalue().encode())
+    esc = lambda s: s.replace("±", "$\\pm$").replace("%", "\\%").replace("_", "\\_").replace("—", "--")  # noqa: E731
+    tex = "\\begin{tabular}{" + "l" * 5 + "r" * (len(head) - 5) + "}\n\\hline\n"
+    tex += " & ".join(esc(h) for h in head) + " \\\\\n\\hline\n"
+    tex += "".join(" & ".join(esc(c) for c in cells) + " \\\\\n" for cells in body)
+    tex += "\\hline\n\\end{tabular}\n"
+    atomic_write_bytes(out_dir / "report.tex", tex.encode())
+    atomic_write_json(out_dir / "report.json", rows)
+
+
+def print_table(rows, compare: bool, warnings):
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console()
+    for w in warnings:
+        c.print(f"[yellow]warning:[/yellow] {w}")
+    t = Table(title="nmfdnn report" + (" (beside the paper's Table 1)" if compare else ""))
+    head = HEAD + (["paper train %", "paper test %", "test diff"] if compare else [])
+    for h in head:
+        t.add_column(h, justify="right" if h not in ("dataset", "solver", "hidden", "dtype") else "left")
+    for r in rows:
+        t.add_row(*(_cells(r) + (_paper_cells(r) if compare else [])))
+    c.print(t)
+    singles = [r for r in rows if r["n"] == 1]
+    if singles:
+        c.print(f"{len(singles)} group(s) have a single run: no confidence interval (n=1).")
+
+
+def report(paths, compare: str | None = None, out: str | None = None) -> list[dict]:
+    groups, warnings = collect(paths)
+    for w in warnings:
+        log.warning(w)
+    if not groups:
+        raise NmfdnnError(f"no finished runs under {', '.join(map(str, paths))}")
+    rows = build_rows(groups, compare)
+    out_dir = Path(out) if out else Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
+    write_reports(rows, out_dir, bool(compare))
+    print_table(rows, bool(compare), warnings)
+    return rows

@@ -1,0 +1,60 @@
+"""nmfdnn report: grouping by config, Student-t intervals, outputs, the paper comparison."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from scipy import stats
+
+from _util import compose_train
+from nmfdnn.report import collect, load_paper_table, report, t_interval
+
+
+@pytest.mark.parametrize("values", [[1.5, 1.7, 1.6], [3.0, 3.5], [0.1, 0.4, 0.2, 0.3, 0.25, 0.9, 0.5]])
+def test_interval_agrees_with_scipy(values):
+    mean, half = t_interval(values)
+    lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert mean == pytest.approx(np.mean(values))
+    assert mean - half == pytest.approx(lo) and mean + half == pytest.approx(hi)
+
+
+def test_single_value_has_no_interval():
+    assert math.isnan(t_interval([2.0])[1])
+
+
+def fake_run(d, seed, hidden, test_error, status="finished", solver="nmf"):
+    d.mkdir(parents=True)
+    cfg = compose_train([f"hidden={hidden}", f"seed={seed}"] + (["solver=bp"] if solver == "bp" else []))
+    (d / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (d / "metrics.json").write_text(json.dumps(dict(
+        status=status, seed=seed, train_error=test_error / 2, test_error=test_error, pretrain_seconds=1.0,
+        finetune_seconds=2.0, total_seconds=3.5)))
+
+
+def test_groups_ignore_seed_and_skip_unfinished(tmp_path, capsys):
+    for i, e in enumerate([1.4, 1.6, 1.5]):
+        fake_run(tmp_path / f"a{i}", i, "[1000,500]", e)
+    fake_run(tmp_path / "b0", 0, "[500]", 3.7)
+    fake_run(tmp_path / "c0", 1, "[500]", 9.9, status="interrupted")
+    fake_run(tmp_path / "d0", 0, "[1000,500]", 1.3, solver="bp")
+    groups, warnings = collect([tmp_path])
+    assert sorted(len(g.runs) for g in groups) == [1, 1, 3]
+    assert len(warnings) == 1 and "not finished" in warnings[0]
+    rows = report([tmp_path], compare="paper-table1")
+    big = next(r for r in rows if r["hidden"] == "1000-500" and r["solver"] == "nmf")
+    assert big["n"] == 3 and big["test_error"] == pytest.approx(1.5)
+    assert big["test_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * np.std([1.4, 1.6, 1.5], ddof=1) / math.sqrt(3))
+    assert big["paper"]["test_error"] == 1.50 and big["test_diff"] == pytest.approx(0.0)
+    for ext in ("md", "csv", "tex", "json"):
+        assert (tmp_path / f"report.{ext}").exists()
+    out = capsys.readouterr().out
+    assert "single run" in out and "not finished" in out
+    assert "1.50 ± 0.060" in (tmp_path / "report.md").read_text()  # the paper's row beside ours
+
+
+def test_paper_table_has_all_rows():
+    rows = load_paper_table("paper-table1")
+    assert len(rows) == 8 and {r["solver"] for r in rows} == {"nmf", "bp"}
+    assert next(r for r in rows if r["solver"] == "nmf" and r["hidden"] == "1000-500")["test_error"] == 1.50
