@@ -7,7 +7,7 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train fetch test test-fast clean
+.PHONY: help install train fetch test test-fast clean table1 table1-quick kill-resume
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -34,3 +34,24 @@ test-fast: install ## unit and CLI tests only (skips tests marked slow)
 
 clean: ## remove the virtual environment and caches (not outputs/ nor the data cache)
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# The paper's Table 1 sweep: 4 networks x {nmf, bp} x 10 seeds x 10 epochs on MNIST. Each run has a
+# deterministic directory (its overrides), and resume=true skips finished runs and continues killed
+# ones, so rerunning the target after an interruption costs only the unfinished work.
+TABLE1_SWEEP = solver=nmf,bp hidden=[500],[1000,500],[1500,1000,500],[2000,1500,1000,500] seed=0,1,2,3,4,5,6,7,8,9 epochs=10
+TABLE1_QUICK = solver=nmf,bp hidden=[500],[1000,500] seed=0,1,2 epochs=2 dataset.train_subset=10000
+SWEEP_OPTS = resume=true progress=false 'hydra.sweep.subdir=$${hydra.job.override_dirname}'
+
+table1: install ## the full Table 1 sweep (80 runs, many hours on 2 cores; resumable), then the comparison
+	@echo "Table 1: 80 runs of 10 epochs on full MNIST. On a 2-core machine expect roughly a day;"
+	@echo "rerun 'make table1' after an interruption: finished runs are skipped."
+	$(NMFDNN) train -m $(TABLE1_SWEEP) $(SWEEP_OPTS) hydra.sweep.dir=outputs/table1
+	$(NMFDNN) report outputs/table1 --compare paper-table1
+
+table1-quick: install ## Table 1 reduced ([500],[1000,500] x 3 seeds x 2 epochs, 10k samples), then the comparison
+	$(NMFDNN) train -m $(TABLE1_QUICK) $(SWEEP_OPTS) hydra.sweep.dir=outputs/table1-quick
+	$(NMFDNN) report outputs/table1-quick --compare paper-table1
+
+kill-resume: install ## SIGKILL a run at random points, resume, compare with an uninterrupted run
+	$(PY) tests/kill_resume.py --trials 5 --solver nmf
+	$(PY) tests/kill_resume.py --trials 3 --solver bp
