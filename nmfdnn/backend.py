@@ -44,6 +44,10 @@ class Backend:
             return a.get()
         return np.asarray(a)
 
+    def index(self, J):
+        """A host integer index array as one the backend can index with (device array on a GPU)."""
+        return J if self.name == "numpy" else self.xp.asarray(J)
+
     def scalar(self, a) -> float:
         return float(self.to_numpy(a))
 
@@ -104,5 +108,10 @@ def get_backend(name: str = "numpy", dtype: str = "float64") -> Backend:
                 raise RuntimeError("no device")
         except Exception:
             raise NmfdnnError("backend=cupy needs an NVIDIA GPU, and none is visible") from None
+        # CuPy's linalg returns NaN instead of raising when a factorisation fails; make it raise.
+        # (The solvers also check every step's output for non-finite values.)
+        import cupyx
+
+        cupyx.seterr(linalg="raise")
         return Backend("cupy", cupy, DTYPES[dtype], cupyx.scipy.linalg.solve_triangular)
     raise NmfdnnError(f"unknown backend {name!r}: choose numpy or cupy")

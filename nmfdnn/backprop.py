@@ -124,7 +124,7 @@ def pretrain_autoencoder(bk, Z, n_out, sol, rng, bias, on_epoch=None):
     for _ in range(sol.ae_epochs):
         order = rng.permutation(m)
         for s in range(0, m, sol.batch_size):
-            J = order[s:s + sol.batch_size]
+            J = bk.index(order[s:s + sol.batch_size])
             ZJ = Z[:, J]
             _, grads = loss_and_grads(bk, Ws, ZJ, ZJ, "mse", bias)
             opt.step(Ws, grads)

@@ -33,6 +33,9 @@ class DatasetConfig:
     train_labels: Optional[str] = None
     test_images: Optional[str] = None
     test_labels: Optional[str] = None
+    # dataset=cifar10
+    grayscale: bool = False  # False: RGB flattened to 3072 features, as in the paper
+    folder: Optional[str] = None  # an existing cifar-10-batches-py folder (skips the download)
     # dataset=synthetic
     n_train: int = 600
     n_test: int = 200

@@ -46,12 +46,13 @@ class NMFTrainer:
 
     def pretrain(self, on_layer=None):
         xsvd = self._input_svd()
-        J = np.sort(self.rng.choice(self.X.shape[1], size=self.sol.ae_samples, replace=False))
+        J = self.bk.index(np.sort(self.rng.choice(self.X.shape[1], size=self.sol.ae_samples, replace=False)))
         return pretrain(self.bk, self.X, self.Y, J, xsvd, self.hidden, self.sol, self.rng, self.timers, on_layer)
 
     def epoch(self, Ws, on_batch=None, start_batch: int = 0):
         """One epoch of Algorithm 4; ``start_batch`` skips the batches a resumed epoch already did."""
-        batches = batches_for_epoch(self.X.shape[1], self.sol.batch_size, self.rng, self.sol.shuffle)
+        batches = [self.bk.index(J) for J in
+                   batches_for_epoch(self.X.shape[1], self.sol.batch_size, self.rng, self.sol.shuffle)]
         finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.sol, self.timers, on_batch,
                        start_batch)
 
@@ -84,7 +85,7 @@ class BPTrainer:
         Ws = []
         if sol.ae_epochs > 0:
             J = np.sort(self.rng.choice(self.X.shape[1], size=min(sol.ae_samples, self.X.shape[1]), replace=False))
-            Z = self.X[:, J]
+            Z = self.X[:, self.bk.index(J)]
         for i, n in enumerate(self.hidden):
             with self.timers("ae_backprop"):
                 if sol.ae_epochs > 0:
@@ -137,7 +138,7 @@ class BPTrainer:
         for b, s in enumerate(range(0, m, sol.batch_size)):
             if b < start_batch:
                 continue
-            J = order[s:s + sol.batch_size]
+            J = self.bk.index(order[s:s + sol.batch_size])
             with self.timers("gather"):
                 XJ, YJ = self.X[:, J], self.Y[:, J]
             with self.timers("backprop"):

@@ -53,6 +53,14 @@ def load_dataset(cfg) -> Dataset:
         from .mnist import load_mnist
 
         ds = load_mnist(cfg.get("data_dir"))
+    elif name == "fashion_mnist":
+        from .mnist import load_fashion_mnist
+
+        ds = load_fashion_mnist(cfg.get("data_dir"))
+    elif name == "cifar10":
+        from .cifar10 import load_cifar10
+
+        ds = load_cifar10(cfg.get("data_dir"), grayscale=bool(cfg.get("grayscale", False)), folder=cfg.get("folder"))
     elif name == "idx":
         from .mnist import load_idx_pair
 

@@ -139,3 +139,35 @@ def fetch_files(files: dict[str, str], directory: Path, mirrors: list[str], npm_
         raise NmfdnnError(f"cannot obtain {what} files {', '.join(missing)} (mirrors unreachable"
                           f"{'' if shutil.which('npm') else ', npm not on the PATH'}); put them (raw or .gz) in {directory}")
     return found
+
+
+def fetch_gz_md5(files: dict[str, str], directory: Path, mirrors: list[str], what: str,
+                 timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:
+    """Files kept as ``<name>.gz`` and verified by the MD5 of the .gz (as Fashion-MNIST publishes)."""
+    ensure_dir(directory)
+    found = {}
+    for name, md5 in files.items():
+        dest = directory / (name + ".gz")
+        if dest.exists() and hashlib.md5(dest.read_bytes()).hexdigest() == md5:
+            found[name] = dest
+            continue
+        dest.unlink(missing_ok=True)
+        for mirror in mirrors:
+            try:
+                blob = _download(f"{mirror}{name}.gz", timeout)
+            except Exception as e:
+                log.info("cannot fetch %s%s.gz: %s", mirror, name, e)
+                continue
+            if hashlib.md5(blob).hexdigest() != md5:
+                log.warning("checksum mismatch for %s.gz from %s; discarded", name, mirror)
+                continue
+            tmp = directory / (name + ".gz.part")
+            tmp.write_bytes(blob)
+            os.replace(tmp, dest)
+            found[name] = dest
+            break
+    missing = [n for n in files if n not in found]
+    if missing:
+        raise NmfdnnError(f"cannot obtain {what} files {', '.join(n + '.gz' for n in missing)} (mirrors unreachable); "
+                          f"put them in {directory}")
+    return found

@@ -52,3 +52,29 @@ def load_idx_pair(train_images, train_labels, test_images, test_labels, n_classe
 
         raise DataFormatError(f"train images have {train.X.shape[0]} features, test images {test.X.shape[0]}")
     return Dataset("idx", train, test, n_classes)
+
+
+# Fashion-MNIST (Xiao, Rasul and Vollgraf 2017): the same IDX layout. Its authors publish MD5 sums
+# of the .gz files; the files are verified against them after download.
+FASHION_FILES_MD5 = {
+    "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+FASHION_MIRRORS = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                   "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"]
+
+
+def fetch_fashion_mnist(data_dir: str | None = None):
+    """The four Fashion-MNIST .gz files in ``<data_dir>/fashion_mnist``, downloaded and verified."""
+    from .fetch import fetch_gz_md5
+
+    return fetch_gz_md5(FASHION_FILES_MD5, data_root(data_dir) / "fashion_mnist", FASHION_MIRRORS, "Fashion-MNIST")
+
+
+def load_fashion_mnist(data_dir: str | None = None) -> Dataset:
+    p = fetch_fashion_mnist(data_dir)
+    train = _split(p["train-images-idx3-ubyte"], p["train-labels-idx1-ubyte"], 10)
+    test = _split(p["t10k-images-idx3-ubyte"], p["t10k-labels-idx1-ubyte"], 10)
+    return Dataset("fashion_mnist", train, test, 10)

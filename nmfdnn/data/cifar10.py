@@ -1,0 +1,93 @@
+"""CIFAR-10 (Krizhevsky 2009) from its standard python-pickle batches.
+
+``cifar-10-batches-py/data_batch_{1..5}`` and ``test_batch``: each a pickled dict with ``data``
+(10000 x 3072 uint8, channel-major R, G, B planes of 32 x 32) and ``labels``. Fetched from the usual
+URL and verified by the archive's MD5 (the checksum its authors publish).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataFormatError, NmfdnnError
+from .base import DataSplit, Dataset
+from .fetch import _download, data_root, ensure_dir
+
+log = logging.getLogger(__name__)
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+
+
+def read_batch(path: Path, n_classes: int = 10):
+    """One pickled batch: (images n x 3072 uint8, labels n)."""
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: no such file") from None
+    except Exception as e:  # unpickling garbage raises many kinds of errors
+        raise DataFormatError(f"{path}: not a CIFAR-10 python batch ({type(e).__name__})") from None
+    if not isinstance(d, dict):
+        raise DataFormatError(f"{path}: not a CIFAR-10 python batch (no dict)")
+    data = d.get(b"data", d.get("data"))
+    labels = d.get(b"labels", d.get("labels"))
+    if data is None or labels is None:
+        raise DataFormatError(f"{path}: a CIFAR-10 batch needs 'data' and 'labels'")
+    data = np.asarray(data)
+    labels = np.asarray(labels, dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
+        raise DataFormatError(f"{path}: data must be n x 3072 uint8, got {data.shape} {data.dtype}")
+    if labels.shape != (data.shape[0],):
+        raise DataFormatError(f"{path}: {data.shape[0]} images but {labels.shape[0]} labels")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataFormatError(f"{path}: labels out of range 0..{n_classes - 1}")
+    return data, labels
+
+
+def _to_split(data, labels, grayscale: bool) -> DataSplit:
+    X = data.astype(np.float32) / 255.0  # n x 3072
+    if grayscale:  # ITU-R 601 luma of the R, G, B planes
+        X = 0.299 * X[:, :1024] + 0.587 * X[:, 1024:2048] + 0.114 * X[:, 2048:]
+    return DataSplit(np.ascontiguousarray(X.T, dtype=np.float32), labels)
+
+
+def fetch_cifar10(data_dir: str | None = None) -> Path:
+    """The folder ``cifar-10-batches-py`` in the data directory, downloaded and verified if needed."""
+    root = ensure_dir(data_root(data_dir) / "cifar10")
+    folder = root / "cifar-10-batches-py"
+    if all((folder / b).exists() for b in [*BATCHES, "test_batch"]):
+        return folder
+    archive = root / "cifar-10-python.tar.gz"
+    if not archive.exists():
+        try:
+            blob = _download(CIFAR10_URL, timeout=60)
+        except Exception as e:
+            raise NmfdnnError(f"cannot download CIFAR-10 from {CIFAR10_URL} ({e}); put cifar-10-python.tar.gz "
+                              f"or the folder cifar-10-batches-py in {root}") from None
+        archive.with_suffix(".part").write_bytes(blob)
+        archive.with_suffix(".part").replace(archive)
+    digest = hashlib.md5(archive.read_bytes()).hexdigest()
+    if digest != CIFAR10_MD5:
+        archive.unlink()
+        raise NmfdnnError(f"CIFAR-10 archive checksum mismatch (md5 {digest}, expected {CIFAR10_MD5}); deleted")
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(root, filter="data")
+    return folder
+
+
+def load_cifar10(data_dir: str | None = None, grayscale: bool = False, folder: str | None = None) -> Dataset:
+    """CIFAR-10: 50,000 training and 10,000 test images, RGB flattened to 3072 features (the paper's
+    input) or grey-scale (1024), scaled to [0, 1]. ``folder`` points at an existing batch folder."""
+    path = Path(folder) if folder else fetch_cifar10(data_dir)
+    parts = [read_batch(path / b) for b in BATCHES]
+    train = _to_split(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), grayscale)
+    test = _to_split(*read_batch(path / "test_batch"), grayscale)
+    return Dataset("cifar10", train, test, 10)
