@@ -7,7 +7,7 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train fetch test test-fast clean table1 table1-quick kill-resume
+.PHONY: help install train fetch test test-fast clean table1 table1-quick fig1 kill-resume
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,14 @@ table1: install ## the full Table 1 sweep (80 runs, many hours on 2 cores; resum
 table1-quick: install ## Table 1 reduced ([500],[1000,500] x 3 seeds x 2 epochs, 10k samples), then the comparison
 	$(NMFDNN) train -m $(TABLE1_QUICK) $(SWEEP_OPTS) hydra.sweep.dir=outputs/table1-quick
 	$(NMFDNN) report outputs/table1-quick --compare paper-table1
+
+fig1: install ## Figure 1: NMF vs BP, [1000,500], 10 epochs, MNIST (+ CIFAR-10 if it can be fetched); PNG + SVG
+	$(NMFDNN) train -m solver=nmf,bp hidden=[1000,500] $(SWEEP_OPTS) hydra.sweep.dir=outputs/fig1/mnist
+	@if $(NMFDNN) fetch cifar10 > /dev/null 2>&1; then \
+	  $(NMFDNN) train -m experiment=paper_cifar10,paper_bp_cifar10 dataset=cifar10 hidden=[1000,500] $(SWEEP_OPTS) \
+	    hydra.sweep.dir=outputs/fig1/cifar10; \
+	else echo "CIFAR-10 cannot be fetched here (no network to its URL): Figure 1 shows MNIST alone"; fi
+	$(NMFDNN) plot outputs/fig1 --out outputs/fig1
 
 kill-resume: install ## SIGKILL a run at random points, resume, compare with an uninterrupted run
 	$(PY) tests/kill_resume.py --trials 5 --solver nmf

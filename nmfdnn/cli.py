@@ -25,7 +25,10 @@ commands:
                          error rates of a trained run on its data set (or another: dataset=...)
   report PATH... [--compare paper-table1]
                          mean and 95 % confidence interval over seeds of every group of runs
-  fetch mnist            download, verify and cache the MNIST files (data_dir=... or $NMFDNN_DATA)
+  plot PATH... [--out DIR]
+                         Figure 1: train/test error against epoch and seconds (PNG and SVG)
+  fetch DATASET          download, verify and cache mnist, fashion_mnist or cifar10
+                         (data_dir=... or $NMFDNN_DATA)
 
 options:
   -h, --help             show this message
@@ -69,6 +72,7 @@ def _train(args: list[str], debug: bool) -> int:
         from .train import Interrupted, run
 
         hc = HydraConfig.get()
+        _cap_threads_for_parallel_sweeps(cfg, hc)
         reporter = RichReporter() if cfg.progress and sys.stderr.isatty() else Reporter()
         try:
             metrics = run(cfg, hc.runtime.output_dir, reporter)
@@ -96,6 +100,18 @@ def _train(args: list[str], debug: bool) -> int:
     return 0
 
 
+def _cap_threads_for_parallel_sweeps(cfg, hc) -> None:
+    """Under the joblib launcher, give each job cores // n_jobs BLAS threads unless set explicitly."""
+    launcher = str(hc.launcher.get("_target_", "")) if hc.get("launcher") is not None else ""
+    if "joblib" not in launcher.lower() or cfg.backend.get("threads") is not None:
+        return
+    n_jobs = int(hc.launcher.get("n_jobs", -1) or -1)
+    cores = os.cpu_count() or 1
+    n_jobs = cores if n_jobs < 1 else min(n_jobs, cores)
+    cfg.backend.threads = max(1, cores // n_jobs)
+    log.info("parallel sweep: %d jobs, %d BLAS thread(s) each", n_jobs, cfg.backend.threads)
+
+
 def _summary(metrics: dict, out_dir: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -119,17 +135,27 @@ def _fetch(args: list[str]) -> int:
         if a.startswith("data_dir="):
             data_dir = a.split("=", 1)[1]
         elif a in ("-h", "--help"):
-            print("usage: nmfdnn fetch mnist [data_dir=DIR]")
+            print("usage: nmfdnn fetch {mnist,fashion_mnist,cifar10} [data_dir=DIR]")
             return 0
         else:
             names.append(a)
-    if names != ["mnist"]:
-        return error("usage: nmfdnn fetch mnist [data_dir=DIR]")
+    known = ("mnist", "fashion_mnist", "cifar10")
+    if len(names) != 1 or names[0] not in known:
+        return error(f"usage: nmfdnn fetch {{{','.join(known)}}} [data_dir=DIR]")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from .data.mnist import fetch_mnist
+    if names[0] == "mnist":
+        from .data.mnist import fetch_mnist
 
-    paths = fetch_mnist(data_dir)
-    print(f"MNIST verified in {data_root(data_dir) / 'mnist'} ({len(paths)} files)")
+        fetch_mnist(data_dir)
+    elif names[0] == "fashion_mnist":
+        from .data.mnist import fetch_fashion_mnist
+
+        fetch_fashion_mnist(data_dir)
+    else:
+        from .data.cifar10 import fetch_cifar10
+
+        fetch_cifar10(data_dir)
+    print(f"{names[0]} verified in {data_root(data_dir) / names[0]}")
     return 0
 
 
@@ -162,6 +188,21 @@ def _report(args: list[str]) -> int:
     return 0
 
 
+def _plot(args: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="nmfdnn plot", description="Figure 1: error against epoch and seconds.")
+    ap.add_argument("paths", nargs="+", help="run or sweep directories")
+    ap.add_argument("--out", help="output folder (default: the first PATH)")
+    ap.add_argument("--name", default="fig1", help="file name stem (default fig1)")
+    a = ap.parse_args(args)
+    from .plot import plot
+
+    for f in plot(a.paths, a.out, a.name):
+        print(f"wrote {f}")
+    return 0
+
+
 def _resume(args: list[str], debug: bool) -> int:
     if len(args) < 1 or args[0].startswith("-"):
         return error("usage: nmfdnn resume RUN_DIR [OVERRIDES]")
@@ -190,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cmd, args = argv[0], argv[1:]
     commands = {"train": lambda: _train(args, debug), "resume": lambda: _resume(args, debug),
-                "eval": lambda: _eval(args), "report": lambda: _report(args), "fetch": lambda: _fetch(args)}
+                "eval": lambda: _eval(args), "report": lambda: _report(args), "plot": lambda: _plot(args), "fetch": lambda: _fetch(args)}
     if cmd not in commands:
         return error(f"unknown command {cmd!r}; commands: {', '.join(commands)} (see nmfdnn --help)")
     try:

@@ -1,0 +1,57 @@
+"""``nmfdnn plot PATH...``: the paper's Figure 1 — convergence history (train and test error against
+epoch and against seconds) of every group of runs (mean over seeds), one row per data set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NmfdnnError
+from .report import collect
+
+
+def plot(paths, out: str | None = None, name: str = "fig1") -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise NmfdnnError("nmfdnn plot needs matplotlib: pip install 'nmfdnn[plot]'") from None
+    groups, warnings = collect(paths)
+    if not groups:
+        raise NmfdnnError(f"no finished runs under {', '.join(map(str, paths))}")
+    datasets = sorted({g.config.get("dataset.name") for g in groups})
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), squeeze=False)
+    styles = {"train": "--", "test": "-"}
+    for row, ds in enumerate(datasets):
+        ax_ep, ax_s = axes[row]
+        for g in sorted((g for g in groups if g.config.get("dataset.name") == ds),
+                        key=lambda g: (g.config.get("solver.name"), str(g.config.get("hidden")))):
+            label = f"{g.config.get('solver.name')} {'-'.join(map(str, g.config.get('hidden', [])))}"
+            n_ep = min(len(r["history"]) for r in g.runs)
+            epochs = np.arange(n_ep)
+            secs = np.mean([[h["seconds"] for h in r["history"][:n_ep]] for r in g.runs], axis=0)
+            for split in ("train", "test"):
+                err = np.mean([[h[f"{split}_error"] for h in r["history"][:n_ep]] for r in g.runs], axis=0)
+                line, = ax_ep.plot(epochs, err, styles[split], label=f"{label} {split}")
+                ax_s.plot(secs, err, styles[split], color=line.get_color(), label=f"{label} {split}")
+        for ax, xl in ((ax_ep, "epoch (0 = after pre-training)"), (ax_s, "training seconds")):
+            ax.set_yscale("log")
+            ax.set_xlabel(xl)
+            ax.set_ylabel("error rate [%]")
+            ax.set_title(f"{ds}")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle("Convergence history (mean over seeds)")
+    fig.tight_layout()
+    out_dir = Path(out) if out else Path(paths[0])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for ext in ("png", "svg"):
+        f = out_dir / f"{name}.{ext}"
+        fig.savefig(f, dpi=120)
+        files.append(f)
+    plt.close(fig)
+    return files

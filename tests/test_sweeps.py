@@ -1,0 +1,69 @@
+"""Parallel and cluster sweep configs, resumable sweep directories, and the Figure 1 plot."""
+
+import subprocess
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from _util import env_without_full_error, nmfdnn_command
+from nmfdnn.cli import conf_dir
+from nmfdnn.config import register_configs
+
+SMALL = ["dataset=synthetic", "hidden=[8]", "epochs=2", "solver.batch_size=300", "solver.ae_samples=300",
+         "solver.ae_iters=1", "progress=false"]
+
+
+def compose_with_hydra(overrides):
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("launcher,target", [("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
+def test_launcher_configs_compose(launcher, target):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher" if launcher == "parallel"
+                        else "hydra_plugins.hydra_submitit_launcher")
+    cfg = compose_with_hydra([f"hydra/launcher={launcher}"])
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.cpus_per_task == 8 and cfg.hydra.launcher.timeout_min == 240
+
+
+def test_parallel_sweep_caps_blas_threads(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    r = subprocess.run(nmfdnn_command() + ["train", "-m", *SMALL, "seed=0,1", "hydra/launcher=parallel",
+                                            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}"],
+                       capture_output=True, text=True, env=env_without_full_error(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    import os
+
+    logs = [(tmp_path / str(i) / "train.log").read_text() for i in (0, 1)]
+    expect = max(1, (os.cpu_count() or 1) // 2)
+    assert all(f"2 jobs, {expect} BLAS thread(s) each" in log for log in logs)
+
+
+def test_sweep_with_override_dirs_resumes_by_skipping_finished_runs(tmp_path):
+    args = ["train", "-m", *SMALL, "seed=0,1", "resume=true", f"hydra.sweep.dir={tmp_path}",
+            "hydra.sweep.subdir=${hydra.job.override_dirname}"]
+    r = subprocess.run(nmfdnn_command() + args, capture_output=True, text=True, env=env_without_full_error())
+    assert r.returncode == 0, r.stderr
+    runs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))
+    assert len(runs) == 2 and all("seed=" in p.name and "resume" not in p.name for p in runs)
+    stamps = [(p / "metrics.json").stat().st_mtime_ns for p in runs]
+    r = subprocess.run(nmfdnn_command() + args, capture_output=True, text=True, env=env_without_full_error())
+    assert r.returncode == 0, r.stderr
+    assert [(p / "metrics.json").stat().st_mtime_ns for p in runs] == stamps  # nothing recomputed
+
+
+def test_plot_writes_png_and_svg(tmp_path):
+    pytest.importorskip("matplotlib")
+    r = subprocess.run(nmfdnn_command() + ["train", "-m", *SMALL, "seed=0,1", "solver=nmf", f"hydra.sweep.dir={tmp_path}"],
+                       capture_output=True, text=True, env=env_without_full_error())
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(nmfdnn_command() + ["plot", str(tmp_path)], capture_output=True, text=True,
+                       env=env_without_full_error())
+    assert r.returncode == 0, r.stderr
+    png = tmp_path / "fig1.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "fig1.svg").exists()
