@@ -66,12 +66,13 @@ IGNORED_KEYS = {"resume", "progress"}
 
 
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """Keys whose values differ between two plain config dicts (ignoring resume/progress)."""
+    """Keys whose values differ between two plain config dicts (ignoring resume/progress, and keys
+    that only one of them has: a schema that gained or lost a key since the run started)."""
     out = []
-    for key in sorted(set(saved) | set(current)):
+    for key in sorted(set(saved) & set(current)):
         if not prefix and key in IGNORED_KEYS:
             continue
-        a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
+        a, b = saved[key], current[key]
         if isinstance(a, dict) and isinstance(b, dict):
             out += config_differences(a, b, f"{prefix}{key}.")
         elif a != b:

@@ -65,6 +65,14 @@ def _train(args: list[str], debug: bool) -> int:
 
     register_configs()
     path = conf_dir()
+    if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith(("--cfg", "-c", "--shell"))
+               for a in args):
+        problem = precheck_overrides(path, args)
+        if problem:
+            if debug:
+                os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra show the full story below
+            else:
+                return error(problem)
 
     @hydra.main(version_base="1.3", config_path=path, config_name="train")
     def task(cfg):
@@ -98,6 +106,54 @@ def _train(args: list[str], debug: bool) -> int:
     sys.argv = ["nmfdnn-train", *args]
     task()
     return 0
+
+
+def one_line(exc: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line composition errors as one line."""
+    parts, options = [], []
+    for e in (exc, exc.__cause__):
+        if e is None:
+            continue
+        in_options = False
+        for line in str(e).splitlines():
+            line = line.strip()
+            if not line or line.startswith(("provider=", "Config search path", "full_key:", "object_type=",
+                                            "reference_type=", "To append to your config", "Set the environment")):
+                continue
+            if line.startswith("Available options in"):
+                in_options = True
+                parts.append(line.rstrip(":"))
+            elif in_options:
+                if not line.startswith("base_"):  # the schemas registered in each group
+                    options.append(line)
+            else:
+                parts.append(line)
+    text = "; ".join(parts) + (": " + ", ".join(options) if options else "")
+    return text or type(exc).__name__
+
+
+def precheck_overrides(path: str, args: list[str]) -> str | None:
+    """Compose the config once with the command's overrides (sweep overrides left out) so that a
+    typo or a value of the wrong type is a one-line error before Hydra starts a run or a sweep."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [a for a in args if not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as e:
+        return one_line(e)
+    plain = [o.input_line for o in parsed if not o.is_sweep_override() and not o.get_key_element().startswith("hydra")]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=path, version_base="1.3"):
+            compose(config_name="train", overrides=plain)
+    except Exception as e:
+        return one_line(e)
+    finally:
+        GlobalHydra.instance().clear()
+    return None
 
 
 def _cap_threads_for_parallel_sweeps(cfg, hc) -> None:

@@ -18,13 +18,18 @@ def nmf(bk, A, W0, H0, iters: int):
     xp = bk.xp
     W, H = W0.copy(), H0.copy()
     tiny = xp.finfo(A.dtype).tiny
+    # Work buffers reused by every iteration (the products are large: k x m and n x k).
+    num_h, den_h = xp.empty_like(H), xp.empty_like(H)
+    num_w, den_w = xp.empty_like(W), xp.empty_like(W)
     for _ in range(iters):
-        den = (W.T @ W) @ H
-        xp.maximum(den, tiny, out=den)
-        H *= W.T @ A
-        H /= den
-        den = W @ (H @ H.T)
-        xp.maximum(den, tiny, out=den)
-        W *= A @ H.T
-        W /= den
+        xp.matmul(W.T @ W, H, out=den_h)
+        xp.maximum(den_h, tiny, out=den_h)
+        xp.matmul(W.T, A, out=num_h)
+        H *= num_h
+        H /= den_h
+        xp.matmul(W, H @ H.T, out=den_w)
+        xp.maximum(den_w, tiny, out=den_w)
+        xp.matmul(A, H.T, out=num_w)
+        W *= num_w
+        W /= den_w
     return W, H
