@@ -76,7 +76,7 @@ class BPSolverConfig:
     lr: float = 1e-3  # Adam learning rate of the fine-tuning (paper: 1e-3)
     ae_lr: float = 1e-3  # Adam learning rate of the autoencoder (paper: 1e-3 MNIST, 5e-4 CIFAR-10)
     ae_samples: int = 5000  # autoencoder trained on this many random samples (paper: 5000)
-    ae_epochs: int = 10  # autoencoder epochs per layer over those samples (not stated in the paper)
+    ae_epochs: int = 3  # autoencoder epochs per layer over those samples (not stated in the paper; measured, README)
     beta1: float = 0.9  # TensorFlow's defaults
     beta2: float = 0.999
     eps: float = 1e-8
