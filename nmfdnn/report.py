@@ -66,7 +66,8 @@ class Group:
                 "epochs": self.config.get("epochs"), "n": len(self.runs),
                 "train_error": tr, "train_ci": tr_ci, "test_error": te, "test_ci": te_ci,
                 "pretrain_seconds": mean("pretrain_seconds"), "finetune_seconds": mean("finetune_seconds"),
-                "total_seconds": mean("total_seconds"), "seeds": sorted(r.get("seed") for r in self.runs)}
+                "total_seconds": mean("total_seconds"), "seeds": sorted(r.get("seed") for r in self.runs),
+                "n_train": int(np.max(col("n_train"))) if col("n_train") else None}
 
 
 def collect(paths) -> tuple[list[Group], list[str]]:
@@ -126,6 +127,8 @@ def build_rows(groups, compare: str | None = None):
     for r in rows:
         ref = paper.get((r["solver"], r["hidden"])) if r["dataset"] == "mnist" else None
         r["paper"] = ref
+        # The paper's rows are 10 epochs on all 60,000 training images.
+        r["paper_setting"] = ref is not None and r["epochs"] == 10 and r.get("n_train") in (None, 60000)
         if ref is not None:
             r["test_diff"] = r["test_error"] - ref["test_error"]
             r["train_diff"] = r["train_error"] - ref["train_error"]
@@ -180,7 +183,7 @@ def print_table(rows, compare: bool, warnings):
     from rich.console import Console
     from rich.table import Table
 
-    c = Console()
+    c = Console() if Console().is_terminal else Console(width=200)
     for w in warnings:
         c.print(f"[yellow]warning:[/yellow] {w}")
     t = Table(title="nmfdnn report" + (" (beside the paper's Table 1)" if compare else ""))
@@ -190,6 +193,10 @@ def print_table(rows, compare: bool, warnings):
     for r in rows:
         t.add_row(*(_cells(r) + (_paper_cells(r) if compare else [])))
     c.print(t)
+    other = [r for r in rows if r.get("paper") is not None and not r.get("paper_setting")]
+    if other:
+        c.print(f"note: {len(other)} group(s) differ from the paper's setting (10 epochs, 60,000 training images); "
+                "their differences to the paper are not like-for-like.")
     singles = [r for r in rows if r["n"] == 1]
     if singles:
         c.print(f"{len(singles)} group(s) have a single run: no confidence interval (n=1).")
