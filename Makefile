@@ -7,7 +7,7 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train fetch test test-fast clean table1 table1-quick fig1 kill-resume
+.PHONY: help install train fetch test test-fast clean table1 table1-quick fig1 kill-resume bench bench-gpu
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -63,3 +63,13 @@ fig1: install ## Figure 1: NMF vs BP, [1000,500], 10 epochs, MNIST (+ CIFAR-10 i
 kill-resume: install ## SIGKILL a run at random points, resume, compare with an uninterrupted run
 	$(PY) tests/kill_resume.py --trials 5 --solver nmf
 	$(PY) tests/kill_resume.py --trials 3 --solver bp
+
+bench: install ## GEMM rate and a 1-epoch [1000,500] MNIST run: seconds and GFLOP/s per phase (bench.json)
+	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float64
+	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float32
+
+bench-gpu: install ## on a GPU machine: CuPy install, CPU-vs-GPU agreement tests, GPU benchmark (float64, float32)
+	$(PY) -m pip install --quiet -e '.[gpu]'
+	$(PY) -m pytest -q -m gpu tests/test_gpu.py
+	$(NMFDNN) bench backend=cupy dataset=mnist hidden=[1000,500] dtype=float64
+	$(NMFDNN) bench backend=cupy dataset=mnist hidden=[1000,500] dtype=float32

@@ -27,6 +27,7 @@ commands:
                          mean and 95 % confidence interval over seeds of every group of runs
   plot PATH... [--out DIR]
                          Figure 1: train/test error against epoch and seconds (PNG and SVG)
+  bench [OVERRIDES]       GEMM rate, then a short run: seconds, GFLOP/s and share of GEMM per phase
   fetch DATASET          download, verify and cache mnist, fashion_mnist or cifar10
                          (data_dir=... or $NMFDNN_DATA)
 
@@ -259,6 +260,37 @@ def _plot(args: list[str]) -> int:
     return 0
 
 
+def _bench(args: list[str]) -> int:
+    if args and args[0] in ("-h", "--help"):
+        print("usage: nmfdnn bench [OVERRIDES]   (defaults: the train config with epochs=1; writes "
+              "outputs/bench/DATE_TIME/bench.json)")
+        return 0
+    import time as _time
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from .bench import bench, print_bench
+    from .config import register_configs, validate
+
+    register_configs()
+    path = conf_dir()
+    overrides = ["epochs=1", "progress=false", *args]
+    problem = precheck_overrides(path, overrides)
+    if problem:
+        return error(problem)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=path, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    validate(cfg)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = Path("outputs") / "bench" / _time.strftime("%Y-%m-%d_%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+    print_bench(bench(cfg, out))
+    print(f"written to {out / 'bench.json'}")
+    return 0
+
+
 def _resume(args: list[str], debug: bool) -> int:
     if len(args) < 1 or args[0].startswith("-"):
         return error("usage: nmfdnn resume RUN_DIR [OVERRIDES]")
@@ -287,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cmd, args = argv[0], argv[1:]
     commands = {"train": lambda: _train(args, debug), "resume": lambda: _resume(args, debug),
-                "eval": lambda: _eval(args), "report": lambda: _report(args), "plot": lambda: _plot(args), "fetch": lambda: _fetch(args)}
+                "eval": lambda: _eval(args), "report": lambda: _report(args), "plot": lambda: _plot(args), "bench": lambda: _bench(args), "fetch": lambda: _fetch(args)}
     if cmd not in commands:
         return error(f"unknown command {cmd!r}; commands: {', '.join(commands)} (see nmfdnn --help)")
     try:

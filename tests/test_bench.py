@@ -1,0 +1,42 @@
+"""nmfdnn bench: GEMM rate, FLOP model, bench.json."""
+
+import json
+import subprocess
+
+import pytest
+from omegaconf import OmegaConf
+
+from _util import env_without_full_error, nmfdnn_command
+from nmfdnn.bench import gemm_rate, nmf_phase_flops
+from nmfdnn.config import NMFSolverConfig
+
+
+def test_gemm_rate_is_positive():
+    assert gemm_rate("float64", n=300, repeats=2) > 0.1
+
+
+def test_flop_model_scales_with_its_inputs():
+    sol = OmegaConf.structured(NMFSolverConfig())
+    base = nmf_phase_flops([784, 1000, 500, 10], 60000, 5000, 91, sol, 5000)
+    twice = nmf_phase_flops([784, 1000, 500, 10], 120000, 5000, 91, sol, 5000)
+    for k in ("forward", "semi_nmf", "pinv", "alg2", "alg3", "batch_pinv"):
+        assert twice[k] == pytest.approx(2 * base[k])
+    sol.lsq_iters = 3
+    more = nmf_phase_flops([784, 1000, 500, 10], 60000, 5000, 91, sol, 5000)
+    assert more["alg3"] == pytest.approx(3 * base["alg3"]) and more["alg2"] == pytest.approx(3 * base["alg2"])
+    # forward of one epoch: 2 * (1000*784 + 500*1000) * 60000
+    assert base["forward"] == pytest.approx(2 * (1000 * 784 + 500 * 1000) * 60000)
+    shallow = nmf_phase_flops([784, 500, 10], 60000, 5000, 91, sol, 5000)
+    assert shallow["alg3"] == 0 and shallow["pinv"] == 0
+
+
+def test_bench_command_writes_json(tmp_path):
+    r = subprocess.run(nmfdnn_command() + ["bench", "dataset=synthetic", "hidden=[32,16]", "solver.batch_size=300",
+                                           "solver.ae_samples=300", "solver.ae_iters=1"],
+                       cwd=tmp_path, capture_output=True, text=True, env=env_without_full_error(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    (f,) = list((tmp_path / "outputs" / "bench").glob("*/bench.json"))
+    b = json.loads(f.read_text())
+    assert b["gemm_gflops"] > 0 and b["epochs"] == 1 and b["peak_rss_gib"] > 0
+    assert b["phases"]["alg2"]["gflop"] > 0 and b["phases"]["alg2"]["seconds"] > 0
+    assert 0 < b["finetune_ratio_to_gemm"]
