@@ -50,9 +50,19 @@ class RightPinv:
         return T @ self.right
 
 
-def _keep(values, threshold):
-    """Boolean mask of the entries of ``values`` (descending or not) above ``threshold``."""
-    return values > threshold
+def truncated_eigh(bk, G, rcond: float):
+    """Eigenpairs ``(Q_k, l_k)`` of a Gram matrix ``G = A A^T`` with ``l_i > max(rcond^2, p eps) l_max``,
+    i.e. the singular values ``s_i = sqrt(l_i)`` of ``A`` above ``rcond * s_1`` that ``G`` resolves."""
+    lam, Q = bk.eigh(G)
+    keep = lam > max(rcond * rcond, G.shape[0] * bk.eps) * lam[-1]
+    return Q[:, keep], lam[keep]
+
+
+def truncated_svd(bk, A, rcond: float):
+    """Economy SVD ``(U_k, s_k, V_k^T)`` of ``A`` over the singular values ``s_i > rcond * s_1``."""
+    U, s, Vt = bk.svd(A)
+    keep = s > rcond * s[0]
+    return U[:, keep], s[keep], Vt[keep]
 
 
 def right_pinv(bk, A, rcond: float, method: str = "gram") -> RightPinv:
@@ -60,20 +70,12 @@ def right_pinv(bk, A, rcond: float, method: str = "gram") -> RightPinv:
 
     ``rcond`` truncates singular values ``s_i <= rcond * s_1`` (the paper's threshold).
     """
-    xp = bk.xp
     if method == "svd":
-        U, s, Vt = bk.svd(A)
-        keep = _keep(s, rcond * s[0]) if s.shape[0] else s > 0
-        return RightPinv(left=Vt[keep].T, scale=1.0 / s[keep], right=U[:, keep].T)
+        U, s, Vt = truncated_svd(bk, A, rcond)
+        return RightPinv(left=Vt.T, scale=1.0 / s, right=U.T)
     if method == "gram":
-        p = A.shape[0]
-        G = A @ A.T
-        lam, Q = bk.eigh(G)
-        lmax = lam[-1] if lam.shape[0] else 0.0
-        floor = max(rcond * rcond, p * bk.eps)
-        keep = _keep(lam, floor * lmax) if lam.shape[0] else lam > 0
-        Qk = Q[:, keep]
-        return RightPinv(pre=A.T, left=Qk, scale=1.0 / lam[keep], right=xp.ascontiguousarray(Qk.T))
+        Q, lam = truncated_eigh(bk, A @ A.T, rcond)
+        return RightPinv(pre=A.T, left=Q, scale=1.0 / lam, right=bk.xp.ascontiguousarray(Q.T))
     raise ValueError(f"unknown pseudo-inverse method {method!r}; choose one of {PINV_METHODS}")
 
 
@@ -84,20 +86,14 @@ def left_pinv(bk, A, rcond: float, method: str = "gram"):
     once and each inner iteration of Algorithm 3 costs one product ``A^dagger R``.
     """
     if method == "svd":
-        U, s, Vt = bk.svd(A)
-        keep = _keep(s, rcond * s[0])
-        return (Vt[keep].T / s[keep]) @ U[:, keep].T
+        U, s, Vt = truncated_svd(bk, A, rcond)
+        return (Vt.T / s) @ U.T
     if method == "gram":
-        q, p = A.shape
-        if q <= p:  # A^dagger = A^T (A A^T)^-1
-            lam, Q = bk.eigh(A @ A.T)
-            keep = _keep(lam, max(rcond * rcond, q * bk.eps) * lam[-1])
-            Qk = Q[:, keep]
-            return (A.T @ Qk / lam[keep]) @ Qk.T
-        lam, Q = bk.eigh(A.T @ A)  # A^dagger = (A^T A)^-1 A^T
-        keep = _keep(lam, max(rcond * rcond, p * bk.eps) * lam[-1])
-        Qk = Q[:, keep]
-        return (Qk / lam[keep]) @ (Qk.T @ A.T)
+        if A.shape[0] <= A.shape[1]:  # A^dagger = A^T (A A^T)^-1 on the short side
+            Q, lam = truncated_eigh(bk, A @ A.T, rcond)
+            return (A.T @ Q / lam) @ Q.T
+        Q, lam = truncated_eigh(bk, A.T @ A, rcond)  # A^dagger = (A^T A)^-1 A^T
+        return (Q / lam) @ (Q.T @ A.T)
     raise ValueError(f"unknown pseudo-inverse method {method!r}; choose one of {PINV_METHODS}")
 
 
@@ -127,13 +123,9 @@ def input_svd(bk, X, threshold: float, bias: bool = False) -> InputSVD:
     """
     xp = bk.xp
     # The SVD of the short side: X X^T is n_in x n_in, far cheaper than the SVD of n_in x m.
-    lam, Q = bk.eigh(X @ X.T)
-    lam = lam[::-1]
-    Q = Q[:, ::-1]
-    s = xp.sqrt(xp.maximum(lam, 0))
-    keep = s > threshold * s[0]
-    U = xp.ascontiguousarray(Q[:, keep])
-    s = s[keep]
+    Q, lam = truncated_eigh(bk, X @ X.T, threshold)
+    U = xp.ascontiguousarray(Q[:, ::-1])  # descending singular values
+    s = xp.sqrt(lam[::-1])
     V = (X.T @ U) / s
     if bias:
         n, m = X.shape
