@@ -22,19 +22,38 @@ def batches_for_epoch(m: int, batch_size: int, rng, shuffle: bool = True):
     return [np.sort(J) for J in np.array_split(order, n_batches)]
 
 
-class NMFTrainer:
-    """The paper's method: Algorithm 5 (NMF autoencoder) then Algorithm 4 per epoch."""
+class Trainer:
+    """What every solver shares: data (X, Y: features x samples), config, random generator, timers.
+
+    Subclasses implement ``pretrain(on_layer) -> Ws``, ``epoch(Ws, on_batch, start_batch)`` and the
+    arrays a checkpoint must hold beyond the weights (``state_arrays`` / ``load_state_arrays``).
+    """
 
     def __init__(self, bk, cfg, X, Y, rng, timers=None):
         self.bk, self.sol, self.hidden = bk, cfg.solver, list(cfg.hidden)
         self.X, self.Y, self.rng = X, Y, rng
         self.timers = timers or NullTimers()
         self.info: dict = {}
-        self.xsvd = None
 
     @property
     def n_batches(self) -> int:
         return max(1, -(-self.X.shape[1] // self.sol.batch_size))
+
+    def state_arrays(self) -> dict:
+        return {}
+
+    def load_state_arrays(self, arrays: dict, Ws) -> None:
+        pass
+
+
+class NMFTrainer(Trainer):
+    """The paper's method: Algorithm 5 (NMF autoencoder) then Algorithm 4 per epoch.
+
+    Nothing beyond the weights needs checkpointing: the input SVD is recomputed (deterministically)
+    on resume.
+    """
+
+    xsvd = None
 
     def _input_svd(self):
         if self.xsvd is None:
@@ -56,26 +75,11 @@ class NMFTrainer:
         finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.sol, self.timers, on_batch,
                        start_batch)
 
-    def state_arrays(self) -> dict:
-        return {}  # the input SVD is recomputed (deterministically) on resume
 
-    def load_state_arrays(self, arrays: dict, Ws) -> None:
-        pass
-
-
-class BPTrainer:
+class BPTrainer(Trainer):
     """Backpropagation with Adam (Sec. 5's baseline): autoencoder pre-training, then fine-tuning."""
 
-    def __init__(self, bk, cfg, X, Y, rng, timers=None):
-        self.bk, self.sol, self.hidden = bk, cfg.solver, list(cfg.hidden)
-        self.X, self.Y, self.rng = X, Y, rng
-        self.timers = timers or NullTimers()
-        self.info: dict = {}
-        self.opt = None
-
-    @property
-    def n_batches(self) -> int:
-        return max(1, -(-self.X.shape[1] // self.sol.batch_size))
+    opt = None
 
     def pretrain(self, on_layer=None):
         from .backprop import glorot_uniform, pretrain_autoencoder
