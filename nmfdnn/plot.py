@@ -27,16 +27,18 @@ def plot(paths, out: str | None = None, name: str = "fig1") -> list[Path]:
     styles = {"train": "--", "test": "-"}
     for row, ds in enumerate(datasets):
         ax_ep, ax_s = axes[row]
+        colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
         for g in sorted((g for g in groups if g.config.get("dataset.name") == ds),
                         key=lambda g: (g.config.get("solver.name"), str(g.config.get("hidden")))):
+            color = next(colors)  # one color per solver and network; train dashed, test solid
             label = f"{g.config.get('solver.name')} {'-'.join(map(str, g.config.get('hidden', [])))}"
             n_ep = min(len(r["history"]) for r in g.runs)
             epochs = np.arange(n_ep)
             secs = np.mean([[h["seconds"] for h in r["history"][:n_ep]] for r in g.runs], axis=0)
             for split in ("train", "test"):
                 err = np.mean([[h[f"{split}_error"] for h in r["history"][:n_ep]] for r in g.runs], axis=0)
-                line, = ax_ep.plot(epochs, err, styles[split], label=f"{label} {split}")
-                ax_s.plot(secs, err, styles[split], color=line.get_color(), label=f"{label} {split}")
+                ax_ep.plot(epochs, err, styles[split], color=color, label=f"{label} {split}")
+                ax_s.plot(secs, err, styles[split], color=color, label=f"{label} {split}")
         for ax, xl in ((ax_ep, "epoch (0 = after pre-training)"), (ax_s, "training seconds")):
             ax.set_yscale("log")
             ax.set_xlabel(xl)
