@@ -44,9 +44,12 @@ def comparable(run_dir: Path):
     return m["status"], hist, weights
 
 
-def trial(solver: str, work: Path, rng: random.Random, reference, ref_seconds: float, env) -> dict:
+def trial(solver: str, work: Path, rng: random.Random, reference, ref_seconds: float, env,
+          first_checkpoint: float = 0.0, early: bool = False) -> dict:
+    """One kill: mostly at a random moment after the first checkpoint (so that resuming really
+    continues a run); with ``early``, at a random moment before it (resuming then starts over)."""
     run_dir = work / f"killed-{rng.randrange(10**9)}"
-    delay = rng.uniform(0.25 * ref_seconds, ref_seconds)
+    delay = rng.uniform(0.2, first_checkpoint) if early else rng.uniform(first_checkpoint, ref_seconds)
     p = subprocess.Popen(command() + train_args(solver, run_dir), env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     time.sleep(delay)
@@ -90,10 +93,21 @@ def run_trials(solver: str, trials: int, seed=None, work: Path | None = None):
         work = Path(work or tmp)
         ref_dir = work / "reference"
         t0 = time.perf_counter()
-        subprocess.run(command() + train_args(solver, ref_dir), env=env, check=True, capture_output=True)
+        p = subprocess.Popen(command() + train_args(solver, ref_dir), env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        first_checkpoint = None
+        while p.poll() is None:
+            if first_checkpoint is None and (ref_dir / "checkpoint.npz").exists():
+                first_checkpoint = time.perf_counter() - t0
+            time.sleep(0.02)
+        if p.returncode != 0:
+            raise AssertionError("the reference run failed")
         ref_seconds = time.perf_counter() - t0
+        first_checkpoint = first_checkpoint or 0.5 * ref_seconds
         reference = comparable(ref_dir)
-        return [trial(solver, work, rng, reference, ref_seconds, env) for _ in range(trials)]
+        # one trial in five kills before the first checkpoint, the others during training
+        return [trial(solver, work, rng, reference, ref_seconds, env, first_checkpoint, early=(i % 5 == 4))
+                for i in range(trials)]
 
 
 if __name__ == "__main__":

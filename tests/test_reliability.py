@@ -134,6 +134,7 @@ def test_signal_checkpoints_and_exits_nonzero(tmp_path, sig):
 def test_sigkill_at_random_points_then_resume_is_identical(solver, trials):
     results = kill_resume.run_trials(solver, trials)
     assert all(r["identical"] for r in results), results
+    assert any(r["had_checkpoint"] for r in results), results  # at least one resume continued a run
 
 
 # -- fuzzing the IDX reader ----------------------------------------------------------------------
