@@ -95,8 +95,9 @@ def test_fetch_checksum_mismatch_deletes_and_errors(tmp_path):
     mirror.mkdir()
     (mirror / "f.gz").write_bytes(gzip.compress(b"corrupt"))
     cache = tmp_path / "cache"
-    with pytest.raises(NmfdnnError, match=r"cannot obtain .* files f .*put them .* in"):
+    with pytest.raises(NmfdnnError, match=r"cannot obtain .* files f .*put them .* in") as exc:
         fetch_files({"f": _digest(b"good")}, cache, [mirror.as_uri() + "/"], npm_package=None)
+    assert "wrong SHA-256 and were deleted" in str(exc.value)
     assert not (cache / "f").exists() and not list(cache.glob("*.part"))
 
 

