@@ -126,7 +126,7 @@ def _choice(value, key, choices):
         raise NmfdnnError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
 
 
-def validate(cfg, n_train: int | None = None, n_in: int | None = None) -> None:
+def validate(cfg, n_train: int | None = None) -> None:
     """Check ranges and cross-field constraints; raise :class:`NmfdnnError` with one line.
 
     ``n_train`` (known once the data are loaded) enables the checks against the data size.

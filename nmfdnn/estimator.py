@@ -157,7 +157,7 @@ class _NetClassifier(*_BASES):
                              "(for example pixel intensities in [0, 1])")
         self.classes_, labels = np.unique(y, return_inverse=True)
         cfg = self._config(X.shape[0])
-        validate(cfg, n_train=X.shape[0], n_in=X.shape[1])
+        validate(cfg, n_train=X.shape[0])
         split = DataSplit(np.ascontiguousarray(X.T), labels.astype(np.int64))
         data = Dataset("array", split, split, len(self.classes_))
         cfg.eval_train = False

@@ -239,7 +239,7 @@ def run(cfg, out_dir: str | Path, reporter: Reporter | None = None) -> dict:
     t0 = time.perf_counter()
     data = load_dataset(cfg.dataset)
     load_seconds = time.perf_counter() - t0
-    validate(cfg, n_train=data.train.m, n_in=data.n_in)
+    validate(cfg, n_train=data.train.m)
     log.info("data %s: %d train, %d test samples, %d features, %d classes", data.name, data.train.m,
              data.test.m, data.n_in, data.n_classes)
     stop = StopFlag()

@@ -1,7 +1,6 @@
 """Checkpoint/resume, interrupts, numerical guards, and fuzzing of the IDX reader."""
 
 import json
-import os
 import signal
 import struct
 import subprocess
