@@ -92,9 +92,10 @@ def bench(cfg, out_dir, reporter=None) -> dict:
     """Measure the GEMM rate, train ``cfg`` (normally a short run) and write ``bench.json``."""
     from .backend import get_backend
     from .data import load_dataset
-    from .train import _dtype, blas_threads, fit
+    from .config import dtype_name
+    from .train import blas_threads, fit
 
-    dtype = _dtype(cfg)
+    dtype = dtype_name(cfg)
     data = load_dataset(cfg.dataset)
     with blas_threads(cfg.backend.get("threads")):
         bk = get_backend(cfg.backend.name, dtype)

@@ -105,6 +105,11 @@ class TrainConfig:
     resume: bool = False  # continue from checkpoint.npz in the run directory (a finished run: no-op)
 
 
+def dtype_name(cfg) -> str:
+    """``cfg.dtype`` as "float32" / "float64" (an Enum in structured configs, a string in plain ones)."""
+    return cfg.dtype.value if isinstance(cfg.dtype, Enum) else str(cfg.dtype)
+
+
 def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
@@ -139,7 +144,7 @@ def validate(cfg, n_train: int | None = None) -> None:
             raise NmfdnnError(f"hidden[{i}] = {n!r}: every hidden width must be a positive integer")
     if not isinstance(cfg.epochs, int) or cfg.epochs < 0:
         raise NmfdnnError(f"epochs must be a nonnegative integer, got {cfg.epochs!r}")
-    _choice(str(cfg.dtype.value if isinstance(cfg.dtype, Enum) else cfg.dtype), "dtype", ["float32", "float64"])
+    _choice(dtype_name(cfg), "dtype", ["float32", "float64"])
     _choice(cfg.backend.name, "backend", ["numpy", "cupy"])
     if cfg.backend.get("threads") is not None:
         _positive_int(cfg.backend.threads, "backend.threads")

@@ -226,13 +226,12 @@ class BPNetClassifier(_NetClassifier):
 def load(run_dir) -> _NetClassifier:
     """The fitted estimator of a finished ``nmfdnn train`` run (its ``model.npz`` and ``config.yaml``)."""
     from .errors import NmfdnnError
+    from .outputs import load_model
 
     run_dir = Path(run_dir)
     try:
         cfg = OmegaConf.load(run_dir / "config.yaml")
-        with np.load(run_dir / "model.npz") as z:
-            n = len([k for k in z.files if k.startswith("W")])
-            weights = [z[f"W{i + 1}"] for i in range(n)]
+        weights, _ = load_model(run_dir)
     except FileNotFoundError as e:
         raise NmfdnnError(f"{run_dir} holds no finished run ({Path(e.filename).name} missing)") from None
     cls = {"nmf": NMFNetClassifier, "bp": BPNetClassifier}[cfg.solver.name]

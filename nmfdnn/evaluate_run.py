@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from omegaconf import OmegaConf
 
 from .errors import NmfdnnError
@@ -36,19 +35,16 @@ def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
     from .backend import get_backend
     from .data import load_dataset
     from .network import evaluate
-    from .outputs import atomic_write_json
+    from .config import dtype_name
+    from .outputs import atomic_write_json, load_model
 
     run_dir = Path(run_dir)
     if not (run_dir / "model.npz").is_file():
         raise NmfdnnError(f"{run_dir} holds no trained model (model.npz missing; did the run finish?)")
     cfg = compose_run_config(run_dir, list(overrides or []))
-    with np.load(run_dir / "model.npz") as z:
-        n = len([k for k in z.files if k.startswith("W")])
-        weights = [z[f"W{i + 1}"] for i in range(n)]
-        bias = bool(z["bias"])
+    weights, bias = load_model(run_dir)
     data = load_dataset(cfg.dataset)
-    dtype = cfg.dtype.value if hasattr(cfg.dtype, "value") else str(cfg.dtype)
-    bk = get_backend(cfg.backend.name, dtype)
+    bk = get_backend(cfg.backend.name, dtype_name(cfg))
     n_in = weights[0].shape[1] - int(bias)
     if data.n_in != n_in:
         raise NmfdnnError(f"the model takes {n_in} features, data set {data.name} has {data.n_in}")

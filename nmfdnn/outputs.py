@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from .config import dtype_name
+
 HISTORY_FIELDS = ["epoch", "train_error", "test_error", "objective", "epoch_seconds", "seconds"]
 
 
@@ -47,6 +49,13 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(_clean(obj), indent=2) + "\n").encode())
 
 
+def load_model(run_dir) -> tuple[list, bool]:
+    """The weights ``[W_1, ..., W_d]`` and the bias flag of a run's ``model.npz``."""
+    with np.load(Path(run_dir) / "model.npz") as z:
+        n = len([k for k in z.files if k.startswith("W")])
+        return [z[f"W{i + 1}"] for i in range(n)], bool(z["bias"])
+
+
 def write_status(out_dir, cfg, status: str, message: str) -> dict:
     """``metrics.json`` of a run that did not finish (interrupted or failed), with the history so far
     (from the checkpoint, if any). No ``model.npz`` is written for such a run."""
@@ -76,7 +85,7 @@ def write_run(out_dir, cfg, data, result) -> dict:
         "dataset": data.name,
         "solver": cfg.solver.name,
         "hidden": list(cfg.hidden),
-        "dtype": str(cfg.dtype.value if hasattr(cfg.dtype, "value") else cfg.dtype),
+        "dtype": dtype_name(cfg),
         "backend": cfg.backend.name,
         "seed": cfg.seed,
         "epochs": cfg.epochs,

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from .backend import get_backend
 from .checkpoint import CHECKPOINT, Checkpoint, config_differences, load_checkpoint, save_checkpoint
-from .config import validate
+from .config import dtype_name, validate
 from .data import Dataset, load_dataset
 from .data.base import one_hot
 from .errors import NmfdnnError, NumericalError
@@ -62,10 +62,6 @@ class FitResult:
     info: dict = field(default_factory=dict)
 
 
-def _dtype(cfg) -> str:
-    return cfg.dtype.value if hasattr(cfg.dtype, "value") else str(cfg.dtype)
-
-
 def config_dict(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
@@ -87,7 +83,7 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     epoch; with ``cfg.resume`` the run continues from it.
     """
     reporter = reporter or Reporter()
-    bk = get_backend(cfg.backend.name, _dtype(cfg))
+    bk = get_backend(cfg.backend.name, dtype_name(cfg))
     timers = Timers(bk)
     rng = np.random.default_rng(cfg.seed)
     bias = bool(cfg.solver.get("bias", False))
@@ -225,7 +221,7 @@ def run(cfg, out_dir: str | Path, reporter: Reporter | None = None) -> dict:
     from .outputs import write_run, write_status
 
     validate(cfg)
-    get_backend(cfg.backend.name, _dtype(cfg))  # fail before loading data if the backend is missing
+    get_backend(cfg.backend.name, dtype_name(cfg))  # fail before loading data if the backend is missing
     if cfg.get("resume", False):
         done = finished_metrics(out_dir)
         if done is not None:
