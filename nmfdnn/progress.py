@@ -50,7 +50,8 @@ class RichReporter(Reporter):
         self.progress.advance(self.t_batches)
 
     def epoch_done(self, row):
-        self.progress.advance(self.t_epochs)
+        if row["epoch"] > 0:  # epoch 0 is the evaluation right after pre-training
+            self.progress.advance(self.t_epochs)
         super().epoch_done(row)
 
     def stop(self):
