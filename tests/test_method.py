@@ -63,3 +63,18 @@ def test_batches_cover_every_sample_once(rng):
     assert len(bs) == 11
     assert np.array_equal(np.sort(np.concatenate(bs)), np.arange(1003))
     assert max(b.size for b in bs) - min(b.size for b in bs) <= 1
+
+
+def test_rich_progress_counts_fine_tuning_epochs_only():
+    from nmfdnn.progress import RichReporter
+
+    r = RichReporter()
+    r.start(n_layers=2, epochs=3, n_batches=4)
+    for epoch in range(4):  # 0 = the evaluation after pre-training
+        r.epoch_start(epoch)
+        for b in range(4):
+            r.batch_done(b)
+        r.epoch_done(dict(epoch=epoch, train_error=1.0, test_error=1.0, objective=1.0, epoch_seconds=0.1))
+    r.stop()
+    tasks = {t.description: t for t in r.progress.tasks}
+    assert tasks["epochs"].completed == 3 and tasks["batches"].completed == 4
