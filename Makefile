@@ -7,7 +7,7 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train fetch test test-fast clean table1 table1-quick fig1 kill-resume bench bench-gpu
+.PHONY: help install train fetch test test-fast clean table1 table1-quick fig1 kill-resume bench bench-gpu scaling
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,14 @@ kill-resume: install ## SIGKILL a run at random points, resume, compare with an 
 bench: install ## GEMM rate and a 1-epoch [1000,500] MNIST run: seconds and GFLOP/s per phase (bench.json)
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float64
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float32
+
+scaling: install ## epoch time and peak memory against width/depth and batch size (1 epoch each), as a table
+	rm -rf outputs/scaling
+	for h in '[500]' '[1000,500]' '[1500,1000,500]' '[2000,1500,1000,500]'; do \
+	  $(NMFDNN) bench --out outputs/scaling/h$$h dataset=mnist hidden=$$h || exit 1; done
+	for b in 1000 20000; do \
+	  $(NMFDNN) bench --out outputs/scaling/b$$b dataset=mnist hidden=[1000,500] solver.batch_size=$$b || exit 1; done
+	$(NMFDNN) bench --table outputs/scaling | tee outputs/scaling/scaling.md
 
 bench-gpu: install ## on a GPU machine: CuPy install, CPU-vs-GPU agreement tests, GPU benchmark (float64, float32)
 	$(PY) -m pip install --quiet -e '.[gpu]'

@@ -123,6 +123,7 @@ def bench(cfg, out_dir, reporter=None) -> dict:
     out = {
         "gemm_gflops": rate, "dtype": dtype, "backend": cfg.backend.name, "hidden": list(cfg.hidden),
         "solver": cfg.solver.name, "epochs": cfg.epochs, "n_train": data.train.m,
+        "batch_size": cfg.solver.batch_size,
         "pretrain_seconds": result.pretrain_seconds, "finetune_seconds": result.finetune_seconds,
         "epoch_seconds": result.finetune_seconds / max(cfg.epochs, 1),
         "finetune_gflop": ft / 1e9 if ft else None, "finetune_gflops": epoch_rate,
@@ -152,3 +153,19 @@ def print_bench(b: dict) -> None:
     if b.get("finetune_gflops"):
         line += f", {b['finetune_gflops']:.1f} GFLOP/s = {b['finetune_ratio_to_gemm']:.0%} of GEMM"
     c.print(line + f"; peak memory {b['peak_rss_gib']:.2f} GiB; BLAS {json.dumps(b['blas'])}")
+
+
+def scaling_table(paths) -> str:
+    """A markdown table (one row per bench.json under ``paths``): network, batch, dtype, seconds per
+    fine-tuning epoch, pre-training seconds, share of GEMM and peak memory."""
+    files = sorted(f for p in paths for f in Path(p).rglob("bench.json"))
+    rows = [json.loads(f.read_text()) for f in files]
+    rows.sort(key=lambda b: (b["dtype"], b.get("batch_size") or 0, len(b["hidden"]), b["hidden"]))
+    out = ["| hidden | batch | dtype | fine-tuning s/epoch | pre-training s | GFLOP/s | of GEMM | peak memory GiB |",
+           "|---|---|---|---|---|---|---|---|"]
+    for b in rows:
+        rate = f"{b['finetune_gflops']:.1f}" if b.get("finetune_gflops") else "—"
+        share = f"{b['finetune_ratio_to_gemm']:.0%}" if b.get("finetune_ratio_to_gemm") else "—"
+        out.append(f"| {'-'.join(map(str, b['hidden']))} | {b.get('batch_size', '—')} | {b['dtype']} | "
+                   f"{b['epoch_seconds']:.2f} | {b['pretrain_seconds']:.1f} | {rate} | {share} | {b['peak_rss_gib']:.2f} |")
+    return "\n".join(out)

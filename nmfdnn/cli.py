@@ -262,15 +262,23 @@ def _plot(args: list[str]) -> int:
 
 def _bench(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
-        print("usage: nmfdnn bench [OVERRIDES]   (defaults: the train config with epochs=1; writes "
-              "outputs/bench/DATE_TIME/bench.json)")
+        print("usage: nmfdnn bench [--out DIR] [OVERRIDES]   (the train config with epochs=1; writes "
+              "DIR/bench.json, default outputs/bench/DATE_TIME)\n"
+              "       nmfdnn bench --table DIR...          (a markdown table of the bench.json files under DIR)")
         return 0
     import time as _time
 
+    from .bench import bench, print_bench, scaling_table
+
+    if args and args[0] == "--table":
+        print(scaling_table(args[1:]))
+        return 0
+    out = Path("outputs") / "bench" / _time.strftime("%Y-%m-%d_%H-%M-%S")
+    if args[:1] == ["--out"] and len(args) > 1:
+        out, args = Path(args[1]), args[2:]
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from .bench import bench, print_bench
     from .config import register_configs, validate
 
     register_configs()
@@ -284,7 +292,6 @@ def _bench(args: list[str]) -> int:
         cfg = compose(config_name="train", overrides=overrides)
     validate(cfg)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = Path("outputs") / "bench" / _time.strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
     print_bench(bench(cfg, out))
     print(f"written to {out / 'bench.json'}")

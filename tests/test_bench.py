@@ -40,3 +40,16 @@ def test_bench_command_writes_json(tmp_path):
     assert b["gemm_gflops"] > 0 and b["epochs"] == 1 and b["peak_rss_gib"] > 0
     assert b["phases"]["alg2"]["gflop"] > 0 and b["phases"]["alg2"]["seconds"] > 0
     assert 0 < b["finetune_ratio_to_gemm"]
+
+
+def test_bench_out_dir_and_table(tmp_path):
+    for h in ("[8]", "[16,8]"):
+        r = subprocess.run(nmfdnn_command() + ["bench", "--out", str(tmp_path / h), "dataset=synthetic", f"hidden={h}",
+                                               "solver.batch_size=300", "solver.ae_samples=300", "solver.ae_iters=1"],
+                           capture_output=True, text=True, env=env_without_full_error(), timeout=300)
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run(nmfdnn_command() + ["bench", "--table", str(tmp_path)], capture_output=True, text=True,
+                       env=env_without_full_error())
+    lines = r.stdout.strip().splitlines()
+    assert r.returncode == 0 and len(lines) == 4
+    assert lines[2].startswith("| 8 | 300 | float64 |") and lines[3].startswith("| 16-8 | 300 | float64 |")
