@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .network import affine
+from .network import affine, forward
 
 
 def glorot_uniform(bk, rng, n_out: int, n_in: int, bias: bool):
@@ -50,10 +50,7 @@ def loss_and_output_grad(bk, out, Y, loss: str):
 def loss_and_grads(bk, Ws, X, Y, loss: str, bias: bool):
     """Loss of the network on the columns of ``X`` and its gradients (backpropagation, [15])."""
     xp = bk.xp
-    Zs = [X]
-    for W in Ws[:-1]:
-        U = affine(W, Zs[-1], bias)
-        Zs.append(bk.relu(U, out=U))
+    Zs = forward(bk, Ws, X, bias)
     out = affine(Ws[-1], Zs[-1], bias)
     value, G = loss_and_output_grad(bk, out, Y, loss)
     grads = [None] * len(Ws)

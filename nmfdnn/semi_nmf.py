@@ -7,13 +7,11 @@ The solver alternates the two updates of Ding, Li and Jordan (2010), the paper's
 from __future__ import annotations
 
 from .linalg import right_pinv
-from .network import augment
+from .network import affine, augment
 
 
 def semi_nmf_objective(bk, Y, W, Z, bias: bool = False):
     """``1/2 ||Y - W [Z; e^T]||_F^2`` (``[Z; e^T]`` only with a bias column)."""
-    from .network import affine
-
     R = Y - affine(W, Z, bias)
     return 0.5 * bk.scalar((R * R).sum())
 

@@ -10,6 +10,7 @@ import numpy as np
 from .autoencoder import pretrain
 from .finetune import finetune_epoch
 from .linalg import input_svd
+from .network import affine
 from .timers import NullTimers
 
 log = logging.getLogger("nmfdnn")
@@ -94,8 +95,6 @@ class BPTrainer(Trainer):
             with self.timers("ae_backprop"):
                 if sol.ae_epochs > 0:
                     W = pretrain_autoencoder(bk, Z, n, sol, self.rng, bias)
-                    from .network import affine
-
                     Z = affine(W, Z, bias)
                     bk.relu(Z, out=Z)
                 else:
