@@ -50,7 +50,7 @@ def pretrain(bk, X, Y, J, xsvd, hidden, sol, rng, timers=None, on_layer=None):
     Ws = []
     Z = X[:, J]
     for i, n_out in enumerate(hidden):
-        with timers("pinv"):
+        with timers("ae_pinv"):
             if i == 0:
                 P = batch_input_pinv(bk, xsvd, J, sol.input_pinv)
             else:

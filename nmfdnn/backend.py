@@ -32,6 +32,8 @@ class Backend:
     xp: Any
     dtype: Any
     _solve_triangular: Any = None
+    _cho_factor: Any = None
+    _cho_solve: Any = None
 
     # -- conversion --------------------------------------------------------------------------
     def asarray(self, a) -> Any:
@@ -77,6 +79,24 @@ class Backend:
         """Solve ``R X = B`` (or ``R^T X = B`` with ``trans``) for triangular ``R``."""
         return self._solve_triangular(R, B, lower=lower, trans="T" if trans else "N")
 
+    def cho_factor(self, G):
+        """Cholesky factor of a symmetric positive definite ``G`` (overwritten); raises
+        ``numpy.linalg.LinAlgError`` when ``G`` is not positive definite."""
+        if self._cho_factor is not None:
+            return self._cho_factor(G, lower=True, overwrite_a=True, check_finite=False)
+        L = self.xp.linalg.cholesky(G)
+        if not bool(self.xp.isfinite(L[-1, -1])):  # CuPy may return NaN instead of raising
+            raise np.linalg.LinAlgError("matrix is not positive definite")
+        return L, True
+
+    def cho_solve(self, factor, B):
+        """Solve ``G X = B`` with the factor from :meth:`cho_factor` (``B`` may be overwritten)."""
+        if self._cho_solve is not None:
+            return self._cho_solve(factor, B, overwrite_b=True, check_finite=False)
+        L, _ = factor
+        T = self._solve_triangular(L, B, lower=True)
+        return self._solve_triangular(L, T, lower=True, trans="T")
+
     def check_finite(self, A) -> bool:
         return bool(self.xp.isfinite(A).all())
 
@@ -93,7 +113,8 @@ def get_backend(name: str = "numpy", dtype: str = "float64") -> Backend:
     if name == "numpy":
         import scipy.linalg
 
-        return Backend("numpy", np, DTYPES[dtype], scipy.linalg.solve_triangular)
+        return Backend("numpy", np, DTYPES[dtype], scipy.linalg.solve_triangular, scipy.linalg.cho_factor,
+                       scipy.linalg.cho_solve)
     if name == "cupy":
         try:
             import cupy

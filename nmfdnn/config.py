@@ -57,8 +57,8 @@ class NMFSolverConfig:
     semi_nmf_iters: int = 1  # semi-NMF (4) iterations per batch
     omega: float = 1.0  # step of Algorithms 2 and 3
     input_threshold: float = 4e-2  # truncation s_i/s_1 of the input SVD (paper: 4e-2 for MNIST)
-    input_pinv: str = "qr"  # batch pseudo-inverse of X: qr (exact for the batch) or literal (paper's slice)
-    pinv: str = "gram"  # hidden-layer pseudo-inverses: gram or svd
+    input_pinv: str = "chol"  # batch pseudo-inverse of X: chol or qr (both exact for the batch) or literal (paper's slice)
+    pinv: str = "chol"  # hidden-layer pseudo-inverses: chol (regularised normal equations), gram or svd
     hidden_rcond: float = 1e-14  # truncation s_i/s_1 of hidden-layer pseudo-inverses
     output_init: str = "lstsq"  # W_d after pre-training: lstsq or zeros
     bias: bool = False  # bias vectors (the paper has none; its follow-up adds them)
@@ -161,8 +161,8 @@ def validate(cfg, n_train: int | None = None) -> None:
             raise NmfdnnError(f"solver.input_threshold must be in [0, 1), got {s.input_threshold!r}")
         if not (0 <= s.hidden_rcond < 1):
             raise NmfdnnError(f"solver.hidden_rcond must be in [0, 1), got {s.hidden_rcond!r}")
-        _choice(s.input_pinv, "solver.input_pinv", ["qr", "literal"])
-        _choice(s.pinv, "solver.pinv", ["gram", "svd"])
+        _choice(s.input_pinv, "solver.input_pinv", ["chol", "qr", "literal"])
+        _choice(s.pinv, "solver.pinv", ["chol", "gram", "svd"])
         _choice(s.output_init, "solver.output_init", ["lstsq", "zeros"])
         if n_train is not None:
             if s.batch_size > n_train:

@@ -18,7 +18,8 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
     Line 3: semi-NMF (4) for ``W_d`` and the target ``Z_hat_{d-1}``. Lines 4-7: for
     ``i = d-1, ..., 2``, Algorithm 2 for ``W_i`` (7) then Algorithm 3 for ``Z_hat_{i-1}`` (8), started
     from the forward-pass ``Z_{i-1}``. Line 8: Algorithm 2 for ``W_1`` with the batch
-    pseudo-inverse ``X_pinv`` of the truncated input (Sec. 3.3).
+    pseudo-inverse ``X_pinv`` of the truncated input (Sec. 3.3). Algorithm 2's first residual
+    reuses the forward pass: ``W_i`` has not changed since, so ``f(W_i Z_{i-1}) = Z_i``.
     """
     timers = timers or NullTimers()
     bias = sol.bias
@@ -35,7 +36,7 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
         with timers("pinv"):
             A_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv)
         with timers("alg2"):
-            Ws[i - 1] = alg2_right(bk, Z_hat, A, A_pinv, Ws[i - 1], sol.lsq_iters, sol.omega)
+            Ws[i - 1] = alg2_right(bk, Z_hat, A, A_pinv, Ws[i - 1], sol.lsq_iters, sol.omega, fx0=Zs[i])
         check_finite(bk, Ws[i - 1], f"weights W_{i} after Algorithm 2", _REMEDY)
         W = Ws[i - 1][:, :-1] if bias else Ws[i - 1]
         c = Ws[i - 1][:, -1:] if bias else None
@@ -45,7 +46,8 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
             Z_hat = alg3_left(bk, Z_hat, W, W_pinv, Zs[i - 1], sol.lsq_iters, sol.omega, offset=c)
         check_finite(bk, Z_hat, f"target Z_hat_{i - 1} after Algorithm 3", _REMEDY)
     with timers("alg2"):
-        Ws[0] = alg2_right(bk, Z_hat, augment(bk, XJ, bias), X_pinv, Ws[0], sol.lsq_iters, sol.omega)
+        Ws[0] = alg2_right(bk, Z_hat, augment(bk, XJ, bias), X_pinv, Ws[0], sol.lsq_iters, sol.omega,
+                           fx0=Zs[1])
     check_finite(bk, Ws[0], "weights W_1 after Algorithm 2", _REMEDY)
 
 

@@ -16,6 +16,16 @@ Methods (config key ``solver.pinv``):
     fraction of the cost (one Gram product and a small symmetric eigenproblem instead of the SVD of
     a wide matrix); singular values below ``sqrt(p * eps) * s_1`` are dropped because the Gram
     matrix cannot resolve them. Fast on GPUs too (``eigh`` is, the GPU SVD is not).
+``chol``
+    Cholesky factorisation of the regularised Gram matrix ``A A^T + delta I = L L^T`` with
+    ``delta = max(rcond^2, p * eps) * max_i (A A^T)_ii``: ``A^dagger ~ A^T (A A^T + delta I)^-1``
+    (Tikhonov-regularised normal equations). Where ``A`` has full row rank well above that level
+    it agrees with ``gram`` and ``svd`` to rounding; directions below it are damped instead of
+    dropped (a zero row of ``A``, a dead ReLU unit, still gets a zero column). About ten times
+    cheaper than ``gram`` for the 1000 x 1000 Gram matrices of the default network, because a
+    Cholesky factorisation costs ``p^3 / 3`` operations and a symmetric eigendecomposition many
+    times that. If the factorisation fails (the regularised matrix is still not numerically
+    positive definite), the ``gram`` route is taken for that matrix.
 """
 
 from __future__ import annotations
@@ -23,7 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-PINV_METHODS = ("svd", "gram")
+import numpy as np
+
+PINV_METHODS = ("chol", "gram", "svd")
 
 
 @dataclass
@@ -50,6 +62,47 @@ class RightPinv:
         return T @ self.right
 
 
+@dataclass
+class CholRightPinv:
+    """``R -> R A^T (A A^T + delta I)^-1`` for a ``p x m`` matrix ``A`` (method ``chol``).
+
+    Each application costs one product ``R A^T`` (``2 q p m``) and two triangular solves
+    (``2 q p^2``); the pseudo-inverse is never formed.
+    """
+
+    bk: Any
+    A: Any
+    factor: Any
+
+    @property
+    def rank(self) -> int:
+        return int(self.A.shape[0])
+
+    def apply(self, R):
+        T = R @ self.A.T  # q x p; its transpose is Fortran-ordered, as LAPACK wants it
+        return self.bk.cho_solve(self.factor, T.T).T
+
+
+def ridge(bk, G, rcond: float) -> float:
+    """The Tikhonov shift ``delta = max(rcond^2, p eps) * max_i G_ii`` of the ``chol`` method: the same
+    relative level below which :func:`truncated_eigh` drops eigenvalues of ``G``."""
+    return max(rcond * rcond, G.shape[0] * bk.eps) * bk.scalar(G.diagonal().max())
+
+
+def gram_cholesky(bk, G, rcond: float):
+    """Cholesky factor of ``G + delta I`` (see :func:`ridge`; ``G`` is overwritten), or None when even
+    the shifted matrix is not numerically positive definite (the caller then takes ``gram``)."""
+    delta = ridge(bk, G, rcond)
+    if not delta > 0:  # a zero matrix (or NaN): nothing to factor
+        return None
+    idx = bk.xp.arange(G.shape[0])
+    G[idx, idx] += delta
+    try:
+        return bk.cho_factor(G)
+    except np.linalg.LinAlgError:
+        return None
+
+
 def truncated_eigh(bk, G, rcond: float):
     """Eigenpairs ``(Q_k, l_k)`` of a Gram matrix ``G = A A^T`` with ``l_i > max(rcond^2, p eps) l_max``,
     i.e. the singular values ``s_i = sqrt(l_i)`` of ``A`` above ``rcond * s_1`` that ``G`` resolves."""
@@ -73,6 +126,11 @@ def right_pinv(bk, A, rcond: float, method: str = "gram") -> RightPinv:
     if method == "svd":
         U, s, Vt = truncated_svd(bk, A, rcond)
         return RightPinv(left=Vt.T, scale=1.0 / s, right=U.T)
+    if method == "chol":
+        factor = gram_cholesky(bk, A @ A.T, rcond)
+        if factor is not None:
+            return CholRightPinv(bk, A, factor)
+        method = "gram"
     if method == "gram":
         Q, lam = truncated_eigh(bk, A @ A.T, rcond)
         return RightPinv(pre=A.T, left=Q, scale=1.0 / lam, right=bk.xp.ascontiguousarray(Q.T))
@@ -88,6 +146,14 @@ def left_pinv(bk, A, rcond: float, method: str = "gram"):
     if method == "svd":
         U, s, Vt = truncated_svd(bk, A, rcond)
         return (Vt.T / s) @ U.T
+    if method == "chol":
+        short = A.shape[0] <= A.shape[1]
+        factor = gram_cholesky(bk, A @ A.T if short else A.T @ A, rcond)
+        if factor is not None:
+            # short side: A^dagger = A^T (A A^T)^-1 = ((A A^T)^-1 A)^T; else (A^T A)^-1 A^T
+            B = A.copy(order="F") if short else A.T.copy(order="F")  # cho_solve overwrites it
+            return bk.cho_solve(factor, B).T if short else bk.cho_solve(factor, B)
+        method = "gram"
     if method == "gram":
         if A.shape[0] <= A.shape[1]:  # A^dagger = A^T (A A^T)^-1 on the short side
             Q, lam = truncated_eigh(bk, A @ A.T, rcond)
@@ -145,10 +211,29 @@ def batch_input_pinv(bk, svd: InputSVD, J, method: str = "qr") -> RightPinv:
     ``qr``: the exact pseudo-inverse of the rank-r batch matrix ``U_1 S_1 V_1(J,:)^T``: with
     ``V_1(J,:) = Q R`` it is ``Q R^-T S_1^-1 U_1^T`` (``R`` is r x r, invertible when the batch has
     at least r linearly independent samples).
+    ``chol``: the same matrix, ``V_1(J,:) (V_1(J,:)^T V_1(J,:))^-1 S_1^-1 U_1^T``, by a Cholesky
+    factorisation of the r x r Gram matrix. When a batch has fewer than r independent samples
+    (a tiny batch), both fall back to the SVD of ``V_1(J,:)``: the pseudo-inverse of its rank.
     """
     VJ = svd.V[J]
+    if method == "chol":
+        # The same matrix as qr: Q R^-T = V_J R^-1 R^-T = V_J (V_J^T V_J)^-1, with the r x r Gram
+        # matrix (well conditioned: V_1 has orthonormal columns over all m samples) factored by
+        # Cholesky instead of a QR of the b x r block (ten times cheaper).
+        try:
+            factor = bk.cho_factor(VJ.T @ VJ)
+        except np.linalg.LinAlgError:
+            pass  # fewer than r independent samples in the batch: the SVD route below
+        else:
+            left = bk.cho_solve(factor, VJ.T.copy(order="F")).T
+            return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
     if method == "literal":
         return RightPinv(left=VJ, scale=1.0 / svd.s, right=svd.U.T)
+    if method == "chol" or (method == "qr" and VJ.shape[0] < VJ.shape[1]):
+        # V_J has dependent columns: X_J^dagger = (S_1 V_J^T)^dagger U_1^T, and with the SVD
+        # V_J S_1 = P s Q^T, (S_1 V_J^T)^dagger = Q s^-1 P^T.
+        P, sv, Qt = truncated_svd(bk, VJ * svd.s, max(VJ.shape) * bk.eps)
+        return RightPinv(left=(P / sv) @ Qt, scale=bk.xp.ones_like(svd.s), right=svd.U.T)
     if method == "qr":
         Q, R = bk.qr(VJ)
         # Q R^-T = (R^-1 Q^T)^T

@@ -8,6 +8,9 @@ applied in every iteration.
 
 from __future__ import annotations
 
+from .kernels import add_relu_, relu_, residual_relu_
+from .linalg import RightPinv
+
 
 def nlsq_objective_right(bk, B, X, A):
     """``1/2 ||B - f(X A)||_F^2``, the objective Algorithm 2 decreases."""
@@ -24,27 +27,53 @@ def nlsq_objective_left(bk, B, A, X, offset=None):
     return 0.5 * bk.scalar((R * R).sum())
 
 
-def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float = 1.0):
+def carries_product(q: int, p: int, r: int, iters: int) -> bool:
+    """Whether :func:`alg2_right` carries ``X_s A`` along for a rank-``r`` factored ``A^dagger``
+    (``X`` is q x p): when the saved ``2 q (p - r) m`` per iteration outweighs ``U^T A`` and ``X_0 A``."""
+    return (iters - 1) * q * (p - r) > r * (p + q)
+
+
+def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float = 1.0, fx0=None):
     """Algorithm 2: ``min_X ||B - f(X A)||_F`` by ``X_{s+1} = X_s + omega R_s A^dagger``.
 
     Parameters
     ----------
     B : target (``Z_hat_i``), q x m.
     A : fixed right factor (``Z_{i-1}``, augmented by ``e^T`` with a bias), p x m.
-    A_pinv : :class:`nmfdnn.linalg.RightPinv` of ``A`` (line 4's ``A^dagger``).
+    A_pinv : line 4's ``A^dagger`` of ``A``, an object with ``apply(R) = R A^dagger``
+        (:class:`nmfdnn.linalg.RightPinv` or :class:`nmfdnn.linalg.CholRightPinv`).
     X0 : initial guess (``W_i^{(k-1)}``), q x p. Not modified.
     iters : number of iterations ``s`` (the paper's "LSQ iterations").
     omega : step parameter of line 1.
+    fx0 : ``f(X0 A)`` when the caller already has it (in Algorithm 4 the forward pass computed it
+        with the same weights), so that the first residual (line 3) costs no product.
 
     With ``f`` the identity and ``A`` of full row rank, one iteration with ``omega = 1`` gives the
     least-squares solution ``B A^dagger`` from any ``X0``.
+
+    When ``A^dagger = P S U^T`` has a low rank ``r`` (the truncated input SVD of the first layer),
+    ``X_s A`` is carried along instead of recomputed: ``X_{s+1} A = X_s A + omega (R_s P S)(U^T A)``
+    costs ``2 q r m`` instead of ``2 q p m`` per iteration. The same iterates in exact arithmetic.
     """
+    xp = bk.xp
     X = X0.copy()
-    for _ in range(iters):
-        R = X @ A  # line 3: R_s = B - f(X_s A), fused in place
-        bk.relu(R, out=R)
-        bk.xp.subtract(B, R, out=R)
-        if omega == 1.0:
+    q, (p, m) = X.shape[0], A.shape
+    carry = isinstance(A_pinv, RightPinv) and A_pinv.pre is None and carries_product(q, p, A_pinv.rank, iters)
+    if carry:
+        UtA = A_pinv.right @ A  # r x m
+        XA = X @ A
+    for s in range(iters):
+        if s == 0 and fx0 is not None:
+            R = xp.subtract(B, fx0)
+        else:
+            R = residual_relu_(bk, B, XA.copy() if carry else X @ A)  # line 3: R_s = B - f(X_s A)
+        if carry:
+            T = R @ A_pinv.left
+            T *= A_pinv.scale if omega == 1.0 else omega * A_pinv.scale
+            X += T @ A_pinv.right  # line 4
+            if s < iters - 1:
+                XA += T @ UtA
+        elif omega == 1.0:
             X += A_pinv.apply(R)  # line 4
         else:
             X += omega * A_pinv.apply(R)
@@ -64,16 +93,14 @@ def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float = 1.0, offset=None)
 
     Every iterate is nonnegative (line 4 applies f = ReLU), so the constraint of (8) holds.
     """
-    X = X0.copy()
+    X = X0
     for _ in range(iters):
         R = A @ X  # line 3
         if offset is not None:
             R += offset
-        bk.relu(R, out=R)
-        bk.xp.subtract(B, R, out=R)
-        step = A_pinv @ R  # line 4
+        residual_relu_(bk, B, R)
+        step = A_pinv @ R  # line 4: X_{s+1} = f(X_s + omega A^dagger R_s), into the step's buffer
         if omega != 1.0:
             step *= omega
-        X += step
-        bk.relu(X, out=X)
-    return X
+        X = add_relu_(bk, X, step)
+    return X if iters > 0 else X0.copy()

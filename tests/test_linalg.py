@@ -10,7 +10,7 @@ def _tol(bk):
     return 1e-9 if bk.dtype == np.float64 else 2e-3
 
 
-@pytest.mark.parametrize("method", ["gram", "svd"])
+@pytest.mark.parametrize("method", ["chol", "gram", "svd"])
 def test_right_pinv_matches_numpy(bk, rng, method):
     A = bk.asarray(rng.random((30, 200)))  # wide, full row rank, well conditioned
     R = bk.asarray(rng.standard_normal((7, 200)))
@@ -31,7 +31,23 @@ def test_right_pinv_truncates_rank_deficient(bk64, rng, method):
     np.testing.assert_allclose(P.apply(R), R @ np.linalg.pinv(A, rcond=1e-8), rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("method", ["gram", "svd"])
+def test_chol_pinv_on_rank_deficient_input(bk64, rng):
+    """``chol`` damps instead of truncating: on a rank-5 matrix its fitted values ``X A`` are the
+    least-squares ones, a zero row of ``A`` (a dead unit) gets a zero column, and a matrix whose
+    regularised Gram still fails to factor is handled by the ``gram`` route."""
+    A = rng.random((20, 5)) @ rng.random((5, 100))
+    A[7] = 0.0
+    R = rng.standard_normal((3, 100))
+    X = right_pinv(bk64, A, rcond=1e-14, method="chol").apply(R)
+    best = R @ np.linalg.pinv(A, rcond=1e-10) @ A
+    assert np.linalg.norm(X @ A - best) <= 1e-6 * np.linalg.norm(best)
+    assert np.all(X[:, 7] == 0.0)
+    # a zero matrix cannot be factored at all: the gram route returns the zero map
+    P = right_pinv(bk64, np.zeros((4, 9)), rcond=1e-14, method="chol")
+    assert P.rank == 0 and np.all(P.apply(rng.standard_normal((2, 9))) == 0)
+
+
+@pytest.mark.parametrize("method", ["chol", "gram", "svd"])
 @pytest.mark.parametrize("shape", [(10, 40), (40, 10)])
 def test_left_pinv_matches_numpy(bk, rng, method, shape):
     A = bk.asarray(rng.standard_normal(shape))
@@ -49,6 +65,13 @@ def test_input_svd_and_batch_pinv(bk64, rng):
     R = rng.standard_normal((6, 120))
     exact = R @ np.linalg.pinv(X[:, J])
     np.testing.assert_allclose(batch_input_pinv(bk64, svd, J, "qr").apply(R), exact, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(batch_input_pinv(bk64, svd, J, "chol").apply(R), exact, rtol=1e-6, atol=1e-8)
+    # fewer samples than the rank (30 < 50): both exact methods give the batch's own pseudo-inverse
+    few = J[:30]
+    Xr = (svd.U * svd.s) @ svd.V[few].T
+    for method in ("chol", "qr"):
+        np.testing.assert_allclose(batch_input_pinv(bk64, svd, few, method).apply(R[:, :30]),
+                                   R[:, :30] @ np.linalg.pinv(Xr), rtol=1e-6, atol=1e-8)
     literal = batch_input_pinv(bk64, svd, J, "literal").apply(R)
     np.testing.assert_allclose(literal, R @ svd.V[J] @ np.diag(1 / svd.s) @ svd.U.T, atol=1e-10)
     # the literal slice is not the batch's pseudo-inverse

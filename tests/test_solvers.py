@@ -47,6 +47,33 @@ def test_alg2_decreases_objective(bk, rng):
     np.testing.assert_array_equal(X0, bk.asarray(X0))  # input not modified
 
 
+def test_alg2_reused_forward_pass_and_carried_product_give_the_same_iterates(bk64, rng):
+    """``fx0 = f(X0 A)`` replaces the first product, and with a low-rank factored ``A^dagger`` (the
+    truncated input SVD) ``X_s A`` is carried instead of recomputed: same iterates as the plain loop."""
+    from nmfdnn.linalg import RightPinv, batch_input_pinv, input_svd
+
+    Xin = rng.random((60, 8)) @ rng.random((8, 400)) + 0.01 * rng.random((60, 400))
+    svd = input_svd(bk64, Xin, threshold=0.05)
+    assert svd.rank < 15  # so that the carried product is used for iters >= 2
+    J = np.arange(0, 400, 2)
+    A = Xin[:, J]
+    P = batch_input_pinv(bk64, svd, J, "chol")
+    B = np.maximum(rng.standard_normal((50, 60)) @ A, 0)
+    X0 = 0.1 * rng.standard_normal((50, 60))
+
+    class Plain(RightPinv):  # the same factors, but not recognised as low rank
+        pass
+
+    plain = Plain(left=P.left, scale=P.scale, right=P.right, pre=np.eye(J.size))
+    for iters in (1, 2, 7):
+        ref = alg2_right(bk64, B, A, plain, X0, iters)
+        np.testing.assert_allclose(alg2_right(bk64, B, A, P, X0, iters), ref, rtol=1e-9, atol=1e-10)
+        fx0 = np.maximum(X0 @ A, 0)
+        np.testing.assert_allclose(alg2_right(bk64, B, A, P, X0, iters, fx0=fx0), ref, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(alg2_right(bk64, B, A, plain, X0, iters, omega=0.5, fx0=fx0),
+                                   alg2_right(bk64, B, A, P, X0, iters, omega=0.5), rtol=1e-9, atol=1e-10)
+
+
 # -- Algorithm 3 ----------------------------------------------------------------------------------
 
 def test_alg3_one_step_is_least_squares_when_relu_is_identity(bk, rng):
@@ -94,6 +121,16 @@ def test_update_z_is_monotone_and_nonnegative(bk, rng, bias):
         objs.append(semi_nmf_objective(bk, Y, W, Z, bias))
     assert all(b <= a * (1 + 10 * bk.eps) for a, b in zip(objs, objs[1:]))
     assert objs[-1] < objs[0]
+
+
+def test_update_z_low_rank_route_matches_the_direct_formula(bk64, rng):
+    """With few outputs (q < p/2) the update uses ``W^T (W Z)`` instead of two p x p products; it
+    must give the same multiplicative update as ``[W^T W]^+- Z`` formed directly."""
+    Y, W, Z = rng.standard_normal((4, 200)), rng.standard_normal((4, 30)), rng.random((30, 200))
+    WtY, WtW = W.T @ Y, W.T @ W
+    pos, neg = lambda M: (np.abs(M) + M) / 2, lambda M: (np.abs(M) - M) / 2
+    expect = Z * np.sqrt((pos(WtY) + neg(WtW) @ Z) / (neg(WtY) + pos(WtW) @ Z))
+    np.testing.assert_allclose(update_z(bk64, Y, W, Z), expect, rtol=1e-10, atol=1e-12)
 
 
 def test_semi_nmf_decreases_objective(bk, rng):
