@@ -7,7 +7,7 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train fetch test test-fast clean table1 table1-quick fig1 kill-resume bench bench-gpu scaling
+.PHONY: help install train fetch test test-fast clean table1 table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ kill-resume: install ## SIGKILL a run at random points, resume, compare with an 
 bench: install ## GEMM rate and a 1-epoch [1000,500] MNIST run: seconds and GFLOP/s per phase (bench.json)
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float64
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float32
+
+bench-tta: install ## time to test error < 2 % on MNIST [1000,500]: nmf float32, nmf float64, bp float32 in one run (tta.json)
+	$(NMFDNN) bench --tta --out outputs/tta dataset=mnist hidden=[1000,500]
 
 scaling: install ## epoch time and peak memory against width/depth and batch size (1 epoch each), as a table
 	rm -rf outputs/scaling

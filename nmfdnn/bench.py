@@ -21,7 +21,7 @@ import numpy as np
 from .outputs import atomic_write_json
 
 
-def gemm_rate(dtype: str, n: int = 3000, repeats: int = 3, bk=None) -> float:
+def gemm_rate(dtype: str, n: int = 4000, repeats: int = 3, bk=None) -> float:
     """Best-of-``repeats`` GFLOP/s of an ``n x n`` by ``n x n`` product in ``dtype`` on the backend."""
     from .backend import get_backend
 
@@ -41,36 +41,69 @@ def gemm_rate(dtype: str, n: int = 3000, repeats: int = 3, bk=None) -> float:
 
 def nmf_phase_flops(n: list[int], m: int, batch: int, rank: int, sol, ae_samples: int) -> dict[str, float]:
     """FLOPs per phase of one epoch of Algorithm 4 over ``m`` samples (``n = [n_0, ..., n_d]``), and of
-    Algorithm 5 on ``ae_samples`` samples (``ae_*`` phases, counted once)."""
+    Algorithm 5 on ``ae_samples`` samples (``ae_*`` phases, counted once).
+
+    The count follows the code path of the configured ``solver.pinv`` (``chol``: Gram product, Cholesky
+    ``p^3/3``, two triangular solves ``q p^2`` each; ``gram``/``svd``: products with the factors, the
+    eigendecomposition or SVD itself not counted) and its savings: Algorithm 2's first residual reuses
+    the forward pass, semi-NMF uses ``W^T (W Z)`` when ``2 q < p``, and Algorithm 2 with the low-rank
+    input pseudo-inverse carries ``X_s A`` (:func:`nmfdnn.nonlinear_lsq.carries_product`).
+    """
+    from .nonlinear_lsq import carries_product
+
     d = len(n) - 1
     n_batches = max(1, -(-m // batch))
     b = m / n_batches  # mean batch size
     L, S = sol.lsq_iters, sol.semi_nmf_iters
+    chol = sol.pinv == "chol"
+
+    def gram_solve(p: int, q: int) -> float:
+        """Setting up ``A^dagger`` of a p x (b) matrix (its Gram product is counted by the caller) and
+        applying it to q rows once: the solve part only."""
+        return (p ** 3 / 3 + 2 * q * p * p) if chol else 4 * q * p * p
+
     f = dict.fromkeys(["forward", "semi_nmf", "pinv", "alg2", "alg3", "batch_pinv"], 0.0)
     f["forward"] = sum(2 * n[i] * n[i - 1] * b for i in range(1, d))
     p, q = n[d - 1], n[d]
-    f["semi_nmf"] = S * (p * p * b + 2 * q * p * b + 4 * q * p * p + 2 * p * q * b + 2 * p * p * q + 4 * p * p * b)
+    update_w = p * p * b + 2 * q * p * b + gram_solve(p, q)
+    update_z = 2 * p * q * b + 2 * p * p * q + 2 * p * p * b + (4 * q * p * b if 2 * q < p else 2 * p * p * b)
+    f["semi_nmf"] = S * (update_w + update_z)
     for i in range(d - 1, 1, -1):
         ni, nj = n[i], n[i - 1]
-        f["pinv"] += nj * nj * b + min(ni, nj) ** 2 * max(ni, nj) + 4 * nj * ni * min(ni, nj)
-        f["alg2"] += L * (4 * ni * nj * b + 4 * ni * nj * nj)
+        short, long_ = min(ni, nj), max(ni, nj)
+        f["pinv"] += nj * nj * b + (nj ** 3 / 3 if chol else 0)  # Gram of Z_{i-1} (and its factor)
+        f["pinv"] += short * short * long_ + (short ** 3 / 3 + 2 * short * short * long_ if chol
+                                              else 4 * nj * ni * short)  # dense W_i^dagger
+        f["alg2"] += L * (2 * ni * nj * b + (2 * ni * nj * nj if chol else 4 * ni * nj * nj))
+        f["alg2"] += max(L - 1, 0) * 2 * ni * nj * b  # the first residual is the forward pass's
         f["alg3"] += L * (4 * ni * nj * b)
-    f["alg2"] += L * (2 * n[1] * n[0] * b + 2 * n[1] * b * rank + 2 * n[1] * rank * n[0])
-    f["batch_pinv"] = 3 * b * rank * rank
+    n1, n0, r = n[1], n[0], rank
+    apply1 = 2 * n1 * b * r + 2 * n1 * r * n0
+    if carries_product(n1, n0, r, L):
+        f["alg2"] += 2 * r * n0 * b + 2 * n1 * n0 * b + L * apply1 + (L - 1) * 2 * n1 * r * b
+    else:
+        f["alg2"] += L * apply1 + max(L - 1, 0) * 2 * n1 * n0 * b
+    f["batch_pinv"] = (r * r * b + r ** 3 / 3 + 2 * r * r * b) if sol.input_pinv == "chol" else 3 * b * r * r
     out = {k: v * n_batches for k, v in f.items()}
     # Algorithm 5: per layer and outer iteration, ae_nmf_iters NMF updates and ae_lsq_iters of Alg. 2.
-    a = ae_samples
-    nmf = alg2 = 0.0
+    a, La = ae_samples, sol.ae_lsq_iters
+    nmf = alg2 = pinv = 0.0
     for i in range(1, d):
         ni, nj = n[i], n[i - 1]
         per_nmf = 2 * nj * ni * ni + 2 * ni * ni * a + 2 * ni * nj * a + ni * ni * a + 2 * nj * ni * ni + 2 * nj * a * ni
         nmf += sol.ae_iters * sol.ae_nmf_iters * per_nmf
         if i == 1:
-            per_lsq = 2 * ni * nj * a + 2 * ni * a * rank + 2 * ni * rank * nj
+            apply1 = 2 * ni * a * r + 2 * ni * r * nj
+            if carries_product(ni, nj, r, La):
+                per_call = 2 * r * nj * a + 2 * ni * nj * a + La * apply1 + (La - 1) * 2 * ni * r * a
+            else:
+                per_call = La * (2 * ni * nj * a + apply1)
+            pinv += a * r * r * 3
         else:
-            per_lsq = 4 * ni * nj * a + 4 * ni * nj * nj
-        alg2 += sol.ae_iters * sol.ae_lsq_iters * per_lsq
-    out["ae_nmf"], out["ae_alg2"] = nmf, alg2
+            per_call = La * (4 * ni * nj * a + (2 * ni * nj * nj if chol else 4 * ni * nj * nj))
+            pinv += nj * nj * a + (nj ** 3 / 3 if chol else 0)
+        alg2 += sol.ae_iters * per_call
+    out["ae_nmf"], out["ae_alg2"], out["ae_pinv"] = nmf, alg2, pinv
     return out
 
 
@@ -99,8 +132,12 @@ def bench(cfg, out_dir, reporter=None) -> dict:
     data = load_dataset(cfg.dataset)
     with blas_threads(cfg.backend.get("threads")):
         bk = get_backend(cfg.backend.name, dtype)
-        rate = gemm_rate(dtype, bk=bk)
+        # The machine's rate is measured before and after the run and the higher one is used: on a
+        # shared machine a single measurement can catch a busy moment and flatter the ratio.
+        rate_before = gemm_rate(dtype, bk=bk)
         result = fit(cfg, data, reporter)
+        rate_after = gemm_rate(dtype, bk=bk)
+    rate = max(rate_before, rate_after)
     phases = dict(result.phases)
     rows = {}
     if cfg.solver.name == "nmf":
@@ -121,7 +158,7 @@ def bench(cfg, out_dir, reporter=None) -> dict:
         rows = {k: {"seconds": v} for k, v in phases.items()}
         ft, epoch_rate = None, None
     out = {
-        "gemm_gflops": rate, "dtype": dtype, "backend": cfg.backend.name, "hidden": list(cfg.hidden),
+        "gemm_gflops": rate, "gemm_gflops_before": rate_before, "gemm_gflops_after": rate_after, "dtype": dtype, "backend": cfg.backend.name, "hidden": list(cfg.hidden),
         "solver": cfg.solver.name, "epochs": cfg.epochs, "n_train": data.train.m,
         "batch_size": cfg.solver.batch_size,
         "pretrain_seconds": result.pretrain_seconds, "finetune_seconds": result.finetune_seconds,
@@ -169,3 +206,61 @@ def scaling_table(paths) -> str:
         out.append(f"| {'-'.join(map(str, b['hidden']))} | {b.get('batch_size', '—')} | {b['dtype']} | "
                    f"{b['epoch_seconds']:.2f} | {b['pretrain_seconds']:.1f} | {rate} | {share} | {b['peak_rss_gib']:.2f} |")
     return "\n".join(out)
+
+
+def run_tta(cfgs, target: float, out_dir) -> dict:
+    """``make bench-tta``: time to accuracy (:func:`nmfdnn.tta.time_to_accuracy`) of every config in
+    ``cfgs``, one after the other in this process, with the GEMM rate of each dtype measured before
+    and after them (the higher is reported); writes ``tta.json``. Ratios are to the first backprop run."""
+    import logging
+
+    from .backend import get_backend
+    from .config import dtype_name
+    from .data import load_dataset
+    from .train import blas_threads
+    from .tta import time_to_accuracy
+
+    log = logging.getLogger("nmfdnn")
+    threads = cfgs[0].backend.get("threads")
+    dtypes = sorted({dtype_name(c) for c in cfgs})
+    with blas_threads(threads):
+        rates = {dt: [gemm_rate(dt, bk=get_backend(cfgs[0].backend.name, dt))] for dt in dtypes}
+    runs = []
+    for cfg in cfgs:
+        name = f"{cfg.solver.name} {dtype_name(cfg)}"
+        log.info("time to accuracy: %s %s, target %.2f %%", name, list(cfg.hidden), target)
+        data = load_dataset(cfg.dataset)
+        with blas_threads(cfg.backend.get("threads")):
+            r = time_to_accuracy(cfg, data, target, reporter=lambda p, name=name: log.info(
+                "  %s: %6.1f s  epoch %5.2f  test %.2f %%", name, p["seconds"], p["epochs"], p["test_error"]))
+        runs.append(r)
+    with blas_threads(threads):
+        for dt in dtypes:
+            rates[dt].append(gemm_rate(dt, bk=get_backend(cfgs[0].backend.name, dt)))
+    bp = next((r for r in runs if r["solver"] == "bp" and r["reached"]), None)
+    for r in runs:
+        r["ratio_to_bp"] = r["seconds"] / bp["seconds"] if bp and r["reached"] else None
+    out = {"target": target, "gemm_gflops": {dt: max(v) for dt, v in rates.items()},
+           "gemm_gflops_before_after": rates, "n_train": data.train.m, "blas": blas_info(),
+           "cpu_count": os.cpu_count(), "runs": runs}
+    atomic_write_json(Path(out_dir) / "tta.json", out)
+    return out
+
+
+def print_tta(t: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console() if Console().is_terminal else Console(width=160)
+    rates = ", ".join(f"{dt} {v:.1f}" for dt, v in t["gemm_gflops"].items())
+    tab = Table(title=f"time to test error < {t['target']:.2f} % (GEMM GFLOP/s: {rates})")
+    for col in ("solver", "dtype", "hidden", "seconds", "epochs", "test error %", "pre-training s", "vs backprop"):
+        tab.add_column(col, justify="left" if col in ("solver", "dtype", "hidden") else "right")
+    for r in t["runs"]:
+        reached = r["reached"]
+        tab.add_row(r["solver"], r["dtype"], "-".join(map(str, r["hidden"])),
+                    f"{r['seconds']:.1f}" if reached else f"not in {r['max_epochs']} epochs",
+                    f"{r['epochs']:.2f}" if reached else "—", f"{r['test_error']:.2f}",
+                    f"{r['pretrain_seconds']:.1f}" if r["pretrain_seconds"] is not None else "—",
+                    f"{r['ratio_to_bp']:.2f}x" if r.get("ratio_to_bp") else "—")
+    c.print(tab)

@@ -260,11 +260,18 @@ def _plot(args: list[str]) -> int:
     return 0
 
 
+_TTA_RUNS = "nmf:float32,nmf:float64,bp:float32"
+
+
 def _bench(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print("usage: nmfdnn bench [--out DIR] [OVERRIDES]   (the train config with epochs=1; writes "
               "DIR/bench.json, default outputs/bench/DATE_TIME)\n"
-              "       nmfdnn bench --table DIR...          (a markdown table of the bench.json files under DIR)")
+              "       nmfdnn bench --table DIR...          (a markdown table of the bench.json files under DIR)\n"
+              "       nmfdnn bench --tta [--target PCT] [--runs SOLVER:DTYPE,...] [--out DIR] [OVERRIDES]\n"
+              "                                            (time to accuracy: training seconds until the test error "
+              f"first drops below PCT, default 2.0, for each run, default {_TTA_RUNS}; at most epochs=10 each; "
+              "writes DIR/tta.json)")
         return 0
     import time as _time
 
@@ -273,9 +280,20 @@ def _bench(args: list[str]) -> int:
     if args and args[0] == "--table":
         print(scaling_table(args[1:]))
         return 0
-    out = Path("outputs") / "bench" / _time.strftime("%Y-%m-%d_%H-%M-%S")
-    if args[:1] == ["--out"] and len(args) > 1:
-        out, args = Path(args[1]), args[2:]
+    opts = {"--out": None, "--target": "2.0", "--runs": _TTA_RUNS}
+    tta, rest = False, []
+    while args:  # options may come anywhere; a Hydra override never starts with "--"
+        if args[0] == "--tta":
+            tta, args = True, args[1:]
+        elif args[0] in opts and len(args) > 1:
+            opts[args[0]], args = args[1], args[2:]
+        elif args[0].startswith("--"):
+            return error(f"bench: unknown or incomplete option {args[0]!r}; see nmfdnn bench --help")
+        else:
+            rest, args = rest + [args[0]], args[1:]
+    args = rest
+    stamp = _time.strftime("%Y-%m-%d_%H-%M-%S")
+    out = Path(opts["--out"]) if opts["--out"] else Path("outputs") / ("tta" if tta else "bench") / stamp
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -283,15 +301,34 @@ def _bench(args: list[str]) -> int:
 
     register_configs()
     path = conf_dir()
-    overrides = ["epochs=1", "progress=false", *args]
-    problem = precheck_overrides(path, overrides)
-    if problem:
-        return error(problem)
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=path, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
-    validate(cfg)
+
+    def composed(overrides):
+        problem = precheck_overrides(path, overrides)
+        if problem:
+            raise NmfdnnError(problem)
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=path, version_base="1.3"):
+            cfg = compose(config_name="train", overrides=overrides)
+        validate(cfg)
+        return cfg
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if tta:
+        try:
+            target = float(opts["--target"])
+            runs = [r.split(":") for r in opts["--runs"].split(",")]
+            if not all(len(r) == 2 for r in runs):
+                raise ValueError
+        except ValueError:
+            return error("bench --tta: --target takes a number (percent) and --runs a list like nmf:float32,bp:float32")
+        from .bench import print_tta, run_tta
+
+        cfgs = [composed(["epochs=10", "progress=false", f"solver={sol}", f"dtype={dt}", *args]) for sol, dt in runs]
+        out.mkdir(parents=True, exist_ok=True)
+        print_tta(run_tta(cfgs, target, out))
+        print(f"written to {out / 'tta.json'}")
+        return 0
+    cfg = composed(["epochs=1", "progress=false", *args])
     out.mkdir(parents=True, exist_ok=True)
     print_bench(bench(cfg, out))
     print(f"written to {out / 'bench.json'}")
