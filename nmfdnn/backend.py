@@ -83,7 +83,10 @@ class Backend:
         """Cholesky factor of a symmetric positive definite ``G`` (overwritten); raises
         ``numpy.linalg.LinAlgError`` when ``G`` is not positive definite."""
         if self._cho_factor is not None:
-            return self._cho_factor(G, lower=True, overwrite_a=True, check_finite=False)
+            # G is symmetric, so its transpose is the same matrix in the Fortran order LAPACK works in
+            # (a C-ordered G would be copied first, which made the factorisation 2-4x slower).
+            return self._cho_factor(G.T if G.flags.c_contiguous else G, lower=True, overwrite_a=True,
+                                    check_finite=False)
         L = self.xp.linalg.cholesky(G)
         if not bool(self.xp.isfinite(L[-1, -1])):  # CuPy may return NaN instead of raising
             raise np.linalg.LinAlgError("matrix is not positive definite")

@@ -121,7 +121,7 @@ def blas_info() -> list[dict]:
             for i in threadpool_info() if i.get("user_api") == "blas"]
 
 
-def bench(cfg, out_dir, reporter=None) -> dict:
+def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
     """Measure the GEMM rate, train ``cfg`` (normally a short run) and write ``bench.json``."""
     from .backend import get_backend
     from .data import load_dataset
@@ -134,9 +134,9 @@ def bench(cfg, out_dir, reporter=None) -> dict:
         bk = get_backend(cfg.backend.name, dtype)
         # The machine's rate is measured before and after the run and the higher one is used: on a
         # shared machine a single measurement can catch a busy moment and flatter the ratio.
-        rate_before = gemm_rate(dtype, bk=bk)
+        rate_before = gemm_rate(dtype, n=gemm_n, bk=bk)
         result = fit(cfg, data, reporter)
-        rate_after = gemm_rate(dtype, bk=bk)
+        rate_after = gemm_rate(dtype, n=gemm_n, bk=bk)
     rate = max(rate_before, rate_after)
     phases = dict(result.phases)
     rows = {}
@@ -208,7 +208,7 @@ def scaling_table(paths) -> str:
     return "\n".join(out)
 
 
-def run_tta(cfgs, target: float, out_dir) -> dict:
+def run_tta(cfgs, target: float, out_dir, gemm_n: int = 4000) -> dict:
     """``make bench-tta``: time to accuracy (:func:`nmfdnn.tta.time_to_accuracy`) of every config in
     ``cfgs``, one after the other in this process, with the GEMM rate of each dtype measured before
     and after them (the higher is reported); writes ``tta.json``. Ratios are to the first backprop run."""
@@ -224,7 +224,7 @@ def run_tta(cfgs, target: float, out_dir) -> dict:
     threads = cfgs[0].backend.get("threads")
     dtypes = sorted({dtype_name(c) for c in cfgs})
     with blas_threads(threads):
-        rates = {dt: [gemm_rate(dt, bk=get_backend(cfgs[0].backend.name, dt))] for dt in dtypes}
+        rates = {dt: [gemm_rate(dt, n=gemm_n, bk=get_backend(cfgs[0].backend.name, dt))] for dt in dtypes}
     runs = []
     for cfg in cfgs:
         name = f"{cfg.solver.name} {dtype_name(cfg)}"
@@ -236,7 +236,7 @@ def run_tta(cfgs, target: float, out_dir) -> dict:
         runs.append(r)
     with blas_threads(threads):
         for dt in dtypes:
-            rates[dt].append(gemm_rate(dt, bk=get_backend(cfgs[0].backend.name, dt)))
+            rates[dt].append(gemm_rate(dt, n=gemm_n, bk=get_backend(cfgs[0].backend.name, dt)))
     bp = next((r for r in runs if r["solver"] == "bp" and r["reached"]), None)
     for r in runs:
         r["ratio_to_bp"] = r["seconds"] / bp["seconds"] if bp and r["reached"] else None

@@ -265,8 +265,9 @@ _TTA_RUNS = "nmf:float32,nmf:float64,bp:float32"
 
 def _bench(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
-        print("usage: nmfdnn bench [--out DIR] [OVERRIDES]   (the train config with epochs=1; writes "
-              "DIR/bench.json, default outputs/bench/DATE_TIME)\n"
+        print("usage: nmfdnn bench [--out DIR] [--gemm-size N] [OVERRIDES]   (the train config with epochs=1; "
+              "writes DIR/bench.json, default outputs/bench/DATE_TIME; the GEMM rate is that of N x N products, "
+              "default 4000, measured before and after the run)\n"
               "       nmfdnn bench --table DIR...          (a markdown table of the bench.json files under DIR)\n"
               "       nmfdnn bench --tta [--target PCT] [--runs SOLVER:DTYPE,...] [--out DIR] [OVERRIDES]\n"
               "                                            (time to accuracy: training seconds until the test error "
@@ -280,7 +281,7 @@ def _bench(args: list[str]) -> int:
     if args and args[0] == "--table":
         print(scaling_table(args[1:]))
         return 0
-    opts = {"--out": None, "--target": "2.0", "--runs": _TTA_RUNS}
+    opts = {"--out": None, "--target": "2.0", "--runs": _TTA_RUNS, "--gemm-size": "4000"}
     tta, rest = False, []
     while args:  # options may come anywhere; a Hydra override never starts with "--"
         if args[0] == "--tta":
@@ -292,6 +293,12 @@ def _bench(args: list[str]) -> int:
         else:
             rest, args = rest + [args[0]], args[1:]
     args = rest
+    try:
+        gemm_n = int(opts["--gemm-size"])
+        if gemm_n < 1:
+            raise ValueError
+    except ValueError:
+        return error(f"bench: --gemm-size takes a positive integer, got {opts['--gemm-size']!r}")
     stamp = _time.strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["--out"]) if opts["--out"] else Path("outputs") / ("tta" if tta else "bench") / stamp
     from hydra import compose, initialize_config_dir
@@ -325,12 +332,12 @@ def _bench(args: list[str]) -> int:
 
         cfgs = [composed(["epochs=10", "progress=false", f"solver={sol}", f"dtype={dt}", *args]) for sol, dt in runs]
         out.mkdir(parents=True, exist_ok=True)
-        print_tta(run_tta(cfgs, target, out))
+        print_tta(run_tta(cfgs, target, out, gemm_n))
         print(f"written to {out / 'tta.json'}")
         return 0
     cfg = composed(["epochs=1", "progress=false", *args])
     out.mkdir(parents=True, exist_ok=True)
-    print_bench(bench(cfg, out))
+    print_bench(bench(cfg, out, gemm_n=gemm_n))
     print(f"written to {out / 'bench.json'}")
     return 0
 

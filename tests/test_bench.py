@@ -42,7 +42,7 @@ def test_flop_model_scales_with_its_inputs():
 
 
 def test_bench_command_writes_json(tmp_path):
-    r = subprocess.run(nmfdnn_command() + ["bench", "dataset=synthetic", "hidden=[32,16]", "solver.batch_size=300",
+    r = subprocess.run(nmfdnn_command() + ["bench", "--gemm-size", "300", "dataset=synthetic", "hidden=[32,16]", "solver.batch_size=300",
                                            "solver.ae_samples=300", "solver.ae_iters=1"],
                        cwd=tmp_path, capture_output=True, text=True, env=env_without_full_error(), timeout=300)
     assert r.returncode == 0, r.stderr
@@ -55,7 +55,7 @@ def test_bench_command_writes_json(tmp_path):
 
 def test_bench_out_dir_and_table(tmp_path):
     for h in ("[8]", "[16,8]"):
-        r = subprocess.run(nmfdnn_command() + ["bench", "--out", str(tmp_path / h), "dataset=synthetic", f"hidden={h}",
+        r = subprocess.run(nmfdnn_command() + ["bench", "--gemm-size", "300", "--out", str(tmp_path / h), "dataset=synthetic", f"hidden={h}",
                                                "solver.batch_size=300", "solver.ae_samples=300", "solver.ae_iters=1"],
                            capture_output=True, text=True, env=env_without_full_error(), timeout=300)
         assert r.returncode == 0, r.stderr
@@ -64,3 +64,38 @@ def test_bench_out_dir_and_table(tmp_path):
     lines = r.stdout.strip().splitlines()
     assert r.returncode == 0 and len(lines) == 4
     assert lines[2].startswith("| 8 | 300 | float64 |") and lines[3].startswith("| 16-8 | 300 | float64 |")
+
+
+def test_bench_tta_command(tmp_path):
+    """Time to accuracy through the console script: one NMF and one backprop run on synthetic data, a
+    target both reach, then a target that cannot be reached."""
+    common = ["dataset=synthetic", "hidden=[16]", "solver.batch_size=200", "solver.ae_samples=200", "epochs=40"]
+    r = subprocess.run(nmfdnn_command() + ["bench", "--gemm-size", "300", "--tta", "--target", "60", "--runs", "nmf:float64,bp:float32",
+                                           "--out", str(tmp_path / "a"), *common],
+                       capture_output=True, text=True, env=env_without_full_error(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    t = json.loads((tmp_path / "a" / "tta.json").read_text())
+    assert [(x["solver"], x["dtype"]) for x in t["runs"]] == [("nmf", "float64"), ("bp", "float32")]
+    for x in t["runs"]:
+        assert x["reached"] and x["test_error"] < 60 and x["seconds"] >= x["pretrain_seconds"] > 0
+        secs = [p["seconds"] for p in x["curve"]]
+        assert secs == sorted(secs) and x["curve"][-1]["test_error"] == x["test_error"]
+        assert all(p["test_error"] >= 60 for p in x["curve"][:-1])  # stops at the first crossing
+    assert t["runs"][1]["ratio_to_bp"] == 1.0 and t["runs"][0]["ratio_to_bp"] > 0
+    assert set(t["gemm_gflops"]) == {"float32", "float64"}
+    r = subprocess.run(nmfdnn_command() + ["bench", "--gemm-size", "300", "--tta", "--target", "0", "--runs", "nmf:float64",
+                                           "--out", str(tmp_path / "b"), *common[:-1], "epochs=1"],
+                       capture_output=True, text=True, env=env_without_full_error(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    (x,) = json.loads((tmp_path / "b" / "tta.json").read_text())["runs"]
+    assert not x["reached"] and x["seconds"] is None and x["curve"][-1]["epochs"] == 1.0
+    assert "not in 1 epochs" in r.stdout
+
+
+def test_bench_tta_bad_options():
+    r = subprocess.run(nmfdnn_command() + ["bench", "--tta", "--target", "abc"], capture_output=True, text=True,
+                       env=env_without_full_error())
+    assert r.returncode == 2 and "--target takes a number" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(nmfdnn_command() + ["bench", "--frobnicate"], capture_output=True, text=True,
+                       env=env_without_full_error())
+    assert r.returncode == 2 and "unknown or incomplete option '--frobnicate'" in r.stderr
