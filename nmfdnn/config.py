@@ -52,7 +52,7 @@ class NMFSolverConfig:
     ae_samples: int = 5000  # random samples for the autoencoder (Alg. 5; paper: 5000)
     ae_iters: int = 5  # outer iterations of Alg. 5 (paper: 5)
     ae_nmf_iters: int = 5  # NMF (9) updates per outer iteration (10 in the paper preset; measured, README)
-    ae_lsq_iters: int = 10  # Algorithm 2 iterations for (10) per outer iteration
+    ae_lsq_iters: int = 3  # Algorithm 2 iterations for (10) per outer iteration (paper: 10; measured, README)
     lsq_iters: int = 1  # Algorithm 2 and 3 iterations per batch in fine-tuning (paper: 10)
     semi_nmf_iters: int = 1  # semi-NMF (4) iterations per batch
     omega: float = 1.0  # step of Algorithms 2 and 3
