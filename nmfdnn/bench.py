@@ -208,11 +208,14 @@ def scaling_table(paths) -> str:
     return "\n".join(out)
 
 
-def run_tta(cfgs, target: float, out_dir, gemm_n: int = 4000) -> dict:
+def run_tta(cfgs, target: float, out_dir, gemm_n: int = 4000, repeats: int = 1) -> dict:
     """``make bench-tta``: time to accuracy (:func:`nmfdnn.tta.time_to_accuracy`) of every config in
-    ``cfgs``, one after the other in this process, with the GEMM rate of each dtype measured before
-    and after them (the higher is reported); writes ``tta.json``. Ratios are to the first backprop run."""
+    ``cfgs``, one after the other in this process, ``repeats`` rounds interleaved (so that a busy spell
+    of a shared machine does not fall on one solver only), with the GEMM rate of each dtype measured
+    before and after (the higher is reported); writes ``tta.json``. The summary gives each config's
+    median seconds over the rounds and its ratio to the median of the first backprop config."""
     import logging
+    import statistics
 
     from .backend import get_backend
     from .config import dtype_name
@@ -226,23 +229,36 @@ def run_tta(cfgs, target: float, out_dir, gemm_n: int = 4000) -> dict:
     with blas_threads(threads):
         rates = {dt: [gemm_rate(dt, n=gemm_n, bk=get_backend(cfgs[0].backend.name, dt))] for dt in dtypes}
     runs = []
-    for cfg in cfgs:
-        name = f"{cfg.solver.name} {dtype_name(cfg)}"
-        log.info("time to accuracy: %s %s, target %.2f %%", name, list(cfg.hidden), target)
-        data = load_dataset(cfg.dataset)
-        with blas_threads(cfg.backend.get("threads")):
-            r = time_to_accuracy(cfg, data, target, reporter=lambda p, name=name: log.info(
-                "  %s: %6.1f s  epoch %5.2f  test %.2f %%", name, p["seconds"], p["epochs"], p["test_error"]))
-        runs.append(r)
+    for rep in range(repeats):
+        for k, cfg in enumerate(cfgs):
+            name = f"{cfg.solver.name} {dtype_name(cfg)}"
+            log.info("time to accuracy (round %d of %d): %s %s, target %.2f %%", rep + 1, repeats, name,
+                     list(cfg.hidden), target)
+            data = load_dataset(cfg.dataset)
+            with blas_threads(cfg.backend.get("threads")):
+                r = time_to_accuracy(cfg, data, target, reporter=lambda p, name=name: log.info(
+                    "  %s: %6.1f s  epoch %5.2f  test %.2f %%", name, p["seconds"], p["epochs"], p["test_error"]))
+            r.update(config=k, round=rep)
+            runs.append(r)
     with blas_threads(threads):
         for dt in dtypes:
             rates[dt].append(gemm_rate(dt, n=gemm_n, bk=get_backend(cfgs[0].backend.name, dt)))
-    bp = next((r for r in runs if r["solver"] == "bp" and r["reached"]), None)
-    for r in runs:
-        r["ratio_to_bp"] = r["seconds"] / bp["seconds"] if bp and r["reached"] else None
-    out = {"target": target, "gemm_gflops": {dt: max(v) for dt, v in rates.items()},
+    summary = []
+    for k, cfg in enumerate(cfgs):
+        mine = [r for r in runs if r["config"] == k]
+        secs = [r["seconds"] for r in mine if r["reached"]]
+        summary.append({"solver": cfg.solver.name, "dtype": dtype_name(cfg), "hidden": list(cfg.hidden),
+                        "rounds": len(mine), "reached": len(secs), "seconds": secs,
+                        "median_seconds": statistics.median(secs) if len(secs) == len(mine) else None,
+                        "median_pretrain_seconds": statistics.median(r["pretrain_seconds"] for r in mine),
+                        "epochs": [r["epochs"] for r in mine], "test_error": [r["test_error"] for r in mine],
+                        "max_epochs": cfg.epochs})
+    bp = next((s for s in summary if s["solver"] == "bp" and s["median_seconds"]), None)
+    for s in summary:
+        s["ratio_to_bp"] = s["median_seconds"] / bp["median_seconds"] if bp and s["median_seconds"] else None
+    out = {"target": target, "repeats": repeats, "gemm_gflops": {dt: max(v) for dt, v in rates.items()},
            "gemm_gflops_before_after": rates, "n_train": data.train.m, "blas": blas_info(),
-           "cpu_count": os.cpu_count(), "runs": runs}
+           "cpu_count": os.cpu_count(), "summary": summary, "runs": runs}
     atomic_write_json(Path(out_dir) / "tta.json", out)
     return out
 
@@ -253,14 +269,18 @@ def print_tta(t: dict) -> None:
 
     c = Console() if Console().is_terminal else Console(width=160)
     rates = ", ".join(f"{dt} {v:.1f}" for dt, v in t["gemm_gflops"].items())
-    tab = Table(title=f"time to test error < {t['target']:.2f} % (GEMM GFLOP/s: {rates})")
-    for col in ("solver", "dtype", "hidden", "seconds", "epochs", "test error %", "pre-training s", "vs backprop"):
+    tab = Table(title=f"time to test error < {t['target']:.2f} %, median of {t['repeats']} interleaved round(s) "
+                      f"(GEMM GFLOP/s: {rates})")
+    for col in ("solver", "dtype", "hidden", "seconds", "each round", "epochs", "test error %", "pre-training s",
+                "vs backprop"):
         tab.add_column(col, justify="left" if col in ("solver", "dtype", "hidden") else "right")
-    for r in t["runs"]:
-        reached = r["reached"]
-        tab.add_row(r["solver"], r["dtype"], "-".join(map(str, r["hidden"])),
-                    f"{r['seconds']:.1f}" if reached else f"not in {r['max_epochs']} epochs",
-                    f"{r['epochs']:.2f}" if reached else "—", f"{r['test_error']:.2f}",
-                    f"{r['pretrain_seconds']:.1f}" if r["pretrain_seconds"] is not None else "—",
-                    f"{r['ratio_to_bp']:.2f}x" if r.get("ratio_to_bp") else "—")
+    for s in t["summary"]:
+        med = s["median_seconds"]
+        tab.add_row(s["solver"], s["dtype"], "-".join(map(str, s["hidden"])),
+                    f"{med:.1f}" if med is not None else
+                    f"reached in {s['reached']} of {s['rounds']} (max {s['max_epochs']} epochs)",
+                    " ".join(f"{x:.1f}" for x in s["seconds"]) or "—",
+                    " ".join(f"{e:.2f}" if e is not None else "—" for e in s["epochs"]),
+                    " ".join(f"{e:.2f}" for e in s["test_error"]), f"{s['median_pretrain_seconds']:.1f}",
+                    f"{s['ratio_to_bp']:.2f}x" if s.get("ratio_to_bp") else "—")
     c.print(tab)

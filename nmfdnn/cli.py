@@ -269,10 +269,10 @@ def _bench(args: list[str]) -> int:
               "writes DIR/bench.json, default outputs/bench/DATE_TIME; the GEMM rate is that of N x N products, "
               "default 4000, measured before and after the run)\n"
               "       nmfdnn bench --table DIR...          (a markdown table of the bench.json files under DIR)\n"
-              "       nmfdnn bench --tta [--target PCT] [--runs SOLVER:DTYPE,...] [--out DIR] [OVERRIDES]\n"
+              "       nmfdnn bench --tta [--target PCT] [--runs SOLVER:DTYPE,...] [--repeats N] [--out DIR] [OVERRIDES]\n"
               "                                            (time to accuracy: training seconds until the test error "
               f"first drops below PCT, default 2.0, for each run, default {_TTA_RUNS}; at most epochs=10 each; "
-              "writes DIR/tta.json)")
+              "N interleaved rounds, medians reported; writes DIR/tta.json)")
         return 0
     import time as _time
 
@@ -281,7 +281,7 @@ def _bench(args: list[str]) -> int:
     if args and args[0] == "--table":
         print(scaling_table(args[1:]))
         return 0
-    opts = {"--out": None, "--target": "2.0", "--runs": _TTA_RUNS, "--gemm-size": "4000"}
+    opts = {"--out": None, "--target": "2.0", "--runs": _TTA_RUNS, "--gemm-size": "4000", "--repeats": "1"}
     tta, rest = False, []
     while args:  # options may come anywhere; a Hydra override never starts with "--"
         if args[0] == "--tta":
@@ -294,11 +294,12 @@ def _bench(args: list[str]) -> int:
             rest, args = rest + [args[0]], args[1:]
     args = rest
     try:
-        gemm_n = int(opts["--gemm-size"])
-        if gemm_n < 1:
+        gemm_n, repeats = int(opts["--gemm-size"]), int(opts["--repeats"])
+        if gemm_n < 1 or repeats < 1:
             raise ValueError
     except ValueError:
-        return error(f"bench: --gemm-size takes a positive integer, got {opts['--gemm-size']!r}")
+        return error(f"bench: --gemm-size and --repeats take positive integers, got {opts['--gemm-size']!r} "
+                     f"and {opts['--repeats']!r}")
     stamp = _time.strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["--out"]) if opts["--out"] else Path("outputs") / ("tta" if tta else "bench") / stamp
     from hydra import compose, initialize_config_dir
@@ -332,7 +333,7 @@ def _bench(args: list[str]) -> int:
 
         cfgs = [composed(["epochs=10", "progress=false", f"solver={sol}", f"dtype={dt}", *args]) for sol, dt in runs]
         out.mkdir(parents=True, exist_ok=True)
-        print_tta(run_tta(cfgs, target, out, gemm_n))
+        print_tta(run_tta(cfgs, target, out, gemm_n, repeats))
         print(f"written to {out / 'tta.json'}")
         return 0
     cfg = composed(["epochs=1", "progress=false", *args])

@@ -70,26 +70,33 @@ def test_bench_tta_command(tmp_path):
     """Time to accuracy through the console script: one NMF and one backprop run on synthetic data, a
     target both reach, then a target that cannot be reached."""
     common = ["dataset=synthetic", "hidden=[16]", "solver.batch_size=200", "solver.ae_samples=200", "epochs=40"]
-    r = subprocess.run(nmfdnn_command() + ["bench", "--gemm-size", "300", "--tta", "--target", "60", "--runs", "nmf:float64,bp:float32",
-                                           "--out", str(tmp_path / "a"), *common],
+    r = subprocess.run(nmfdnn_command() + ["bench", "--gemm-size", "300", "--tta", "--target", "60", "--runs",
+                                           "nmf:float64,bp:float32", "--repeats", "2", "--out", str(tmp_path / "a"),
+                                           *common],
                        capture_output=True, text=True, env=env_without_full_error(), timeout=300)
     assert r.returncode == 0, r.stderr
     t = json.loads((tmp_path / "a" / "tta.json").read_text())
-    assert [(x["solver"], x["dtype"]) for x in t["runs"]] == [("nmf", "float64"), ("bp", "float32")]
+    # two interleaved rounds: nmf, bp, nmf, bp
+    assert [(x["solver"], x["dtype"], x["round"]) for x in t["runs"]] == [
+        ("nmf", "float64", 0), ("bp", "float32", 0), ("nmf", "float64", 1), ("bp", "float32", 1)]
     for x in t["runs"]:
         assert x["reached"] and x["test_error"] < 60 and x["seconds"] >= x["pretrain_seconds"] > 0
         secs = [p["seconds"] for p in x["curve"]]
         assert secs == sorted(secs) and x["curve"][-1]["test_error"] == x["test_error"]
         assert all(p["test_error"] >= 60 for p in x["curve"][:-1])  # stops at the first crossing
-    assert t["runs"][1]["ratio_to_bp"] == 1.0 and t["runs"][0]["ratio_to_bp"] > 0
+    nmf, bp = t["summary"]
+    assert nmf["rounds"] == nmf["reached"] == 2 and len(nmf["seconds"]) == 2
+    assert min(nmf["seconds"]) <= nmf["median_seconds"] <= max(nmf["seconds"])
+    assert bp["ratio_to_bp"] == 1.0 and nmf["ratio_to_bp"] == pytest.approx(nmf["median_seconds"] / bp["median_seconds"])
     assert set(t["gemm_gflops"]) == {"float32", "float64"}
     r = subprocess.run(nmfdnn_command() + ["bench", "--gemm-size", "300", "--tta", "--target", "0", "--runs", "nmf:float64",
                                            "--out", str(tmp_path / "b"), *common[:-1], "epochs=1"],
                        capture_output=True, text=True, env=env_without_full_error(), timeout=300)
     assert r.returncode == 0, r.stderr
-    (x,) = json.loads((tmp_path / "b" / "tta.json").read_text())["runs"]
+    t = json.loads((tmp_path / "b" / "tta.json").read_text())
+    (x,) = t["runs"]
     assert not x["reached"] and x["seconds"] is None and x["curve"][-1]["epochs"] == 1.0
-    assert "not in 1 epochs" in r.stdout
+    assert t["summary"][0]["median_seconds"] is None and "reached in 0 of 1" in r.stdout
 
 
 def test_bench_tta_bad_options():
@@ -99,3 +106,6 @@ def test_bench_tta_bad_options():
     r = subprocess.run(nmfdnn_command() + ["bench", "--frobnicate"], capture_output=True, text=True,
                        env=env_without_full_error())
     assert r.returncode == 2 and "unknown or incomplete option '--frobnicate'" in r.stderr
+    r = subprocess.run(nmfdnn_command() + ["bench", "--tta", "--repeats", "0"], capture_output=True, text=True,
+                       env=env_without_full_error())
+    assert r.returncode == 2 and "--repeats take positive integers" in r.stderr
