@@ -269,6 +269,8 @@ def _bench(args: list[str]) -> int:
               "writes DIR/bench.json, default outputs/bench/DATE_TIME; the GEMM rate is that of N x N products, "
               "default 4000, measured before and after the run)\n"
               "       nmfdnn bench --table DIR...          (a markdown table of the bench.json files under DIR)\n"
+              "       nmfdnn bench --shapes                (GFLOP/s of the [1000,500] MNIST fine-tuning's own "
+              "products next to a square GEMM: the ceiling of the share of GEMM)\n"
               "       nmfdnn bench --tta [--target PCT] [--runs SOLVER:DTYPE,...] [--repeats N] [--out DIR] [OVERRIDES]\n"
               "                                            (time to accuracy: training seconds until the test error "
               f"first drops below PCT, default 2.0, for each run, default {_TTA_RUNS}; at most epochs=10 each; "
@@ -280,6 +282,12 @@ def _bench(args: list[str]) -> int:
 
     if args and args[0] == "--table":
         print(scaling_table(args[1:]))
+        return 0
+    if args and args[0] == "--shapes":
+        from .bench import print_shape_rates, shape_rates
+
+        for dtype in ("float64", "float32"):
+            print_shape_rates(shape_rates([1000, 500], 784, 5000, dtype))
         return 0
     opts = {"--out": None, "--target": "2.0", "--runs": _TTA_RUNS, "--gemm-size": "4000", "--repeats": "1"}
     tta, rest = False, []

@@ -109,3 +109,12 @@ def test_bench_tta_bad_options():
     r = subprocess.run(nmfdnn_command() + ["bench", "--tta", "--repeats", "0"], capture_output=True, text=True,
                        env=env_without_full_error())
     assert r.returncode == 2 and "--repeats take positive integers" in r.stderr
+
+
+def test_shape_rates_lists_the_products_of_each_layer():
+    from nmfdnn.bench import shape_rates
+
+    r = shape_rates([20, 10], 30, 200, "float32", gemm_n=100, repeats=1)
+    assert r["gemm_gflops"] > 0 and len(r["products"]) == 8
+    assert r["products"][0]["product"].startswith("W_1 Z_0  (20x30 by 30x200)")
+    assert all(p["gflops"] > 0 and p["ratio_to_gemm"] > 0 for p in r["products"])
