@@ -213,7 +213,8 @@ def batch_input_pinv(bk, svd: InputSVD, J, method: str = "qr") -> RightPinv:
     at least r linearly independent samples).
     ``chol``: the same matrix, ``V_1(J,:) (V_1(J,:)^T V_1(J,:))^-1 S_1^-1 U_1^T``, by a Cholesky
     factorisation of the r x r Gram matrix. When a batch has fewer than r independent samples
-    (a tiny batch), both fall back to the SVD of ``V_1(J,:)``: the pseudo-inverse of its rank.
+    (a tiny batch, repeated samples), both fall back to the SVD of ``V_1(J,:) S_1``: the batch
+    matrix's pseudo-inverse over its numerical rank.
     """
     VJ = svd.V[J]
     if method == "chol":
@@ -223,20 +224,24 @@ def batch_input_pinv(bk, svd: InputSVD, J, method: str = "qr") -> RightPinv:
         try:
             factor = bk.cho_factor(VJ.T @ VJ)
         except np.linalg.LinAlgError:
-            pass  # fewer than r independent samples in the batch: the SVD route below
-        else:
-            left = bk.cho_solve(factor, VJ.T.copy(order="F")).T
-            return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
+            factor = None  # fewer than r independent samples in the batch: the SVD route below
+        if factor is not None:
+            pivots = factor[0].diagonal() ** 2  # a factorisation that barely succeeded is no better
+            if bk.scalar(pivots.min()) > VJ.shape[1] * bk.eps * bk.scalar(pivots.max()):
+                left = bk.cho_solve(factor, VJ.T.copy(order="F")).T
+                return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
     if method == "literal":
         return RightPinv(left=VJ, scale=1.0 / svd.s, right=svd.U.T)
-    if method == "chol" or (method == "qr" and VJ.shape[0] < VJ.shape[1]):
+    if method == "qr" and VJ.shape[0] >= VJ.shape[1]:
+        Q, R = bk.qr(VJ)
+        d = bk.xp.abs(R.diagonal())
+        if bk.scalar(d.min()) > VJ.shape[1] * bk.eps * bk.scalar(d.max()):
+            # Q R^-T = (R^-1 Q^T)^T
+            left = bk.solve_triangular(R, Q.T, lower=False).T
+            return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
+    if method in ("chol", "qr"):
         # V_J has dependent columns: X_J^dagger = (S_1 V_J^T)^dagger U_1^T, and with the SVD
         # V_J S_1 = P s Q^T, (S_1 V_J^T)^dagger = Q s^-1 P^T.
         P, sv, Qt = truncated_svd(bk, VJ * svd.s, max(VJ.shape) * bk.eps)
         return RightPinv(left=(P / sv) @ Qt, scale=bk.xp.ones_like(svd.s), right=svd.U.T)
-    if method == "qr":
-        Q, R = bk.qr(VJ)
-        # Q R^-T = (R^-1 Q^T)^T
-        left = bk.solve_triangular(R, Q.T, lower=False).T
-        return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
-    raise ValueError(f"unknown input pseudo-inverse method {method!r}; choose literal or qr")
+    raise ValueError(f"unknown input pseudo-inverse method {method!r}; choose chol, qr or literal")

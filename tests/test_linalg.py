@@ -72,6 +72,12 @@ def test_input_svd_and_batch_pinv(bk64, rng):
     for method in ("chol", "qr"):
         np.testing.assert_allclose(batch_input_pinv(bk64, svd, few, method).apply(R[:, :30]),
                                    R[:, :30] @ np.linalg.pinv(Xr), rtol=1e-6, atol=1e-8)
+    # 80 columns but only 40 distinct samples: rank 40 < 50, whatever the Cholesky factorisation says
+    dup = np.concatenate([J[:40], J[:40]])
+    Xd = (svd.U * svd.s) @ svd.V[dup].T
+    for method in ("chol", "qr"):
+        np.testing.assert_allclose(batch_input_pinv(bk64, svd, dup, method).apply(R[:, :80]),
+                                   R[:, :80] @ np.linalg.pinv(Xd), rtol=1e-6, atol=1e-8)
     literal = batch_input_pinv(bk64, svd, J, "literal").apply(R)
     np.testing.assert_allclose(literal, R @ svd.V[J] @ np.diag(1 / svd.s) @ svd.U.T, atol=1e-10)
     # the literal slice is not the batch's pseudo-inverse
