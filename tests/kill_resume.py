@@ -49,9 +49,14 @@ def trial(solver: str, work: Path, rng: random.Random, reference, ref_seconds: f
     """One kill: mostly at a random moment after the first checkpoint (so that resuming really
     continues a run); with ``early``, at a random moment before it (resuming then starts over)."""
     run_dir = work / f"killed-{rng.randrange(10**9)}"
-    delay = rng.uniform(0.2, first_checkpoint) if early else rng.uniform(first_checkpoint, ref_seconds)
+    delay = rng.uniform(0.2, first_checkpoint) if early else rng.uniform(0.0, ref_seconds - first_checkpoint)
     p = subprocess.Popen(command() + train_args(solver, run_dir), env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
+    if not early:
+        # wait for this run's own first checkpoint (on a loaded machine it can come later than the
+        # reference run's), then kill at a random moment of the rest of the reference run's time
+        while p.poll() is None and not (run_dir / "checkpoint.npz").exists():
+            time.sleep(0.02)
     time.sleep(delay)
     killed = p.poll() is None
     if killed:
