@@ -76,10 +76,9 @@ def shape_rates(hidden: list[int], n_in: int, batch: int, dtype: str, gemm_n: in
 
 
 def print_shape_rates(r: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    c = Console() if Console().is_terminal else Console(width=160)
+    c = _console()
     t = Table(title=f"products of the method, {r['dtype']}, batch {r['batch']} "
                     f"({r['gemm_n']}x{r['gemm_n']} GEMM: {r['gemm_gflops']:.1f} GFLOP/s)")
     for col in ("product", "GFLOP/s", "of GEMM"):
@@ -222,11 +221,16 @@ def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
     return out
 
 
-def print_bench(b: dict) -> None:
+def _console():
     from rich.console import Console
+
+    return Console() if Console().is_terminal else Console(width=160)
+
+
+def print_bench(b: dict) -> None:
     from rich.table import Table
 
-    c = Console() if Console().is_terminal else Console(width=160)
+    c = _console()
     t = Table(title=f"nmfdnn bench: {b['solver']} {b['hidden']} {b['dtype']} on {b['backend']} "
                     f"(GEMM {b['gemm_gflops']:.1f} GFLOP/s)")
     for col in ("phase", "seconds", "GFLOP", "GFLOP/s", "of GEMM"):
@@ -314,10 +318,9 @@ def run_tta(cfgs, target: float, out_dir, gemm_n: int = 4000, repeats: int = 1) 
 
 
 def print_tta(t: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    c = Console() if Console().is_terminal else Console(width=160)
+    c = _console()
     rates = ", ".join(f"{dt} {v:.1f}" for dt, v in t["gemm_gflops"].items())
     tab = Table(title=f"time to test error < {t['target']:.2f} %, median of {t['repeats']} interleaved round(s) "
                       f"(GEMM GFLOP/s: {rates})")

@@ -10,21 +10,16 @@ float64 took 23 ms with two numexpr threads against 21 ms for two NumPy passes (
 from __future__ import annotations
 
 
-def relu_(bk, U):
-    """``U <- f(U) = max(U, 0)`` in place (the activation of Sec. 3); returns ``U``."""
-    return bk.xp.maximum(U, 0, out=U)
-
-
 def residual_relu_(bk, B, U):
     """``U <- B - f(U)`` in place: line 3 of Algorithms 2 and 3 (``U = X_s A`` or ``A X_s``)."""
-    bk.xp.maximum(U, 0, out=U)
+    bk.relu(U, out=U)
     return bk.xp.subtract(B, U, out=U)
 
 
 def add_relu_(bk, X, S):
     """``S <- f(X + S)`` in place: line 4 of Algorithm 3 (``S = omega A^dagger R_s``); returns ``S``."""
     S += X
-    return bk.xp.maximum(S, 0, out=S)
+    return bk.relu(S, out=S)
 
 
 def semi_nmf_ratio_(bk, Z, absZ, low, WtY):

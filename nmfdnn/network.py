@@ -8,7 +8,6 @@ acts on the input augmented by a row of ones, ``[Z_{i-1}; e^T]``).
 from __future__ import annotations
 
 from .errors import NumericalError
-from .kernels import relu_
 
 
 def affine(W, Z, bias: bool):
@@ -36,7 +35,7 @@ def forward(bk, Ws, X, bias: bool):
     Zs = [X]
     for W in Ws[:-1]:
         U = affine(W, Zs[-1], bias)
-        Zs.append(relu_(bk, U))
+        Zs.append(bk.relu(U, out=U))
     return Zs
 
 

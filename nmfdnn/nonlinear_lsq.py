@@ -8,7 +8,7 @@ applied in every iteration.
 
 from __future__ import annotations
 
-from .kernels import add_relu_, relu_, residual_relu_
+from .kernels import add_relu_, residual_relu_
 from .linalg import RightPinv
 
 
@@ -57,7 +57,7 @@ def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float = 1.0, fx0=None):
     """
     xp = bk.xp
     X = X0.copy()
-    q, (p, m) = X.shape[0], A.shape
+    q, p = X.shape[0], A.shape[0]
     carry = isinstance(A_pinv, RightPinv) and A_pinv.pre is None and carries_product(q, p, A_pinv.rank, iters)
     if carry:
         UtA = A_pinv.right @ A  # r x m

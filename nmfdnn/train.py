@@ -93,12 +93,12 @@ def blas_threads(n):
         return
     libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
     saved = [(lib, lib.num_threads) for lib in libs]
+    # Only when NumPy's own library is recognised are the others capped at one thread; otherwise
+    # (an unfamiliar layout) every library gets n, as a plain cap would do.
+    separate = any(_is_numpys(lib.filepath) for lib in libs) and len(libs) > 1
     try:
         for lib in libs:
-            if _is_numpys(lib.filepath):
-                if n is not None:
-                    lib.set_num_threads(int(n))
-            elif len(libs) > 1:
+            if separate and not _is_numpys(lib.filepath):
                 lib.set_num_threads(1)
             elif n is not None:
                 lib.set_num_threads(int(n))
@@ -106,6 +106,14 @@ def blas_threads(n):
     finally:
         for lib, k in saved:
             lib.set_num_threads(k)
+
+
+def training_arrays(bk, data: Dataset):
+    """``X`` and ``Y`` of the training split on the backend, columns (samples) contiguous so that a
+    mini-batch ``X(:, J)`` is a fast gather of whole columns, and the test inputs."""
+    X = bk.xp.asfortranarray(bk.asarray(data.train.X))
+    Y = bk.xp.asfortranarray(bk.asarray(one_hot(data.train.labels, data.n_classes)))
+    return X, Y, bk.asarray(data.test.X)
 
 
 def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop: StopFlag | None = None) -> FitResult:
@@ -123,10 +131,7 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     ck_path = Path(run_dir) / CHECKPOINT if run_dir is not None and cfg.get("checkpoint", True) else None
     cfg_plain = config_dict(cfg)
 
-    # Columns (samples) contiguous: a mini-batch X(:, J) is then a fast gather of whole columns.
-    X = bk.xp.asfortranarray(bk.asarray(data.train.X))
-    Y = bk.xp.asfortranarray(bk.asarray(one_hot(data.train.labels, data.n_classes)))
-    X_test = bk.asarray(data.test.X)
+    X, Y, X_test = training_arrays(bk, data)
     trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers)
     result = FitResult(weights=[])
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from .backend import get_backend
 from .config import dtype_name
-from .data.base import one_hot
 from .network import evaluate
+from .train import training_arrays
 from .trainers import TRAINERS
 
 
@@ -31,15 +31,12 @@ def time_to_accuracy(cfg, data, target: float, checks_per_epoch: int = 12, repor
     bk = get_backend(cfg.backend.name, dtype_name(cfg))
     rng = np.random.default_rng(cfg.seed)
     bias = bool(cfg.solver.get("bias", False))
-    X = bk.xp.asfortranarray(bk.asarray(data.train.X))
-    Y = bk.xp.asfortranarray(bk.asarray(one_hot(data.train.labels, data.n_classes)))
-    X_test = bk.asarray(data.test.X)
+    X, Y, X_test = training_arrays(bk, data)
     trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng)
     n_batches = trainer.n_batches
     every = max(1, -(-n_batches // checks_per_epoch))
     clock = {"seconds": 0.0, "t0": 0.0}
     curve: list[dict] = []
-    state = {"epoch": 0}
 
     def check(epochs_done: float, Ws):
         bk.synchronize()
@@ -54,14 +51,12 @@ def time_to_accuracy(cfg, data, target: float, checks_per_epoch: int = 12, repor
 
     clock["t0"] = time.perf_counter()
     pretrain_seconds = None
-    Ws = None
     try:
         Ws = trainer.pretrain()
         bk.synchronize()
         pretrain_seconds = clock["seconds"] + time.perf_counter() - clock["t0"]
         check(0.0, Ws)
         for epoch in range(1, cfg.epochs + 1):
-            state["epoch"] = epoch
 
             def on_batch(b, Ws=Ws, epoch=epoch):
                 if (b + 1) % every == 0 or b + 1 == n_batches:
