@@ -7,15 +7,15 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train fetch test test-fast clean table1 table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
+.PHONY: help install train fetch lint test test-fast clean table1 table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --quiet --upgrade pip
+	$(PY) -m pip install --quiet --quiet -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed ## create .venv and install nmfdnn (editable) with the test tools
@@ -26,10 +26,13 @@ fetch: install ## download, verify and cache MNIST
 train: install ## train the default configuration on MNIST (extra overrides: make train ARGS='hidden=[500]')
 	$(NMFDNN) train $(ARGS)
 
-test: install ## run the whole test suite (includes a real-MNIST end-to-end run and an install test)
+lint: install ## ruff: unused imports and arguments, undefined names (pyproject.toml [tool.ruff])
+	$(VENV)/bin/ruff check nmfdnn tests
+
+test: install lint ## lint, then the whole test suite (includes a real-MNIST end-to-end run and an install test)
 	$(PY) -m pytest -q
 
-test-fast: install ## unit and CLI tests only (skips tests marked slow)
+test-fast: install lint ## lint, then unit and CLI tests only (skips tests marked slow)
 	$(PY) -m pytest -q -m "not slow"
 
 clean: ## remove the virtual environment and caches (not outputs/ nor the data cache)
@@ -62,8 +65,8 @@ fig1: install ## Figure 1: NMF vs BP, [1000,500], 10 epochs, MNIST (+ CIFAR-10 i
 	$(NMFDNN) plot outputs/fig1 --out outputs/fig1
 
 kill-resume: install ## SIGKILL a run at random points, resume, compare with an uninterrupted run
-	$(PY) tests/kill_resume.py --trials 5 --solver nmf
-	$(PY) tests/kill_resume.py --trials 3 --solver bp
+	$(PY) tests/helpers/kill_resume.py --trials 5 --solver nmf
+	$(PY) tests/helpers/kill_resume.py --trials 3 --solver bp
 
 bench: install ## GEMM rate and a 1-epoch [1000,500] MNIST run: seconds and GFLOP/s per phase (bench.json)
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float64
@@ -81,7 +84,7 @@ scaling: install ## epoch time and peak memory against width/depth and batch siz
 	$(NMFDNN) bench --table outputs/scaling | tee outputs/scaling/scaling.md
 
 bench-gpu: install ## on a GPU machine: CuPy install, CPU-vs-GPU agreement tests, GPU benchmark (float64, float32)
-	$(PY) -m pip install --quiet -e '.[gpu]'
+	$(PY) -m pip install --quiet --quiet -e '.[gpu]'
 	$(PY) -m pytest -q -m gpu tests/test_gpu.py
 	$(NMFDNN) bench backend=cupy dataset=mnist hidden=[1000,500] dtype=float64
 	$(NMFDNN) bench backend=cupy dataset=mnist hidden=[1000,500] dtype=float32

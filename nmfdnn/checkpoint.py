@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import NON_RESULT_KEYS
 from .errors import NmfdnnError, NumericalError
-from .outputs import atomic_write_bytes
+from .fileio import atomic_write_bytes
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -62,15 +63,13 @@ def load_checkpoint(path: Path) -> Checkpoint:
                       config=meta["config"], solver_arrays=solver_arrays, phases=meta.get("phases", {}))
 
 
-IGNORED_KEYS = {"resume", "progress"}
-
-
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """Keys whose values differ between two plain config dicts (ignoring resume/progress, and keys
-    that only one of them has: a schema that gained or lost a key since the run started)."""
+    """Keys whose values differ between two plain config dicts, ignoring the keys that do not change
+    a result (:data:`nmfdnn.config.NON_RESULT_KEYS`) and keys that only one of them has (a schema that
+    gained or lost a key since the run started)."""
     out = []
     for key in sorted(set(saved) & set(current)):
-        if not prefix and key in IGNORED_KEYS:
+        if f"{prefix}{key}" in NON_RESULT_KEYS:
             continue
         a, b = saved[key], current[key]
         if isinstance(a, dict) and isinstance(b, dict):

@@ -1,55 +1,56 @@
-"""The ``nmfdnn`` console script: ``train`` (Hydra), ``fetch``; ``--help`` lists them."""
+"""The ``nmfdnn`` console script: one argparse sub-command per tool.
+
+``train`` hands its overrides to Hydra (``nmfdnn train --help`` is Hydra's help of the composed
+config); ``resume`` re-runs a run's recorded overrides; ``eval``, ``report``, ``plot`` and ``bench``
+live in :mod:`nmfdnn.tools`, each with its own parser; ``fetch`` downloads and verifies a data set.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
 from pathlib import Path
 
 from . import __version__
+from .config import compose_config, conf_dir, plain_overrides, register_configs
 from .errors import NmfdnnError
+from .tools import Parser
 
 log = logging.getLogger("nmfdnn")
 
-USAGE = f"""nmfdnn {__version__}: deep networks trained without backpropagation (Sakurai et al., ICONIP 2016)
-
-usage: nmfdnn COMMAND [ARGS]
-
-commands:
-  train [OVERRIDES]      train a network (Hydra app: `nmfdnn train --help` lists the config groups;
-                         `-m` runs a multirun sweep, e.g. `nmfdnn train -m seed=0,1,2 hidden=[500],[1000,500]`)
-  resume RUN_DIR         continue a killed or interrupted run from its last checkpoint
-                         (same as `nmfdnn train <its overrides> resume=true hydra.run.dir=RUN_DIR`)
-  eval RUN_DIR [OVERRIDES]
-                         error rates of a trained run on its data set (or another: dataset=...)
-  report PATH... [--compare paper-table1]
-                         mean and 95 % confidence interval over seeds of every group of runs
-  plot PATH... [--out DIR]
-                         Figure 1: train/test error against epoch and seconds (PNG and SVG)
-  bench [OVERRIDES]       GEMM rate, then a short run: seconds, GFLOP/s and share of GEMM per phase
-  fetch DATASET          download, verify and cache mnist, fashion_mnist or cifar10
-                         (data_dir=... or $NMFDNN_DATA)
-
-options:
-  -h, --help             show this message
-  --version              print the version
-  --debug                (before or after COMMAND) show full tracebacks instead of one-line errors
-
-examples:
+EXAMPLES = """examples:
   nmfdnn train dataset=mnist hidden=[1000,500]
   nmfdnn train experiment=paper hidden=[500]
-  nmfdnn train dataset=mnist hidden=[500] dtype=float32 epochs=3
+  nmfdnn train -m seed=0,1,2 hidden=[500],[1000,500]
+  nmfdnn report outputs/multirun --compare paper-table1
 """
 
+# name -> (help line, module path of the tool's main(argv) or None for the ones defined here)
+COMMANDS = {
+    "train": ("train a network (Hydra app: `nmfdnn train --help` lists groups and keys; -m sweeps)", None),
+    "resume": ("continue a killed or interrupted run from its last checkpoint", None),
+    "eval": ("error rates of a trained run on its data set (or another: dataset=...)", "nmfdnn.tools.eval"),
+    "report": ("mean and 95 %% confidence interval over seeds of every group of runs", "nmfdnn.tools.report"),
+    "plot": ("Figure 1: train/test error against epoch and seconds (PNG and SVG)", "nmfdnn.tools.plot"),
+    "bench": ("GEMM rate and a short run: seconds, GFLOP/s and share of GEMM per phase; --tta", "nmfdnn.tools.bench"),
+    "fetch": ("download, verify and cache mnist, fashion_mnist or cifar10", None),
+}
 
-def conf_dir() -> str:
-    """Where the configs are: ``nmfdnn/conf`` in an installed wheel, else the repository's ``conf/``."""
-    here = Path(__file__).resolve().parent
-    for cand in (here / "conf", here.parent / "conf"):
-        if (cand / "train.yaml").is_file():
-            return str(cand)
-    raise NmfdnnError(f"cannot find the configuration directory (looked in {here / 'conf'} and {here.parent / 'conf'})")
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="nmfdnn", description=f"nmfdnn {__version__}: deep networks trained without "
+                "backpropagation (Sakurai et al., ICONIP 2016)", epilog=EXAMPLES,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=__version__)
+    ap.add_argument("--debug", action="store_true", help="(before or after COMMAND) full tracebacks instead "
+                    "of one-line errors")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                            description="`nmfdnn COMMAND --help` shows each command's own options")
+    for name, (text, _) in COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return ap
 
 
 def error(msg: str, code: int = 2) -> int:
@@ -57,25 +58,30 @@ def error(msg: str, code: int = 2) -> int:
     return code
 
 
+def _is_help(args: list[str]) -> bool:
+    return any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith(("--cfg", "-c", "--shell"))
+               for a in args)
+
+
 def _train(args: list[str], debug: bool) -> int:
+    """``nmfdnn train [OVERRIDES] [-m]``: Hydra composes, sweeps and launches; each job calls
+    :func:`nmfdnn.train.run`. A typo or a value out of range is a one-line error before any work."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .config import register_configs
-
     register_configs()
-    path = conf_dir()
-    if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith(("--cfg", "-c", "--shell"))
-               for a in args):
-        problem = precheck_overrides(path, args)
-        if problem:
-            if debug:
-                os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra show the full story below
-            else:
-                return error(problem)
+    if not _is_help(args):
+        try:
+            plain = plain_overrides(args)
+            sweeping = len(plain) < len([a for a in args if not a.startswith("-") and not a.startswith("hydra")])
+            compose_config(plain, check=not sweeping)
+        except NmfdnnError as e:
+            if not debug:
+                return error(str(e))
+            os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra show the full story below
 
-    @hydra.main(version_base="1.3", config_path=path, config_name="train")
+    @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")
     def task(cfg):
         from .progress import Reporter, RichReporter
         from .train import Interrupted, run
@@ -109,54 +115,6 @@ def _train(args: list[str], debug: bool) -> int:
     return 0
 
 
-def one_line(exc: BaseException) -> str:
-    """Hydra's and OmegaConf's multi-line composition errors as one line."""
-    parts, options = [], []
-    for e in (exc, exc.__cause__):
-        if e is None:
-            continue
-        in_options = False
-        for line in str(e).splitlines():
-            line = line.strip()
-            if not line or line.startswith(("provider=", "Config search path", "full_key:", "object_type=",
-                                            "reference_type=", "To append to your config", "Set the environment")):
-                continue
-            if line.startswith("Available options in"):
-                in_options = True
-                parts.append(line.rstrip(":"))
-            elif in_options:
-                if not line.startswith("base_"):  # the schemas registered in each group
-                    options.append(line)
-            else:
-                parts.append(line)
-    text = "; ".join(parts) + (": " + ", ".join(options) if options else "")
-    return text or type(exc).__name__
-
-
-def precheck_overrides(path: str, args: list[str]) -> str | None:
-    """Compose the config once with the command's overrides (sweep overrides left out) so that a
-    typo or a value of the wrong type is a one-line error before Hydra starts a run or a sweep."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    overrides = [a for a in args if not a.startswith("-")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception as e:
-        return one_line(e)
-    plain = [o.input_line for o in parsed if not o.is_sweep_override() and not o.get_key_element().startswith("hydra")]
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=path, version_base="1.3"):
-            compose(config_name="train", overrides=plain)
-    except Exception as e:
-        return one_line(e)
-    finally:
-        GlobalHydra.instance().clear()
-    return None
-
-
 def _cap_threads_for_parallel_sweeps(cfg, hc) -> None:
     """Under the joblib launcher, give each job cores // n_jobs BLAS threads unless set explicitly."""
     launcher = str(hc.launcher.get("_target_", "")) if hc.get("launcher") is not None else ""
@@ -180,31 +138,29 @@ def _summary(metrics: dict, out_dir: str) -> None:
               f"{metrics['finetune_seconds']:.1f}", f"{metrics['total_seconds']:.1f}")
     c = Console()
     c.print(t)
-    c.print(f"outputs: {out_dir}")
+    c.print(f"outputs: {out_dir}", soft_wrap=True)
 
 
 def _fetch(args: list[str]) -> int:
     from .data.fetch import data_root
 
-    data_dir = None
-    names = []
-    for a in args:
-        if a.startswith("data_dir="):
-            data_dir = a.split("=", 1)[1]
-        elif a in ("-h", "--help"):
-            print("usage: nmfdnn fetch {mnist,fashion_mnist,cifar10} [data_dir=DIR]")
-            return 0
-        else:
-            names.append(a)
     known = ("mnist", "fashion_mnist", "cifar10")
-    if len(names) != 1 or names[0] not in known:
-        return error(f"usage: nmfdnn fetch {{{','.join(known)}}} [data_dir=DIR]")
+    ap = Parser(prog="nmfdnn fetch", description="Download, verify and cache a data set (into data_dir, "
+                "else $NMFDNN_DATA, else ~/.cache/nmfdnn).")
+    ap.add_argument("dataset", choices=known)
+    ap.add_argument("data_dir", nargs="?", metavar="data_dir=DIR", help="where to cache it")
+    a = ap.parse_args(args)
+    data_dir = None
+    if a.data_dir is not None:
+        if not a.data_dir.startswith("data_dir="):
+            ap.error(f"unexpected argument {a.data_dir!r}; expected data_dir=DIR")
+        data_dir = a.data_dir.split("=", 1)[1]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if names[0] == "mnist":
+    if a.dataset == "mnist":
         from .data.mnist import fetch_mnist
 
         fetch_mnist(data_dir)
-    elif names[0] == "fashion_mnist":
+    elif a.dataset == "fashion_mnist":
         from .data.mnist import fetch_fashion_mnist
 
         fetch_fashion_mnist(data_dir)
@@ -212,149 +168,19 @@ def _fetch(args: list[str]) -> int:
         from .data.cifar10 import fetch_cifar10
 
         fetch_cifar10(data_dir)
-    print(f"{names[0]} verified in {data_root(data_dir) / names[0]}")
-    return 0
-
-
-def _eval(args: list[str]) -> int:
-    if not args or args[0].startswith("-"):
-        print("usage: nmfdnn eval RUN_DIR [OVERRIDES]   (e.g. dataset=idx dataset.test_images=...)")
-        return 0 if args and args[0] in ("-h", "--help") else 2
-    from rich.console import Console
-
-    from .evaluate_run import evaluate_run
-
-    r = evaluate_run(Path(args[0]), args[1:])
-    Console().print(f"{r['dataset']}: train error {r['train_error']:.2f} %  test error {r['test_error']:.2f} %  "
-                    f"({r['n_train']} / {r['n_test']} samples); written to {Path(args[0]) / 'eval.json'}")
-    return 0
-
-
-def _report(args: list[str]) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="nmfdnn report", description="Group finished runs by config (all but the "
-                                 "seed) and report error rates with 95 % t intervals and mean times.")
-    ap.add_argument("paths", nargs="+", help="run, sweep or output directories (searched for metrics.json)")
-    ap.add_argument("--compare", metavar="TABLE", help="print a reference table beside ours: paper-table1")
-    ap.add_argument("--out", help="where report.{md,csv,tex,json} go (default: the first PATH)")
-    a = ap.parse_args(args)
-    from .report import report
-
-    report(a.paths, a.compare, a.out)
-    return 0
-
-
-def _plot(args: list[str]) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="nmfdnn plot", description="Figure 1: error against epoch and seconds.")
-    ap.add_argument("paths", nargs="+", help="run or sweep directories")
-    ap.add_argument("--out", help="output folder (default: the first PATH)")
-    ap.add_argument("--name", default="fig1", help="file name stem (default fig1)")
-    a = ap.parse_args(args)
-    from .plot import plot
-
-    for f in plot(a.paths, a.out, a.name):
-        print(f"wrote {f}")
-    return 0
-
-
-_TTA_RUNS = "nmf:float32,nmf:float64,bp:float32"
-
-
-def _bench(args: list[str]) -> int:
-    if args and args[0] in ("-h", "--help"):
-        print("usage: nmfdnn bench [--out DIR] [--gemm-size N] [OVERRIDES]   (the train config with epochs=1; "
-              "writes DIR/bench.json, default outputs/bench/DATE_TIME; the GEMM rate is that of N x N products, "
-              "default 4000, measured before and after the run)\n"
-              "       nmfdnn bench --table DIR...          (a markdown table of the bench.json files under DIR)\n"
-              "       nmfdnn bench --shapes                (GFLOP/s of the [1000,500] MNIST fine-tuning's own "
-              "products next to a square GEMM: the ceiling of the share of GEMM)\n"
-              "       nmfdnn bench --tta [--target PCT] [--runs SOLVER:DTYPE,...] [--repeats N] [--out DIR] [OVERRIDES]\n"
-              "                                            (time to accuracy: training seconds until the test error "
-              f"first drops below PCT, default 2.0, for each run, default {_TTA_RUNS}; at most epochs=10 each; "
-              "N interleaved rounds, medians reported; writes DIR/tta.json)")
-        return 0
-    import time as _time
-
-    from .bench import bench, print_bench, scaling_table
-
-    if args and args[0] == "--table":
-        print(scaling_table(args[1:]))
-        return 0
-    if args and args[0] == "--shapes":
-        from .bench import print_shape_rates, shape_rates
-
-        for dtype in ("float64", "float32"):
-            print_shape_rates(shape_rates([1000, 500], 784, 5000, dtype))
-        return 0
-    opts = {"--out": None, "--target": "2.0", "--runs": _TTA_RUNS, "--gemm-size": "4000", "--repeats": "1"}
-    tta, rest = False, []
-    while args:  # options may come anywhere; a Hydra override never starts with "--"
-        if args[0] == "--tta":
-            tta, args = True, args[1:]
-        elif args[0] in opts and len(args) > 1:
-            opts[args[0]], args = args[1], args[2:]
-        elif args[0].startswith("--"):
-            return error(f"bench: unknown or incomplete option {args[0]!r}; see nmfdnn bench --help")
-        else:
-            rest, args = rest + [args[0]], args[1:]
-    args = rest
-    try:
-        gemm_n, repeats = int(opts["--gemm-size"]), int(opts["--repeats"])
-        if gemm_n < 1 or repeats < 1:
-            raise ValueError
-    except ValueError:
-        return error(f"bench: --gemm-size and --repeats take positive integers, got {opts['--gemm-size']!r} "
-                     f"and {opts['--repeats']!r}")
-    stamp = _time.strftime("%Y-%m-%d_%H-%M-%S")
-    out = Path(opts["--out"]) if opts["--out"] else Path("outputs") / ("tta" if tta else "bench") / stamp
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from .config import register_configs, validate
-
-    register_configs()
-    path = conf_dir()
-
-    def composed(overrides):
-        problem = precheck_overrides(path, overrides)
-        if problem:
-            raise NmfdnnError(problem)
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=path, version_base="1.3"):
-            cfg = compose(config_name="train", overrides=overrides)
-        validate(cfg)
-        return cfg
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if tta:
-        try:
-            target = float(opts["--target"])
-            runs = [r.split(":") for r in opts["--runs"].split(",")]
-            if not all(len(r) == 2 for r in runs):
-                raise ValueError
-        except ValueError:
-            return error("bench --tta: --target takes a number (percent) and --runs a list like nmf:float32,bp:float32")
-        from .bench import print_tta, run_tta
-
-        cfgs = [composed(["epochs=10", "progress=false", f"solver={sol}", f"dtype={dt}", *args]) for sol, dt in runs]
-        out.mkdir(parents=True, exist_ok=True)
-        print_tta(run_tta(cfgs, target, out, gemm_n, repeats))
-        print(f"written to {out / 'tta.json'}")
-        return 0
-    cfg = composed(["epochs=1", "progress=false", *args])
-    out.mkdir(parents=True, exist_ok=True)
-    print_bench(bench(cfg, out, gemm_n=gemm_n))
-    print(f"written to {out / 'bench.json'}")
+    print(f"{a.dataset} verified in {data_root(data_dir) / a.dataset}")
     return 0
 
 
 def _resume(args: list[str], debug: bool) -> int:
-    if len(args) < 1 or args[0].startswith("-"):
-        return error("usage: nmfdnn resume RUN_DIR [OVERRIDES]")
-    run_dir = Path(args[0])
+    ap = Parser(prog="nmfdnn resume", description="Continue a killed or interrupted run from its last checkpoint "
+                "(the same as `nmfdnn train <its overrides> resume=true hydra.run.dir=RUN_DIR`); a finished run "
+                "is left as it is.")
+    ap.add_argument("run_dir", metavar="RUN_DIR")
+    ap.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="overrides that do not change the result "
+                    "(e.g. progress=false)")
+    a = ap.parse_args(args)
+    run_dir = Path(a.run_dir)
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     if not overrides_file.is_file():
         return error(f"{run_dir} is not a run directory of nmfdnn train (no .hydra/overrides.yaml)")
@@ -362,7 +188,7 @@ def _resume(args: list[str], debug: bool) -> int:
 
     saved = [str(o) for o in OmegaConf.load(overrides_file)
              if not str(o).startswith(("resume=", "hydra.run.dir="))]
-    return _train([*saved, *args[1:], "resume=true", f"hydra.run.dir={run_dir}"], debug)
+    return _train([*saved, *a.overrides, "resume=true", f"hydra.run.dir={run_dir}"], debug)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,19 +197,26 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     if debug:
         os.environ["HYDRA_FULL_ERROR"] = "1"
+    parser = build_parser()
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        parser.print_help()
         return 0
     if argv[0] == "--version":
         print(__version__)
         return 0
     cmd, args = argv[0], argv[1:]
-    commands = {"train": lambda: _train(args, debug), "resume": lambda: _resume(args, debug),
-                "eval": lambda: _eval(args), "report": lambda: _report(args), "plot": lambda: _plot(args), "bench": lambda: _bench(args), "fetch": lambda: _fetch(args)}
-    if cmd not in commands:
-        return error(f"unknown command {cmd!r}; commands: {', '.join(commands)} (see nmfdnn --help)")
+    if cmd not in COMMANDS:
+        return error(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)} (see nmfdnn --help)")
     try:
-        return commands[cmd]()
+        if cmd == "train":
+            return _train(args, debug)
+        if cmd == "resume":
+            return _resume(args, debug)
+        if cmd == "fetch":
+            return _fetch(args)
+        import importlib
+
+        return importlib.import_module(COMMANDS[cmd][1]).main(args)
     except NmfdnnError as e:
         if debug:
             raise

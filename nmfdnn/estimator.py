@@ -15,16 +15,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from .config import BackendConfig, BPSolverConfig, DatasetConfig, NMFSolverConfig, TrainConfig, validate
-from .data.base import DataSplit, Dataset
-
-SOLVER_SCHEMAS = {"nmf": NMFSolverConfig, "bp": BPSolverConfig}
+from .config import SOLVER_SCHEMAS, ArrayConfig, BackendConfig, TrainConfig, validate
+from .data import DataSplit, Dataset
 
 
 def make_config(solver: str, hidden, epochs: int, seed: int, dtype: str, backend: str, threads, solver_params):
     """The structured config of a run on in-memory arrays (dataset ``array``)."""
     cfg = OmegaConf.structured(TrainConfig)
-    cfg.dataset = OmegaConf.structured(DatasetConfig(name="array"))
+    cfg.dataset = OmegaConf.structured(ArrayConfig())
     if solver not in SOLVER_SCHEMAS:
         raise ValueError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVER_SCHEMAS)}")
     sol = OmegaConf.structured(SOLVER_SCHEMAS[solver])
@@ -47,7 +45,7 @@ class _EstimatorProtocol:
     def _param_names(cls):
         return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
-    def get_params(self, deep=True):
+    def get_params(self, deep=True):  # noqa: ARG002 (scikit-learn's signature)
         return {k: getattr(self, k) for k in self._param_names()}
 
     def set_params(self, **params):
@@ -157,7 +155,13 @@ class _NetClassifier(*_BASES):
                              "(for example pixel intensities in [0, 1])")
         self.classes_, labels = np.unique(y, return_inverse=True)
         cfg = self._config(X.shape[0])
-        validate(cfg, n_train=X.shape[0])
+        explicit = "batch_size" in (self.solver_params or {})
+        validate(cfg, n_train=X.shape[0], batch_guard=explicit)
+        if self._solver == "nmf" and not explicit and cfg.solver.batch_size <= max(cfg.hidden) + int(cfg.solver.bias):
+            import warnings
+
+            warnings.warn(f"{X.shape[0]} samples are no more than the widest hidden layer ({max(cfg.hidden)}): "
+                          "every mini-batch is fitted exactly and the network will not generalise", stacklevel=2)
         split = DataSplit(np.ascontiguousarray(X.T), labels.astype(np.int64))
         data = Dataset("array", split, split, len(self.classes_))
         cfg.eval_train = False
@@ -184,7 +188,7 @@ class _NetClassifier(*_BASES):
 
     def _scores(self, X):
         from .backend import get_backend
-        from .network import predict_scores
+        from .method.network import predict_scores
 
         self._check_fitted()
         X = check_X(X, np.float64 if self.dtype == "float64" else np.float32, self.n_features_in_,

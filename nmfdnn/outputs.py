@@ -4,49 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
 
+from .checkpoint import load_checkpoint
 from .config import dtype_name
+from .errors import NumericalError
+from .fileio import atomic_write_bytes, atomic_write_json
 
 HISTORY_FIELDS = ["epoch", "train_error", "test_error", "objective", "epoch_seconds", "seconds"]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _clean(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_clean(v) for v in x]
-    return x
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(_clean(obj), indent=2) + "\n").encode())
 
 
 def load_model(run_dir) -> tuple[list, bool]:
@@ -63,8 +33,6 @@ def write_status(out_dir, cfg, status: str, message: str) -> dict:
     history = []
     ck = out / "checkpoint.npz"
     if ck.exists():
-        from .checkpoint import load_checkpoint
-
         try:
             history = load_checkpoint(ck).history
         except Exception:  # a broken checkpoint must not hide the real error
@@ -111,8 +79,6 @@ def write_run(out_dir, cfg, data, result) -> dict:
     atomic_write_bytes(out / "history.csv", buf.getvalue().encode())
     for i, W in enumerate(result.weights):
         if not np.isfinite(W).all():  # never write non-finite weights
-            from .errors import NumericalError
-
             raise NumericalError(f"non-finite values in the final weights W_{i + 1}")
     if cfg.get("save_model", True):
         mbuf = io.BytesIO()

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 log = logging.getLogger("nmfdnn")
+
+
+def console_handler() -> logging.Handler:
+    """The console log handler of ``nmfdnn train`` (conf/hydra/job_logging/rich.yaml): rich on a
+    terminal (records print above the progress bars); elsewhere (a file, a pipe, CI) a plain stream
+    handler, so that every record is one line, never wrapped at rich's default 80 columns."""
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        return RichHandler(show_path=False)
+    return logging.StreamHandler(sys.stderr)
 
 
 class Reporter:
@@ -40,13 +52,13 @@ class RichReporter(Reporter):
         self.t_epochs = self.progress.add_task("epochs", total=epochs)
         self.t_batches = self.progress.add_task("batches", total=n_batches)
 
-    def layer_done(self, i):
+    def layer_done(self, i):  # noqa: ARG002 (the Reporter interface)
         self.progress.advance(self.t_layers)
 
-    def epoch_start(self, epoch):
+    def epoch_start(self, epoch):  # noqa: ARG002
         self.progress.reset(self.t_batches)
 
-    def batch_done(self, b):
+    def batch_done(self, b):  # noqa: ARG002
         self.progress.advance(self.t_batches)
 
     def epoch_done(self, row):

@@ -36,5 +36,5 @@ class NullTimers(Timers):
     """Timers that measure nothing (for library calls that do not care)."""
 
     @contextmanager
-    def __call__(self, name: str):
+    def __call__(self, name: str):  # noqa: ARG002 (the Timers interface)
         yield

@@ -22,10 +22,9 @@ from omegaconf import OmegaConf
 from .backend import get_backend
 from .checkpoint import CHECKPOINT, Checkpoint, config_differences, load_checkpoint, save_checkpoint
 from .config import dtype_name, validate
-from .data import Dataset, load_dataset
-from .data.base import one_hot
+from .data import Dataset, load_dataset, one_hot
 from .errors import NmfdnnError, NumericalError
-from .network import evaluate
+from .method.network import evaluate
 from .progress import Reporter
 from .timers import Timers
 from .trainers import TRAINERS
@@ -229,7 +228,7 @@ def stop_on_signals(stop: StopFlag):
         yield
         return
 
-    def handler(signum, frame):
+    def handler(signum, frame):  # noqa: ARG001 (signal handler signature)
         name = signal.Signals(signum).name
         if stop.requested:
             raise KeyboardInterrupt

@@ -7,10 +7,10 @@ import logging
 
 import numpy as np
 
-from .autoencoder import pretrain
-from .finetune import finetune_epoch
-from .linalg import input_svd
-from .network import affine
+from .method.autoencoder import pretrain
+from .method.finetune import finetune_epoch
+from .method.linalg import input_svd
+from .method.network import affine
 from .timers import NullTimers
 
 log = logging.getLogger("nmfdnn")
@@ -83,7 +83,7 @@ class BPTrainer(Trainer):
     opt = None
 
     def pretrain(self, on_layer=None):
-        from .backprop import glorot_uniform, pretrain_autoencoder
+        from .baselines.backprop import glorot_uniform, pretrain_autoencoder
 
         bk, sol, bias = self.bk, self.sol, self.sol.bias
         n_prev = self.X.shape[0]
@@ -107,7 +107,7 @@ class BPTrainer(Trainer):
         return Ws
 
     def _optimizer(self, Ws):
-        from .backprop import Adam
+        from .baselines.backprop import Adam
 
         if self.opt is None:
             sol = self.sol
@@ -132,7 +132,7 @@ class BPTrainer(Trainer):
         opt.v = [self.bk.asarray(arrays[f"adam_v{i}"]) for i in range(len(Ws))]
 
     def epoch(self, Ws, on_batch=None, start_batch: int = 0):
-        from .backprop import loss_and_grads
+        from .baselines.backprop import loss_and_grads
 
         sol = self.sol
         opt = self._optimizer(Ws)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nmfdnn.backprop import Adam, glorot_uniform, loss_and_grads
-from nmfdnn.data.base import one_hot
+from nmfdnn.baselines.backprop import Adam, glorot_uniform, loss_and_grads
+from nmfdnn.data import one_hot
 
 
 @pytest.mark.parametrize("loss", ["mse", "xent"])

@@ -1,6 +1,7 @@
 """The CLI: configs composed through Hydra's compose API, and the real console script."""
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -10,10 +11,7 @@ from nmfdnn.config import validate
 from nmfdnn.errors import NmfdnnError
 from nmfdnn.train import run
 
-from _util import compose_train, env_without_full_error, nmfdnn_command
-
-SMALL = ["dataset=synthetic", "hidden=[16]", "epochs=2", "solver.batch_size=200", "solver.ae_samples=300",
-         "solver.ae_iters=2", "progress=false"]
+from util import compose_train, env_without_full_error, nmfdnn_command
 
 
 def test_defaults_compose():
@@ -32,10 +30,24 @@ def test_paper_preset_sets_the_papers_values():
     assert list(cfg.hidden) == [500]  # command-line overrides win over the preset
 
 
-@pytest.mark.parametrize("override", ["dtype=float16", "hidden=[a]", "solver.nosuchkey=1", "epochs=x"])
-def test_compose_rejects_bad_types_and_typos(override):
-    with pytest.raises(Exception):
+@pytest.mark.parametrize("override,message", [
+    ("dtype=float16", "Invalid value 'float16', expected one of [float32, float64]"),
+    ("hidden=[a]", "Value 'a' of type 'str' could not be converted to Integer"),
+    ("solver.nosuchkey=1", "Key 'nosuchkey' not in 'NMFSolverConfig'"),
+    ("epochs=x", "Value 'x' of type 'str' could not be converted to Integer"),
+    ("solver.pinv=cholesky", "Invalid value 'cholesky', expected one of [chol, gram, svd]"),
+    ("dataset.grayscale=true", "Key 'grayscale' not in 'MNISTConfig'"),  # a CIFAR-10 key on MNIST
+    ("dataset.n_features=5", "Key 'n_features' not in 'MNISTConfig'"),  # a synthetic-data key on MNIST
+])
+def test_compose_rejects_bad_types_typos_and_other_datasets_keys(override, message):
+    with pytest.raises(NmfdnnError, match=re.escape(message)):
         compose_train([override])
+
+
+def test_each_dataset_has_its_own_keys():
+    assert compose_train(["dataset=cifar10", "dataset.grayscale=true"]).dataset.grayscale is True
+    assert compose_train(["dataset=synthetic", "dataset.n_features=5"]).dataset.n_features == 5
+    assert "grayscale" not in compose_train(["dataset=synthetic"]).dataset
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -43,12 +55,13 @@ def test_compose_rejects_bad_types_and_typos(override):
     (["hidden=[100,-5]"], "hidden"),
     (["hidden=[]"], "at least one hidden layer"),
     (["solver.omega=0"], "omega"),
-    (["solver.pinv=cholesky"], "solver.pinv"),
     (["solver.batch_size=0"], "batch_size"),
+    (["solver.batch_size=1000"], "must exceed the widest hidden layer (1000 units)"),
+    (["solver.batch_size=501", "solver.bias=true", "hidden=[500]"], "(500 units + the bias row)"),
     (["backend.threads=0"], "threads"),
 ])
 def test_validate_rejects_bad_values(overrides, message):
-    with pytest.raises(NmfdnnError, match=message):
+    with pytest.raises(NmfdnnError, match=re.escape(message)):
         validate(compose_train(overrides))
 
 
@@ -57,8 +70,16 @@ def test_validate_batch_larger_than_data():
         validate(compose_train(["solver.batch_size=70000"]), n_train=60000)
 
 
-def test_run_through_compose_writes_outputs(tmp_path):
-    cfg = compose_train(SMALL)
+def test_validate_smallest_batch_must_exceed_the_widest_layer():
+    """1,500 samples in batches of 1,000 are two batches of 750: narrower than a layer of 1000."""
+    validate(compose_train(["solver.batch_size=1001", "hidden=[1000]"]))
+    with pytest.raises(NmfdnnError, match="smallest mini-batch"):
+        validate(compose_train(["solver.batch_size=1001", "hidden=[1000]", "solver.ae_samples=1000"]), n_train=1500)
+    validate(compose_train(["solver=bp", "solver.batch_size=100"]), n_train=60000)  # backprop: no such limit
+
+
+def test_run_through_compose_writes_outputs(tmp_path, tiny_run):
+    cfg = compose_train(tiny_run)
     metrics = run(cfg, tmp_path)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["status"] == "finished" and saved["test_error"] == metrics["test_error"]
@@ -71,8 +92,8 @@ def test_run_through_compose_writes_outputs(tmp_path):
     assert OmegaConf.load(tmp_path / "config.yaml").hidden == [16]
 
 
-def test_same_seed_same_result(tmp_path):
-    cfg = compose_train(SMALL)
+def test_same_seed_same_result(tmp_path, tiny_run):
+    cfg = compose_train(tiny_run)
     a = run(cfg, tmp_path / "a")
     b = run(cfg, tmp_path / "b")
     assert [r["test_error"] for r in a["history"]] == [r["test_error"] for r in b["history"]]
@@ -93,10 +114,17 @@ def test_console_help(tmp_path):
     assert r.returncode == 0
     for group in ("dataset:", "solver:", "backend:", "experiment:"):
         assert group in r.stdout
+    assert "base_" not in r.stdout and "schema" not in r.stdout  # only real options are listed
+    assert "grayscale" not in r.stdout  # only the keys of the chosen data set (MNIST)
+    r = sh(["train", "dataset=cifar10", "--help"], tmp_path)
+    assert r.returncode == 0 and "grayscale: false" in r.stdout
+    for cmd in ("eval", "report", "plot", "bench", "fetch", "resume"):
+        r = sh([cmd, "--help"], tmp_path)
+        assert r.returncode == 0 and f"usage: nmfdnn {cmd}" in r.stdout, cmd
 
 
-def test_console_train_runs_and_writes_run_dir(tmp_path):
-    r = sh(["train", *SMALL], tmp_path)
+def test_console_train_runs_and_writes_run_dir(tmp_path, tiny_run):
+    r = sh(["train", *tiny_run], tmp_path)
     assert r.returncode == 0, r.stderr
     runs = list((tmp_path / "outputs" / "train").glob("*/*/metrics.json"))
     assert len(runs) == 1
@@ -105,8 +133,8 @@ def test_console_train_runs_and_writes_run_dir(tmp_path):
         assert (d / f).exists(), f
 
 
-def test_console_multirun(tmp_path):
-    r = sh(["train", "-m", *SMALL, "seed=0,1"], tmp_path)
+def test_console_multirun(tmp_path, tiny_run):
+    r = sh(["train", "-m", *tiny_run, "seed=0,1"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "outputs" / "multirun").glob("*/*/*/metrics.json"))) == 2
 
@@ -122,11 +150,23 @@ def test_console_multirun(tmp_path):
     (["train", "hidden=[abc]"], "could not be converted to Integer"),
     (["train", "solver.lsq_iter=3"], "Key 'lsq_iter' not in 'NMFSolverConfig'"),
     (["train", "dataset=imagenet"], "Available options in 'dataset': cifar10, fashion_mnist, idx, mnist, synthetic"),
+    (["train", "dataset=mnist", "dataset.grayscale=true"], "Key 'grayscale' not in 'MNISTConfig'"),
+    (["train", "solver.batch_size=1000", "hidden=[1000,500]"], "must exceed the widest hidden layer"),
     (["train", "-m", "seed=0,1", "solver.lsq_iter=3"], "lsq_iter"),
 ])
 def test_console_user_errors_are_one_line(tmp_path, args, message):
     r = sh(args, tmp_path)
-    assert r.returncode != 0
+    assert r.returncode == 2
     assert "Traceback" not in r.stderr + r.stdout
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("nmfdnn: error:")]
     assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_log_to_a_file_has_one_line_per_record(tmp_path, tiny_run):
+    """On a non-terminal the console log is one record per line (rich would wrap at 80 columns)."""
+    r = sh(["train", *tiny_run, "epochs=3", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    epochs = [line for line in r.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 4 and all("objective" in line and line.endswith("s") for line in epochs)
+    logged = [line for line in (tmp_path / "run" / "train.log").read_text().splitlines() if " - epoch " in line]
+    assert len(logged) == 4 and all("objective" in line for line in logged)

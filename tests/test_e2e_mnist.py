@@ -6,7 +6,7 @@ import pytest
 
 from nmfdnn.data.mnist import MNIST_FILES, fetch_mnist, load_mnist
 
-from _util import compose_train
+from util import compose_train
 from nmfdnn.train import run
 
 pytestmark = pytest.mark.slow

@@ -6,22 +6,19 @@ import subprocess
 import numpy as np
 import pytest
 
-from _util import compose_train, env_without_full_error, nmfdnn_command
+from util import compose_train, env_without_full_error, nmfdnn_command
 from nmfdnn import BPNetClassifier, NMFNetClassifier, load
 from nmfdnn.data import load_dataset
 from nmfdnn.train import run
 
-SYN = ["dataset=synthetic", "hidden=[16]", "epochs=2", "solver.batch_size=200", "solver.ae_samples=300",
-       "solver.ae_iters=2", "progress=false"]
-
 
 def synthetic_arrays():
-    ds = load_dataset(compose_train(SYN).dataset)
+    ds = load_dataset(compose_train(["dataset=synthetic"]).dataset)
     return ds.train.X.T, ds.train.labels, ds.test.X.T, ds.test.labels
 
 
-def test_cli_and_estimator_give_identical_weights(tmp_path):
-    run(compose_train(SYN), tmp_path)
+def test_cli_and_estimator_give_identical_weights(tmp_path, tiny_run):
+    run(compose_train(tiny_run), tmp_path)
     X, y, Xt, yt = synthetic_arrays()
     est = NMFNetClassifier(hidden=(16,), epochs=2, solver_params=dict(batch_size=200, ae_samples=300, ae_iters=2))
     est.fit(X, y)
@@ -80,9 +77,9 @@ def test_unfitted_estimator():
         NMFNetClassifier().predict(np.zeros((2, 3)))
 
 
-def test_load_and_eval_reproduce_the_run(tmp_path):
+def test_load_and_eval_reproduce_the_run(tmp_path, tiny_run):
     run_dir = tmp_path / "run"
-    r = subprocess.run(nmfdnn_command() + ["train", *SYN, f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
+    r = subprocess.run(nmfdnn_command() + ["train", *tiny_run, f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
                        env=env_without_full_error(), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())

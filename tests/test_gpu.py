@@ -4,7 +4,7 @@ the suite never imports CuPy."""
 import numpy as np
 import pytest
 
-from _util import compose_train
+from util import compose_train
 
 
 

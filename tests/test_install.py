@@ -18,6 +18,7 @@ def test_wheel_install_finds_configs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                         "-w", str(wheels), str(REPO)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    assert "Warning" not in r.stdout + r.stderr  # e.g. setuptools' BuildBackendWarning about conf/ folders
     (wheel,) = wheels.glob("nmfdnn-*.whl")
     import zipfile
 
@@ -31,7 +32,7 @@ def test_wheel_install_finds_configs(tmp_path):
     work.mkdir()
     env = dict(os.environ, PYTHONPATH=str(target))
     env.pop("HYDRA_FULL_ERROR", None)
-    r = subprocess.run([sys.executable, "-c", "import nmfdnn.cli as c; print(c.__file__); print(c.conf_dir())"],
+    r = subprocess.run([sys.executable, "-c", "import nmfdnn.config as c; print(c.__file__); print(c.conf_dir())"],
                        cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     module, conf = r.stdout.splitlines()

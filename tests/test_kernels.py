@@ -1,7 +1,7 @@
 """The in-place element-wise kernels compute their formulas, in place, in both dtypes."""
 
 import numpy as np
-from nmfdnn import kernels
+from nmfdnn.method import kernels
 
 
 def _big(rng, dt, shape=(300, 500)):

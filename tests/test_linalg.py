@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nmfdnn.linalg import batch_input_pinv, input_svd, left_pinv, right_pinv
+from nmfdnn.method.linalg import batch_input_pinv, input_svd, left_pinv, right_pinv
 
 
 def _tol(bk):

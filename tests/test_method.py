@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from nmfdnn.autoencoder import pretrain
+from nmfdnn.method.autoencoder import pretrain
 from nmfdnn.config import NMFSolverConfig
-from nmfdnn.data.base import one_hot
+from nmfdnn.data import one_hot
 from nmfdnn.data.synthetic import make_synthetic
-from nmfdnn.finetune import finetune_epoch
-from nmfdnn.linalg import input_svd
-from nmfdnn.network import evaluate, forward
+from nmfdnn.method.finetune import finetune_epoch
+from nmfdnn.method.linalg import input_svd
+from nmfdnn.method.network import evaluate, forward
 from nmfdnn.trainers import batches_for_epoch
 
 

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from _util import compose_train
+from util import compose_train
 from nmfdnn.data import load_dataset
 from nmfdnn.data.cifar10 import BATCHES, load_cifar10, read_batch
 from nmfdnn.data.fetch import fetch_gz_md5

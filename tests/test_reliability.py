@@ -11,17 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kill_resume  # noqa: E402  (tests/kill_resume.py)
-from _util import compose_train, env_without_full_error, nmfdnn_command
+import kill_resume  # tests/helpers/kill_resume.py
+from util import compose_train, env_without_full_error, nmfdnn_command
 from nmfdnn.data.idx import parse_idx
 from nmfdnn.errors import DataFormatError, NumericalError
 from nmfdnn.progress import Reporter
 from nmfdnn.train import Interrupted, StopFlag, fit, run
 
-COMMON = ["dataset=synthetic", "dataset.n_train=1200", "dataset.n_features=30", "hidden=[24,12]", "epochs=3",
-          "progress=false", "backend.threads=1"]
-SMALL = COMMON + ["solver.batch_size=200", "solver.ae_samples=400", "solver.ae_iters=2"]
-SMALL_BP = COMMON + ["solver=bp", "solver.batch_size=200", "solver.ae_samples=400", "solver.ae_epochs=1"]
 
 
 class StopAt(Reporter):
@@ -47,10 +43,10 @@ def history_key(hist):
 
 @pytest.mark.parametrize("solver", ["nmf", "bp"])
 @pytest.mark.parametrize("where", [(2, 2), (1, 5), (3, 5)])
-def test_interrupt_mid_epoch_then_resume_is_identical(tmp_path, solver, where):
+def test_interrupt_mid_epoch_then_resume_is_identical(tmp_path, solver, where, small_bp, small_nmf):
     from nmfdnn.data import load_dataset
 
-    cfg = compose_train(SMALL_BP if solver == "bp" else SMALL)
+    cfg = compose_train(small_bp if solver == "bp" else small_nmf)
     data = load_dataset(cfg.dataset)
     ref = fit(cfg, data, run_dir=tmp_path / "ref")
     stop = StopFlag()
@@ -62,19 +58,19 @@ def test_interrupt_mid_epoch_then_resume_is_identical(tmp_path, solver, where):
     assert all(np.array_equal(a, b) for a, b in zip(resumed.weights, ref.weights))
 
 
-def test_resume_rejects_another_config(tmp_path):
+def test_resume_rejects_another_config(tmp_path, small_nmf):
     from nmfdnn.data import load_dataset
     from nmfdnn.errors import NmfdnnError
 
-    cfg = compose_train(SMALL)
+    cfg = compose_train(small_nmf)
     fit(cfg, load_dataset(cfg.dataset), run_dir=tmp_path)
-    other = compose_train(SMALL + ["seed=5", "resume=true"])
+    other = compose_train(small_nmf + ["seed=5", "resume=true"])
     with pytest.raises(NmfdnnError, match="another config.*seed"):
         fit(other, load_dataset(other.dataset), run_dir=tmp_path)
 
 
-def test_resume_of_finished_run_is_a_noop(tmp_path):
-    cfg = compose_train(SMALL)
+def test_resume_of_finished_run_is_a_noop(tmp_path, small_nmf):
+    cfg = compose_train(small_nmf)
     first = run(cfg, tmp_path)
     stamp = (tmp_path / "metrics.json").stat().st_mtime_ns
     cfg.resume = True
@@ -83,8 +79,8 @@ def test_resume_of_finished_run_is_a_noop(tmp_path):
     assert (tmp_path / "metrics.json").stat().st_mtime_ns == stamp
 
 
-def test_numerical_guard_names_layer_and_writes_no_weights(tmp_path, monkeypatch):
-    import nmfdnn.finetune as ft
+def test_numerical_guard_names_layer_and_writes_no_weights(tmp_path, monkeypatch, small_nmf):
+    import nmfdnn.method.finetune as ft
 
     real = ft.alg3_left
 
@@ -94,7 +90,7 @@ def test_numerical_guard_names_layer_and_writes_no_weights(tmp_path, monkeypatch
         return out
 
     monkeypatch.setattr(ft, "alg3_left", poisoned)
-    cfg = compose_train(SMALL)
+    cfg = compose_train(small_nmf)
     with pytest.raises(NumericalError, match=r"Z_hat_1 after Algorithm 3.*solver.omega"):
         run(cfg, tmp_path)
     m = json.loads((tmp_path / "metrics.json").read_text())

@@ -8,8 +8,8 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 
-from _util import compose_train
-from nmfdnn.report import collect, load_paper_table, report, t_interval
+from util import compose_train
+from nmfdnn.tools.report import collect, load_paper_table, report, t_interval
 
 
 @pytest.mark.parametrize("values", [[1.5, 1.7, 1.6], [3.0, 3.5], [0.1, 0.4, 0.2, 0.3, 0.25, 0.9, 0.5]])

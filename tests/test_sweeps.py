@@ -3,22 +3,12 @@
 import subprocess
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from util import compose_train, env_without_full_error, nmfdnn_command
 
-from _util import env_without_full_error, nmfdnn_command
-from nmfdnn.cli import conf_dir
-from nmfdnn.config import register_configs
-
-SMALL = ["dataset=synthetic", "hidden=[8]", "epochs=2", "solver.batch_size=300", "solver.ae_samples=300",
-         "solver.ae_iters=1", "progress=false"]
 
 
 def compose_with_hydra(overrides):
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    return compose_train(overrides, return_hydra_config=True)
 
 
 @pytest.mark.parametrize("launcher,target", [("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
@@ -31,9 +21,9 @@ def test_launcher_configs_compose(launcher, target):
         assert cfg.hydra.launcher.cpus_per_task == 8 and cfg.hydra.launcher.timeout_min == 240
 
 
-def test_parallel_sweep_caps_blas_threads(tmp_path):
+def test_parallel_sweep_caps_blas_threads(tmp_path, tiny_sweep):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    r = subprocess.run(nmfdnn_command() + ["train", "-m", *SMALL, "seed=0,1", "hydra/launcher=parallel",
+    r = subprocess.run(nmfdnn_command() + ["train", "-m", *tiny_sweep, "seed=0,1", "hydra/launcher=parallel",
                                             "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}"],
                        capture_output=True, text=True, env=env_without_full_error(), timeout=300)
     assert r.returncode == 0, r.stderr
@@ -44,8 +34,8 @@ def test_parallel_sweep_caps_blas_threads(tmp_path):
     assert all(f"2 jobs, {expect} BLAS thread(s) each" in log for log in logs)
 
 
-def test_sweep_with_override_dirs_resumes_by_skipping_finished_runs(tmp_path):
-    args = ["train", "-m", *SMALL, "seed=0,1", "resume=true", f"hydra.sweep.dir={tmp_path}",
+def test_sweep_with_override_dirs_resumes_by_skipping_finished_runs(tmp_path, tiny_sweep):
+    args = ["train", "-m", *tiny_sweep, "seed=0,1", "resume=true", f"hydra.sweep.dir={tmp_path}",
             "hydra.sweep.subdir=${hydra.job.override_dirname}"]
     r = subprocess.run(nmfdnn_command() + args, capture_output=True, text=True, env=env_without_full_error())
     assert r.returncode == 0, r.stderr
@@ -57,9 +47,9 @@ def test_sweep_with_override_dirs_resumes_by_skipping_finished_runs(tmp_path):
     assert [(p / "metrics.json").stat().st_mtime_ns for p in runs] == stamps  # nothing recomputed
 
 
-def test_plot_writes_png_and_svg(tmp_path):
+def test_plot_writes_png_and_svg(tmp_path, tiny_sweep):
     pytest.importorskip("matplotlib")
-    r = subprocess.run(nmfdnn_command() + ["train", "-m", *SMALL, "seed=0,1", "solver=nmf", f"hydra.sweep.dir={tmp_path}"],
+    r = subprocess.run(nmfdnn_command() + ["train", "-m", *tiny_sweep, "seed=0,1", "solver=nmf", f"hydra.sweep.dir={tmp_path}"],
                        capture_output=True, text=True, env=env_without_full_error())
     assert r.returncode == 0, r.stderr
     r = subprocess.run(nmfdnn_command() + ["plot", str(tmp_path)], capture_output=True, text=True,

@@ -1,3 +1,36 @@
-"""Data sets: MNIST and any IDX pair, a synthetic set for tests. X is features x samples."""
+"""Data sets as host arrays (X is features x samples in [0, 1], integer labels) and their registry.
 
-from .base import DataSplit, Dataset, load_dataset  # noqa: F401
+``LOADERS`` maps the ``dataset.name`` of a config to the function that loads it from that config
+node; :func:`load_dataset` is the one entry point the run machinery uses.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import NmfdnnError
+from .base import DataSplit, Dataset, one_hot, subset
+from .cifar10 import load_cifar10
+from .mnist import load_fashion_mnist, load_idx_pair, load_mnist
+from .synthetic import make_synthetic
+
+__all__ = ["DataSplit", "Dataset", "LOADERS", "load_dataset", "one_hot"]
+
+LOADERS: dict[str, Callable] = {
+    "mnist": lambda c: load_mnist(c.get("data_dir")),
+    "fashion_mnist": lambda c: load_fashion_mnist(c.get("data_dir")),
+    "cifar10": lambda c: load_cifar10(c.get("data_dir"), grayscale=bool(c.grayscale), folder=c.get("folder")),
+    "idx": lambda c: load_idx_pair(c.train_images, c.train_labels, c.test_images, c.test_labels,
+                                   n_classes=c.n_classes),
+    "synthetic": lambda c: make_synthetic(c.n_train, c.n_test, c.n_features, c.n_classes, c.seed),
+}
+
+
+def load_dataset(cfg) -> Dataset:
+    """Load the data set described by the ``dataset`` config node; subsample if asked."""
+    if cfg.name not in LOADERS:
+        raise NmfdnnError(f"unknown dataset {cfg.name!r}: choose one of {', '.join(LOADERS)}")
+    ds = LOADERS[cfg.name](cfg)
+    train = subset(ds.train, cfg.get("train_subset"), 12345)
+    test = subset(ds.test, cfg.get("test_subset"), 54321)
+    return Dataset(ds.name, train, test, ds.n_classes)

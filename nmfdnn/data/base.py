@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import NmfdnnError
 
 
 @dataclass
@@ -38,40 +37,9 @@ def one_hot(labels: np.ndarray, n_classes: int, dtype=np.float64) -> np.ndarray:
     return Y
 
 
-def _subset(split: DataSplit, n: int | None, rng_seed: int) -> DataSplit:
+def subset(split: DataSplit, n: int | None, rng_seed: int) -> DataSplit:
     """The first ``n`` samples of a stratified-by-chance permutation (fixed seed), or all."""
     if n is None or n >= split.m:
         return split
     idx = np.sort(np.random.default_rng(rng_seed).permutation(split.m)[:n])
     return DataSplit(np.ascontiguousarray(split.X[:, idx]), split.labels[idx])
-
-
-def load_dataset(cfg) -> Dataset:
-    """Load the data set described by the ``dataset`` config group; subsample if asked."""
-    name = cfg.name
-    if name == "mnist":
-        from .mnist import load_mnist
-
-        ds = load_mnist(cfg.get("data_dir"))
-    elif name == "fashion_mnist":
-        from .mnist import load_fashion_mnist
-
-        ds = load_fashion_mnist(cfg.get("data_dir"))
-    elif name == "cifar10":
-        from .cifar10 import load_cifar10
-
-        ds = load_cifar10(cfg.get("data_dir"), grayscale=bool(cfg.get("grayscale", False)), folder=cfg.get("folder"))
-    elif name == "idx":
-        from .mnist import load_idx_pair
-
-        ds = load_idx_pair(cfg.train_images, cfg.train_labels, cfg.test_images, cfg.test_labels,
-                           n_classes=cfg.n_classes)
-    elif name == "synthetic":
-        from .synthetic import make_synthetic
-
-        ds = make_synthetic(cfg.n_train, cfg.n_test, cfg.n_features, cfg.n_classes, cfg.seed)
-    else:
-        raise NmfdnnError(f"unknown dataset {name!r}")
-    train = _subset(ds.train, cfg.get("train_subset"), 12345)
-    test = _subset(ds.test, cfg.get("test_subset"), 54321)
-    return Dataset(ds.name, train, test, ds.n_classes)

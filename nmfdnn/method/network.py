@@ -7,7 +7,7 @@ acts on the input augmented by a row of ones, ``[Z_{i-1}; e^T]``).
 
 from __future__ import annotations
 
-from .errors import NumericalError
+from ..errors import NumericalError
 
 
 def affine(W, Z, bias: bool):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NmfdnnError
+from ..errors import NmfdnnError
 from .report import collect
 
 
@@ -57,3 +57,21 @@ def plot(paths, out: str | None = None, name: str = "fig1") -> list[Path]:
         files.append(f)
     plt.close(fig)
     return files
+
+
+def build_parser():
+    from . import Parser
+
+    ap = Parser(prog="nmfdnn plot", description="Figure 1: train/test error against epoch and seconds "
+                "(PNG and SVG).")
+    ap.add_argument("paths", nargs="+", help="run or sweep directories")
+    ap.add_argument("--out", help="output folder (default: the first PATH)")
+    ap.add_argument("--name", default="fig1", help="file name stem (default fig1)")
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    a = build_parser().parse_args(argv)
+    for f in plot(a.paths, a.out, a.name):
+        print(f"wrote {f}")
+    return 0

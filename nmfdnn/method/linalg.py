@@ -55,6 +55,12 @@ class RightPinv:
     def rank(self) -> int:
         return int(self.scale.shape[0])
 
+    @property
+    def low_rank(self) -> bool:
+        """Whether ``A^dagger = left diag(scale) right`` is a product of thin factors (no ``pre``), so
+        that :func:`nmfdnn.method.nonlinear_lsq.alg2_right_carried` applies."""
+        return self.pre is None
+
     def apply(self, R):
         T = R @ self.pre if self.pre is not None else R
         T = T @ self.left
@@ -73,6 +79,8 @@ class CholRightPinv:
     bk: Any
     A: Any
     factor: Any
+
+    low_rank = False
 
     @property
     def rank(self) -> int:
@@ -118,7 +126,7 @@ def truncated_svd(bk, A, rcond: float):
     return U[:, keep], s[keep], Vt[keep]
 
 
-def right_pinv(bk, A, rcond: float, method: str = "gram") -> RightPinv:
+def right_pinv(bk, A, rcond: float, method: str):
     """Factor ``A`` (p x m) once so that ``R A^dagger`` can be applied repeatedly (Alg. 2, line 4).
 
     ``rcond`` truncates singular values ``s_i <= rcond * s_1`` (the paper's threshold).
@@ -137,7 +145,7 @@ def right_pinv(bk, A, rcond: float, method: str = "gram") -> RightPinv:
     raise ValueError(f"unknown pseudo-inverse method {method!r}; choose one of {PINV_METHODS}")
 
 
-def left_pinv(bk, A, rcond: float, method: str = "gram"):
+def left_pinv(bk, A, rcond: float, method: str):
     """The dense pseudo-inverse ``A^dagger`` (p x q) of a small ``q x p`` weight matrix (Alg. 3).
 
     Weight matrices are small (at most a few thousand square), so the pseudo-inverse is formed
@@ -203,7 +211,7 @@ def input_svd(bk, X, threshold: float, bias: bool = False) -> InputSVD:
     return InputSVD(U=U, s=s, V=V)
 
 
-def batch_input_pinv(bk, svd: InputSVD, J, method: str = "qr") -> RightPinv:
+def batch_input_pinv(bk, svd: InputSVD, J, method: str) -> RightPinv:
     """Pseudo-inverse of the mini-batch input ``X(:, J) ~ U_1 S_1 V_1(J,:)^T`` (Sec. 3.3).
 
     ``literal``: the paper's slice ``V_1(J,:) S_1^-1 U_1^T``; exact only when ``V_1(J,:)`` has

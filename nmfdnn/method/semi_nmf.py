@@ -49,7 +49,7 @@ def update_z(bk, Y, W, Z, bias: bool = False):
     return semi_nmf_ratio_(bk, Z, absZ, low, WtY)
 
 
-def semi_nmf(bk, Y, W0, Z0, iters: int, rcond: float, pinv: str = "gram", bias: bool = False):
+def semi_nmf(bk, Y, W0, Z0, iters: int, rcond: float, pinv: str, bias: bool = False):
     """Solve (approx.) semi-NMF (4) from the initial guesses ``W_d^{(k-1)}, Z_{d-1}^{(k-1)}``.
 
     Each of ``iters`` iterations sets ``W = Y Z^dagger`` and then applies one multiplicative update

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .outputs import atomic_write_json
+from ..fileio import atomic_write_json
 
 
 def gemm_rate(dtype: str, n: int = 4000, repeats: int = 3, bk=None) -> float:
     """Best-of-``repeats`` GFLOP/s of an ``n x n`` by ``n x n`` product in ``dtype`` on the backend."""
-    from .backend import get_backend
+    from ..backend import get_backend
 
     bk = bk or get_backend("numpy", dtype)
     rng = np.random.default_rng(0)
@@ -44,7 +44,7 @@ def shape_rates(hidden: list[int], n_in: int, batch: int, dtype: str, gemm_n: in
     2's ``R Z^T``, Algorithm 3's ``W^dagger R``, the Gram products) on random data, best of ``repeats``,
     next to an ``gemm_n`` square product in the same process: the ceiling that the method's share of
     the GEMM rate can reach on this machine and BLAS."""
-    from .backend import get_backend
+    from ..backend import get_backend
 
     bk = get_backend("numpy", dtype)
     rng = np.random.default_rng(0)
@@ -98,7 +98,7 @@ def nmf_phase_flops(n: list[int], m: int, batch: int, rank: int, sol, ae_samples
     the forward pass, semi-NMF uses ``W^T (W Z)`` when ``2 q < p``, and Algorithm 2 with the low-rank
     input pseudo-inverse carries ``X_s A`` (:func:`nmfdnn.nonlinear_lsq.carries_product`).
     """
-    from .nonlinear_lsq import carries_product
+    from ..method.nonlinear_lsq import carries_product
 
     d = len(n) - 1
     n_batches = max(1, -(-m // batch))
@@ -172,10 +172,10 @@ def blas_info() -> list[dict]:
 
 def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
     """Measure the GEMM rate, train ``cfg`` (normally a short run) and write ``bench.json``."""
-    from .backend import get_backend
-    from .data import load_dataset
-    from .config import dtype_name
-    from .train import blas_threads, fit
+    from ..backend import get_backend
+    from ..data import load_dataset
+    from ..config import dtype_name
+    from ..train import blas_threads, fit
 
     dtype = dtype_name(cfg)
     data = load_dataset(cfg.dataset)
@@ -271,10 +271,10 @@ def run_tta(cfgs, target: float, out_dir, gemm_n: int = 4000, repeats: int = 1) 
     import logging
     import statistics
 
-    from .backend import get_backend
-    from .config import dtype_name
-    from .data import load_dataset
-    from .train import blas_threads
+    from ..backend import get_backend
+    from ..config import dtype_name
+    from ..data import load_dataset
+    from ..train import blas_threads
     from .tta import time_to_accuracy
 
     log = logging.getLogger("nmfdnn")
@@ -337,3 +337,64 @@ def print_tta(t: dict) -> None:
                     " ".join(f"{e:.2f}" for e in s["test_error"]), f"{s['median_pretrain_seconds']:.1f}",
                     f"{s['ratio_to_bp']:.2f}x" if s.get("ratio_to_bp") else "—")
     c.print(tab)
+
+
+TTA_RUNS = "nmf:float32,nmf:float64,bp:float32"
+
+
+def build_parser():
+    from . import Parser
+
+    ap = Parser(prog="nmfdnn bench", description="This machine's GEMM rate, then a short run of the train "
+                "config (epochs=1 unless overridden): seconds, GFLOP/s and share of GEMM per phase; writes "
+                "DIR/bench.json. With --tta: time to accuracy of several solvers; with --table: a markdown "
+                "table of bench.json files; with --shapes: the rate of the method's own products.")
+    ap.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="train config overrides, KEY=VALUE")
+    ap.add_argument("--out", metavar="DIR", help="output folder (default outputs/bench/DATE_TIME or outputs/tta/...)")
+    ap.add_argument("--gemm-size", type=int, default=4000, metavar="N",
+                    help="the GEMM rate is that of N x N products, measured before and after the run (default 4000)")
+    ap.add_argument("--table", nargs="+", metavar="DIR", help="print a markdown table of the bench.json under DIR")
+    ap.add_argument("--shapes", action="store_true", help="GFLOP/s of the [1000,500] MNIST fine-tuning's own "
+                    "products next to a square GEMM (the ceiling of the share of GEMM)")
+    ap.add_argument("--tta", action="store_true", help="time to accuracy: training seconds until the test error "
+                    "first drops below --target, for each of --runs, at most epochs=10 each; writes DIR/tta.json")
+    ap.add_argument("--target", type=float, default=2.0, metavar="PCT", help="--tta target test error %% (default 2.0)")
+    ap.add_argument("--runs", default=TTA_RUNS, metavar="SOLVER:DTYPE,...", help=f"--tta runs (default {TTA_RUNS})")
+    ap.add_argument("--repeats", type=int, default=1, metavar="N", help="--tta interleaved rounds; medians reported")
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    import logging
+
+    from ..config import compose_config
+    from ..errors import NmfdnnError
+
+    a = build_parser().parse_intermixed_args(argv)
+    if a.table:
+        print(scaling_table(a.table))
+        return 0
+    if a.shapes:
+        for dtype in ("float64", "float32"):
+            print_shape_rates(shape_rates([1000, 500], 784, 5000, dtype))
+        return 0
+    if a.gemm_size < 1 or a.repeats < 1:
+        raise NmfdnnError(f"bench: --gemm-size and --repeats take positive integers, got {a.gemm_size} and {a.repeats}")
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    out = Path(a.out) if a.out else Path("outputs") / ("tta" if a.tta else "bench") / stamp
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if a.tta:
+        runs = [r.split(":") for r in a.runs.split(",")]
+        if not all(len(r) == 2 for r in runs):
+            raise NmfdnnError("bench --tta: --runs takes a list like nmf:float32,bp:float32")
+        cfgs = [compose_config(["epochs=10", "progress=false", f"solver={sol}", f"dtype={dt}", *a.overrides])
+                for sol, dt in runs]
+        out.mkdir(parents=True, exist_ok=True)
+        print_tta(run_tta(cfgs, a.target, out, a.gemm_size, a.repeats))
+        print(f"written to {out / 'tta.json'}")
+        return 0
+    cfg = compose_config(["epochs=1", "progress=false", *a.overrides])
+    out.mkdir(parents=True, exist_ok=True)
+    print_bench(bench(cfg, out, gemm_n=a.gemm_size))
+    print(f"written to {out / 'bench.json'}")
+    return 0

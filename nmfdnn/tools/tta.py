@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 
-from .backend import get_backend
-from .config import dtype_name
-from .network import evaluate
-from .train import training_arrays
-from .trainers import TRAINERS
+from ..backend import get_backend
+from ..config import dtype_name
+from ..method.network import evaluate
+from ..train import training_arrays
+from ..trainers import TRAINERS
 
 
 class _Reached(Exception):

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from .errors import NmfdnnError
-from .outputs import atomic_write_bytes, atomic_write_json
+from ..config import NON_RESULT_KEYS
+from ..errors import NmfdnnError
+from ..fileio import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("nmfdnn")
 
-# Keys that do not change what a run computes (or are the replicate index) and so do not split groups.
-IGNORED = {"seed", "progress", "resume", "checkpoint", "save_model", "eval_train", "dataset.data_dir",
-           "backend.threads"}
+# Keys that do not change what a run computes, and the replicate index: they do not split groups.
+IGNORED = {"seed", *NON_RESULT_KEYS}
 
 
 def t_interval(values) -> tuple[float, float]:
@@ -213,3 +213,21 @@ def report(paths, compare: str | None = None, out: str | None = None) -> list[di
     write_reports(rows, out_dir, bool(compare))
     print_table(rows, bool(compare), warnings)
     return rows
+
+
+def build_parser():
+    from . import Parser
+
+    ap = Parser(prog="nmfdnn report", description="Group finished runs by config (all but the seed and the "
+                "keys that do not change a result) and report error rates with 95 % t intervals and mean times.")
+    ap.add_argument("paths", nargs="+", help="run, sweep or output directories (searched for metrics.json)")
+    ap.add_argument("--compare", metavar="TABLE", choices=["paper-table1"],
+                    help="print a reference table beside ours: paper-table1")
+    ap.add_argument("--out", help="where report.{md,csv,tex,json} go (default: the first PATH)")
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    a = build_parser().parse_args(argv)
+    report(a.paths, a.compare, a.out)
+    return 0

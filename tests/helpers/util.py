@@ -1,4 +1,4 @@
-"""Helpers shared by the tests."""
+"""Helpers shared by the tests (tests/conftest.py puts this folder on sys.path)."""
 
 import os
 import shutil
@@ -25,15 +25,9 @@ def env_without_full_error():
     return env
 
 
-def compose_train(overrides):
-    """The ``train`` config composed through Hydra's compose API, as the CLI would."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+def compose_train(overrides, return_hydra_config=False):
+    """The ``train`` config composed as the CLI composes it (:func:`nmfdnn.config.compose_config`),
+    without range validation, so that tests can check :func:`nmfdnn.config.validate` themselves."""
+    from nmfdnn.config import compose_config
 
-    from nmfdnn.cli import conf_dir
-    from nmfdnn.config import register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+    return compose_config(overrides, return_hydra_config=return_hydra_config, check=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from .linalg import batch_input_pinv, right_pinv
 from .network import affine, augment, check_finite
 from .nmf import nmf
-from .nonlinear_lsq import alg2_right
-from .timers import NullTimers
+from .nonlinear_lsq import alg2
+from ..timers import NullTimers
 
 
 def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol, rng, timers=None, bias=False):
@@ -29,7 +29,7 @@ def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol, rng, timers=None, bias=False)
         with timers("ae_nmf"):
             Wt, Z_hat = nmf(bk, Z_prev, Wt, Z, sol.ae_nmf_iters)
         with timers("ae_alg2"):
-            W = alg2_right(bk, Z_hat, A, A_pinv, W, sol.ae_lsq_iters, sol.omega)
+            W = alg2(bk, Z_hat, A, A_pinv, W, sol.ae_lsq_iters, sol.omega)
         check_finite(bk, W, f"autoencoder weights of hidden layer (n={n_out})",
                      "try a smaller solver.omega or a larger solver.hidden_rcond")
         Z = affine(W, Z_prev, bias)

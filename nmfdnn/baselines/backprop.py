@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .network import affine, forward
+from ..method.network import affine, forward
 
 
 def glorot_uniform(bk, rng, n_out: int, n_in: int, bias: bool):
@@ -121,7 +121,7 @@ class Adam:
             arr[xp.abs(arr) < xp.finfo(arr.dtype).tiny] = 0
 
 
-def pretrain_autoencoder(bk, Z, n_out, sol, rng, bias, on_epoch=None):
+def pretrain_autoencoder(bk, Z, n_out, sol, rng, bias):
     """One layer of the stacked autoencoder trained by backprop + Adam (Sec. 5, ref. [1]).
 
     Encoder ``f(W Z)``, linear decoder ``W' f(W Z)``, squared reconstruction error, Adam with

@@ -3,13 +3,13 @@
 Both solve problems of the nonlinear semi-NMF (6) for a ReLU ``f``: Algorithm 2 updates a weight
 matrix (problem (7) and (10)), Algorithm 3 the nonnegative hidden matrix (problem (8)).
 The pseudo-inverse of the fixed factor is computed once by the caller (:mod:`nmfdnn.linalg`) and
-applied in every iteration.
+applied in every iteration. :func:`alg2_right` and :func:`alg3_left` are the paper's two lines each;
+:func:`alg2_right_carried` is a cheaper route to the same iterates, chosen explicitly by :func:`alg2`.
 """
 
 from __future__ import annotations
 
 from .kernels import add_relu_, residual_relu_
-from .linalg import RightPinv
 
 
 def nlsq_objective_right(bk, B, X, A):
@@ -27,13 +27,7 @@ def nlsq_objective_left(bk, B, A, X, offset=None):
     return 0.5 * bk.scalar((R * R).sum())
 
 
-def carries_product(q: int, p: int, r: int, iters: int) -> bool:
-    """Whether :func:`alg2_right` carries ``X_s A`` along for a rank-``r`` factored ``A^dagger``
-    (``X`` is q x p): when the saved ``2 q (p - r) m`` per iteration outweighs ``U^T A`` and ``X_0 A``."""
-    return (iters - 1) * q * (p - r) > r * (p + q)
-
-
-def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float = 1.0, fx0=None):
+def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
     """Algorithm 2: ``min_X ||B - f(X A)||_F`` by ``X_{s+1} = X_s + omega R_s A^dagger``.
 
     Parameters
@@ -41,46 +35,71 @@ def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float = 1.0, fx0=None):
     B : target (``Z_hat_i``), q x m.
     A : fixed right factor (``Z_{i-1}``, augmented by ``e^T`` with a bias), p x m.
     A_pinv : line 4's ``A^dagger`` of ``A``, an object with ``apply(R) = R A^dagger``
-        (:class:`nmfdnn.linalg.RightPinv` or :class:`nmfdnn.linalg.CholRightPinv`).
+        (:mod:`nmfdnn.method.linalg`).
     X0 : initial guess (``W_i^{(k-1)}``), q x p. Not modified.
     iters : number of iterations ``s`` (the paper's "LSQ iterations").
     omega : step parameter of line 1.
     fx0 : ``f(X0 A)`` when the caller already has it (in Algorithm 4 the forward pass computed it
-        with the same weights), so that the first residual (line 3) costs no product.
+        with the same weights); then line 3 of the first iteration is ``R_0 = B - fx0``.
 
     With ``f`` the identity and ``A`` of full row rank, one iteration with ``omega = 1`` gives the
     least-squares solution ``B A^dagger`` from any ``X0``.
-
-    When ``A^dagger = P S U^T`` has a low rank ``r`` (the truncated input SVD of the first layer),
-    ``X_s A`` is carried along instead of recomputed: ``X_{s+1} A = X_s A + omega (R_s P S)(U^T A)``
-    costs ``2 q r m`` instead of ``2 q p m`` per iteration. The same iterates in exact arithmetic.
     """
     xp = bk.xp
     X = X0.copy()
-    q, p = X.shape[0], A.shape[0]
-    carry = isinstance(A_pinv, RightPinv) and A_pinv.pre is None and carries_product(q, p, A_pinv.rank, iters)
-    if carry:
-        UtA = A_pinv.right @ A  # r x m
-        XA = X @ A
     for s in range(iters):
         if s == 0 and fx0 is not None:
             R = xp.subtract(B, fx0)
         else:
-            R = residual_relu_(bk, B, XA.copy() if carry else X @ A)  # line 3: R_s = B - f(X_s A)
-        if carry:
-            T = R @ A_pinv.left
-            T *= A_pinv.scale if omega == 1.0 else omega * A_pinv.scale
-            X += T @ A_pinv.right  # line 4
-            if s < iters - 1:
-                XA += T @ UtA
-        elif omega == 1.0:
-            X += A_pinv.apply(R)  # line 4
+            R = residual_relu_(bk, B, X @ A)  # line 3: R_s = B - f(X_s A)
+        if omega == 1.0:
+            X += A_pinv.apply(R)  # line 4: X_{s+1} = X_s + omega R_s A^dagger
         else:
             X += omega * A_pinv.apply(R)
     return X
 
 
-def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float = 1.0, offset=None):
+def carries_product(q: int, p: int, r: int, iters: int) -> bool:
+    """Whether :func:`alg2_right_carried` is cheaper than :func:`alg2_right` for a rank-``r``
+    factored ``A^dagger`` (``X`` is q x p): when the saved ``2 q (p - r) m`` per iteration outweighs
+    the extra products ``U^T A`` and ``X_0 A``."""
+    return (iters - 1) * q * (p - r) > r * (p + q)
+
+
+def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
+    """Algorithm 2 as :func:`alg2_right`, for a low-rank ``A^dagger = P S U^T`` (a
+    :class:`nmfdnn.method.linalg.RightPinv` with ``pre=None``, e.g. the truncated input SVD of the
+    first layer), carrying ``X_s A`` along instead of recomputing it:
+    ``X_{s+1} A = X_s A + omega (R_s P S)(U^T A)`` costs ``2 q r m`` instead of ``2 q p m`` per
+    iteration. The same iterates in exact arithmetic; the caller chooses it (:func:`carries_product`).
+    """
+    xp = bk.xp
+    X = X0.copy()
+    UtA = A_pinv.right @ A  # r x m
+    XA = X @ A
+    for s in range(iters):
+        if s == 0 and fx0 is not None:
+            R = xp.subtract(B, fx0)
+        else:
+            R = residual_relu_(bk, B, XA.copy())  # line 3 from the carried X_s A
+        T = R @ A_pinv.left
+        T *= A_pinv.scale if omega == 1.0 else omega * A_pinv.scale
+        X += T @ A_pinv.right  # line 4
+        if s < iters - 1:
+            XA += T @ UtA
+    return X
+
+
+def alg2(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
+    """Algorithm 2 by the cheaper of :func:`alg2_right` and :func:`alg2_right_carried`: the carried
+    variant when ``A^dagger`` is a low-rank product (``A_pinv.low_rank``) and
+    :func:`carries_product` says it saves work. Both compute the same iterates."""
+    if A_pinv.low_rank and carries_product(X0.shape[0], A.shape[0], A_pinv.rank, iters):
+        return alg2_right_carried(bk, B, A, A_pinv, X0, iters, omega, fx0)
+    return alg2_right(bk, B, A, A_pinv, X0, iters, omega, fx0)
+
+
+def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None):
     """Algorithm 3: ``min_{X >= 0} ||B - f(A X + c e^T)||_F`` by ``X_{s+1} = f(X_s + omega A^dagger R_s)``.
 
     Parameters

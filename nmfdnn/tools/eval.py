@@ -6,24 +6,21 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .errors import NmfdnnError
+from ..backend import get_backend
+from ..config import compose_config, dtype_name
+from ..data import load_dataset
+from ..errors import NmfdnnError
+from ..fileio import atomic_write_json
+from ..method.network import evaluate
+from ..outputs import load_model
 
 
 def compose_run_config(run_dir: Path, overrides: list[str]):
     """The run's config, recomposed from its recorded overrides plus ``overrides`` (e.g. dataset=idx)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from .cli import conf_dir
-    from .config import register_configs
-
     recorded = run_dir / ".hydra" / "overrides.yaml"
     saved = [str(o) for o in OmegaConf.load(recorded)] if recorded.is_file() else []
     saved = [o for o in saved if not o.startswith(("resume=", "hydra."))]
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*saved, *overrides])
+    cfg = compose_config([*saved, *overrides], check=False)
     if not recorded.is_file():  # a run directory without Hydra's record: trust its config.yaml
         cfg = OmegaConf.merge(cfg, OmegaConf.load(run_dir / "config.yaml"), OmegaConf.from_dotlist(overrides))
     return cfg
@@ -31,13 +28,7 @@ def compose_run_config(run_dir: Path, overrides: list[str]):
 
 def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
     """Error rates (%) of the run's ``model.npz`` on the (possibly overridden) data set, computed by
-    the same :func:`nmfdnn.network.evaluate` as training, in the run's dtype and backend."""
-    from .backend import get_backend
-    from .data import load_dataset
-    from .network import evaluate
-    from .config import dtype_name
-    from .outputs import atomic_write_json, load_model
-
+    the same :func:`nmfdnn.method.network.evaluate` as training, in the run's dtype and backend."""
     run_dir = Path(run_dir)
     if not (run_dir / "model.npz").is_file():
         raise NmfdnnError(f"{run_dir} holds no trained model (model.npz missing; did the run finish?)")
@@ -56,3 +47,23 @@ def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
            "n_train": data.train.m, "n_test": data.test.m}
     atomic_write_json(run_dir / "eval.json", out)
     return out
+
+
+def build_parser():
+    from . import Parser
+
+    ap = Parser(prog="nmfdnn eval", description="Error rates of a trained run on its data set, or on another "
+                "one given by overrides (e.g. dataset=idx dataset.test_images=...); writes RUN_DIR/eval.json.")
+    ap.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory (with model.npz)")
+    ap.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="config overrides, KEY=VALUE")
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    from rich.console import Console
+
+    a = build_parser().parse_args(argv)
+    r = evaluate_run(Path(a.run_dir), a.overrides)
+    Console().print(f"{r['dataset']}: train error {r['train_error']:.2f} %  test error {r['test_error']:.2f} %  "
+                    f"({r['n_train']} / {r['n_test']} samples); written to {Path(a.run_dir) / 'eval.json'}")
+    return 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .linalg import batch_input_pinv, left_pinv, right_pinv
 from .network import augment, check_finite, forward
-from .nonlinear_lsq import alg2_right, alg3_left
+from .nonlinear_lsq import alg2, alg3_left
 from .semi_nmf import semi_nmf
-from .timers import NullTimers
+from ..timers import NullTimers
 
 _REMEDY = "try a smaller solver.omega, a larger solver.hidden_rcond or dtype=float64"
 
@@ -36,7 +36,7 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
         with timers("pinv"):
             A_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv)
         with timers("alg2"):
-            Ws[i - 1] = alg2_right(bk, Z_hat, A, A_pinv, Ws[i - 1], sol.lsq_iters, sol.omega, fx0=Zs[i])
+            Ws[i - 1] = alg2(bk, Z_hat, A, A_pinv, Ws[i - 1], sol.lsq_iters, sol.omega, fx0=Zs[i])
         check_finite(bk, Ws[i - 1], f"weights W_{i} after Algorithm 2", _REMEDY)
         W = Ws[i - 1][:, :-1] if bias else Ws[i - 1]
         c = Ws[i - 1][:, -1:] if bias else None
@@ -46,7 +46,7 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
             Z_hat = alg3_left(bk, Z_hat, W, W_pinv, Zs[i - 1], sol.lsq_iters, sol.omega, offset=c)
         check_finite(bk, Z_hat, f"target Z_hat_{i - 1} after Algorithm 3", _REMEDY)
     with timers("alg2"):
-        Ws[0] = alg2_right(bk, Z_hat, augment(bk, XJ, bias), X_pinv, Ws[0], sol.lsq_iters, sol.omega,
+        Ws[0] = alg2(bk, Z_hat, augment(bk, XJ, bias), X_pinv, Ws[0], sol.lsq_iters, sol.omega,
                            fx0=Zs[1])
     check_finite(bk, Ws[0], "weights W_1 after Algorithm 2", _REMEDY)
 

@@ -1,0 +1,33 @@
+"""The paper's mathematics and nothing else (Sakurai, Imakura, Inoue and Futamura, ICONIP 2016).
+
+Columns are samples: ``X`` is ``n_0 x m``, ``Y`` is ``n_d x m``, ``W_i`` is ``n_i x n_{i-1}`` and
+``Z_i = f(W_i Z_{i-1})`` with ``f`` = ReLU. Every function takes the array backend ``bk``
+(:mod:`nmfdnn.backend`) and the solver config node ``sol`` where it needs settings; nothing here
+imports from outside ``method/`` except the backend seam, :mod:`nmfdnn.errors` and
+:mod:`nmfdnn.timers`.
+
+=========================================================  ==============================================
+Paper                                                      Function
+=========================================================  ==============================================
+eq. (3), the network and its objective                     :func:`network.forward`, :func:`network.output`,
+                                                           :func:`network.evaluate` (``1/2 ||Y - out||_F^2``)
+eq. (4), semi-NMF ``min ||Y - W_d Z_{d-1}||``, ``Z >= 0``  :func:`semi_nmf.semi_nmf` (``W`` update
+                                                           :func:`semi_nmf.update_w`, ``Z`` update
+                                                           :func:`semi_nmf.update_z`, Ding et al. eq. 10)
+eq. (7) / (10) by Algorithm 2, lines 3-4                   :func:`nonlinear_lsq.alg2_right`
+  the same iterates, ``X_s A`` carried (low-rank ``A^+``)  :func:`nonlinear_lsq.alg2_right_carried`,
+                                                           chosen by :func:`nonlinear_lsq.alg2`
+eq. (8) by Algorithm 3, lines 3-4                          :func:`nonlinear_lsq.alg3_left`
+``A^+`` of Algorithms 2 and 3 ("low-rank approximation")   :func:`linalg.right_pinv`, :func:`linalg.left_pinv`
+Sec. 3.3, truncated SVD of X and its mini-batch slice      :func:`linalg.input_svd`, :func:`linalg.batch_input_pinv`
+eq. (9), NMF of the autoencoder (Lee and Seung)            :func:`nmf.nmf`
+Algorithm 5, lines 2-7 (one layer)                         :func:`autoencoder.pretrain_layer`
+Algorithm 5, line 1 (all layers) + output ``W_d``          :func:`autoencoder.pretrain`
+Algorithm 4, lines 3-8 (one mini-batch)                    :func:`finetune.finetune_batch`
+Algorithm 4, line 2 (one epoch over mini-batches)          :func:`finetune.finetune_epoch`
+line 3 of Algorithms 2 and 3, line 4 of Algorithm 3        :mod:`kernels` (in-place element-wise work)
+=========================================================  ==============================================
+
+``tests/test_reference.py`` checks :func:`finetune.finetune_batch`, one layer of Algorithm 5 and
+semi-NMF against a naive transcription of the paper (``numpy.linalg.pinv``, no reuse of products).
+"""

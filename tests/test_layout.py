@@ -1,0 +1,86 @@
+"""The architecture, checked: ``nmfdnn/method/`` holds the paper's math and imports nothing of the
+package beyond the backend seam, errors and timers; no module imports another that imports it back
+(module-level or inside functions); the tools are used by the CLI only."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parent.parent / "nmfdnn"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every nmfdnn module ``path`` imports, anywhere in the file (relative imports resolved)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if mod.startswith("nmfdnn"):
+                for alias in node.names:  # `from . import x` may name a module
+                    sub = f"{mod}.{alias.name}"
+                    out.add(sub if (PKG.parent / sub.replace(".", "/")).with_suffix(".py").exists()
+                            or (PKG.parent / sub.replace(".", "/")).is_dir() else mod)
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("nmfdnn")}
+    return out - {name}
+
+
+GRAPH = {module_name(p): imports(p) for p in PKG.rglob("*.py")}
+
+
+def test_method_imports_only_the_seam():
+    allowed = {"nmfdnn.backend", "nmfdnn.errors", "nmfdnn.timers"}
+    for mod, deps in GRAPH.items():
+        if mod.startswith("nmfdnn.method"):
+            outside = {d for d in deps if not d.startswith("nmfdnn.method")} - allowed
+            assert not outside, f"{mod} imports {outside}"
+
+
+def test_method_package_documents_every_function_it_maps():
+    """The table in nmfdnn/method/__init__.py names functions that exist."""
+    import importlib
+    import re
+
+    import nmfdnn.method as m
+
+    names = re.findall(r":func:`(\w+)\.(\w+)`", m.__doc__)
+    assert len(names) >= 15
+    for module, func in names:
+        assert hasattr(importlib.import_module(f"nmfdnn.method.{module}"), func), f"{module}.{func}"
+
+
+def test_no_import_cycles():
+    seen, stack = set(), []
+
+    def visit(mod):
+        if mod in stack:
+            pytest.fail("import cycle: " + " -> ".join(stack[stack.index(mod):] + [mod]))
+        if mod in seen or mod not in GRAPH:
+            return
+        stack.append(mod)
+        for dep in sorted(GRAPH[mod]):
+            visit(dep)
+        stack.pop()
+        seen.add(mod)
+
+    for mod in sorted(GRAPH):
+        visit(mod)
+
+
+def test_tools_are_used_by_the_cli_only():
+    for mod, deps in GRAPH.items():
+        if not mod.startswith(("nmfdnn.tools", "nmfdnn.cli")):
+            assert not {d for d in deps if d.startswith("nmfdnn.tools")}, mod
