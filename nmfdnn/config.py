@@ -17,40 +17,17 @@ from omegaconf import MISSING
 from .errors import NmfdnnError
 
 
-class DType(str, Enum):
-    float32 = "float32"
-    float64 = "float64"
+def _choices(name: str, *values: str) -> type[Enum]:
+    """A string enum (OmegaConf rejects any other value while composing), picklable by name."""
+    return Enum(name, {v: v for v in values}, type=str, module=__name__, qualname=name)
 
 
-class Pinv(str, Enum):
-    """Hidden-layer pseudo-inverses (:mod:`nmfdnn.method.linalg`)."""
-
-    chol = "chol"
-    gram = "gram"
-    svd = "svd"
-
-
-class InputPinv(str, Enum):
-    """The mini-batch input pseudo-inverse of Sec. 3.3 (:func:`nmfdnn.method.linalg.batch_input_pinv`)."""
-
-    chol = "chol"
-    qr = "qr"
-    literal = "literal"
-
-
-class OutputInit(str, Enum):
-    lstsq = "lstsq"
-    zeros = "zeros"
-
-
-class Loss(str, Enum):
-    mse = "mse"
-    xent = "xent"
-
-
-class BackendName(str, Enum):
-    numpy = "numpy"
-    cupy = "cupy"
+DType = _choices("DType", "float32", "float64")
+Pinv = _choices("Pinv", "chol", "gram", "svd")  # hidden-layer pseudo-inverses (nmfdnn.method.linalg)
+InputPinv = _choices("InputPinv", "chol", "qr", "literal")  # the batch input pseudo-inverse of Sec. 3.3
+OutputInit = _choices("OutputInit", "lstsq", "zeros")
+Loss = _choices("Loss", "mse", "xent")
+BackendName = _choices("BackendName", "numpy", "cupy")
 
 
 # -- data sets: one schema each, so that a key of another data set is rejected while composing ---------
