@@ -17,9 +17,19 @@ from omegaconf import MISSING
 from .errors import NmfdnnError
 
 
-def _choices(name: str, *values: str) -> type[Enum]:
+class Choice(str, Enum):
+    """A config choice: compares, prints and formats as its value ("chol", not "Pinv.chol")."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+def _choices(name: str, *values: str) -> type[Choice]:
     """A string enum (OmegaConf rejects any other value while composing), picklable by name."""
-    return Enum(name, {v: v for v in values}, type=str, module=__name__, qualname=name)
+    return Choice(name, {v: v for v in values}, module=__name__, qualname=name)
 
 
 DType = _choices("DType", "float32", "float64")

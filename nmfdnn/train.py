@@ -115,7 +115,8 @@ def training_arrays(bk, data: Dataset):
     return X, Y, bk.asarray(data.test.X)
 
 
-def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop: StopFlag | None = None) -> FitResult:
+def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop: StopFlag | None = None,
+        bk=None, timers: Timers | None = None) -> FitResult:
     """Train the network of ``cfg`` on ``data``: the solver's pre-training, then ``cfg.epochs``
     epochs, evaluating train and test error after pre-training and after every epoch.
 
@@ -123,8 +124,8 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     epoch; with ``cfg.resume`` the run continues from it.
     """
     reporter = reporter or Reporter()
-    bk = get_backend(cfg.backend.name, dtype_name(cfg))
-    timers = Timers(bk)
+    bk = bk or get_backend(cfg.backend.name, dtype_name(cfg))
+    timers = timers or Timers(bk)
     rng = np.random.default_rng(cfg.seed)
     bias = bool(cfg.solver.get("bias", False))
     ck_path = Path(run_dir) / CHECKPOINT if run_dir is not None and cfg.get("checkpoint", True) else None

@@ -6,39 +6,98 @@ import subprocess
 import pytest
 from omegaconf import OmegaConf
 
-from util import env_without_full_error, nmfdnn_command
-from nmfdnn.tools.bench import gemm_rate, nmf_phase_flops
-from nmfdnn.config import NMFSolverConfig
+import numpy as np
+
+from util import compose_train, env_without_full_error, nmfdnn_command
+from nmfdnn.backend import get_backend
+from nmfdnn.config import NMFSolverConfig, Pinv
+from nmfdnn.method.autoencoder import pretrain
+from nmfdnn.method.finetune import finetune_epoch
+from nmfdnn.method.linalg import input_svd
+from nmfdnn.tools.bench import gemm_rate
+from nmfdnn.tools.flops import PhaseFlops, counting_backend
+from nmfdnn.trainers import batches_for_epoch
 
 
 def test_gemm_rate_is_positive():
     assert gemm_rate("float64", n=300, repeats=2) > 0.1
 
 
-def test_flop_model_scales_with_its_inputs():
-    sol = OmegaConf.structured(NMFSolverConfig())
-    base = nmf_phase_flops([784, 1000, 500, 10], 60000, 5000, 91, sol, 5000)
-    twice = nmf_phase_flops([784, 1000, 500, 10], 120000, 5000, 91, sol, 5000)
-    for k in ("forward", "semi_nmf", "pinv", "alg2", "alg3", "batch_pinv"):
-        assert twice[k] == pytest.approx(2 * base[k])
-    sol.lsq_iters = 3
-    more = nmf_phase_flops([784, 1000, 500, 10], 60000, 5000, 91, sol, 5000)
-    assert more["alg3"] == pytest.approx(3 * base["alg3"])
-    # Algorithm 2, hand-counted per batch for [784,1000,500,10], b = 5000, r = 91, Cholesky route:
-    # layer 2 per iteration R Z_1^T (2*500*1000*b) + two triangular solves (2*500*1000^2), plus
-    # X A for the iterations after the first (whose residual is the forward pass's);
-    # layer 1 carries X_s A: U^T A (2*91*784*b) + X_0 A (2*1000*784*b) + per iteration R P
-    # (2*1000*b*91) and T U^T (2*1000*91*784), + T (U^T A) (2*1000*91*b) for all but the last.
-    b, r = 5000, 91
-    layer2 = 3 * (2 * 500 * 1000 * b + 2 * 500 * 1000 ** 2) + 2 * (2 * 500 * 1000 * b)
-    layer1 = 2 * r * 784 * b + 2 * 1000 * 784 * b + 3 * (2 * 1000 * b * r + 2 * 1000 * r * 784) + 2 * (2 * 1000 * r * b)
-    assert more["alg2"] == pytest.approx(12 * (layer2 + layer1))
-    assert base["alg2"] == pytest.approx(12 * (2 * 500 * 1000 * b + 2 * 500 * 1000 ** 2
-                                               + 2 * 1000 * b * r + 2 * 1000 * r * 784))
-    # forward of one epoch: 2 * (1000*784 + 500*1000) * 60000
-    assert base["forward"] == pytest.approx(2 * (1000 * 784 + 500 * 1000) * 60000)
-    shallow = nmf_phase_flops([784, 500, 10], 60000, 5000, 91, sol, 5000)
-    assert shallow["alg3"] == 0 and shallow["pinv"] == 0
+def _counted_epoch(hidden, pinv, bias, input_pinv="chol", L=2, n_in=40, m=1200, b=300, n_out=5):
+    """One pre-training and one epoch of fine-tuning on the counting backend; the FLOPs per phase."""
+    rng = np.random.default_rng(0)
+    bk = counting_backend(get_backend("numpy", "float64"))
+    X = bk.asarray(rng.random((n_in, 9)) @ rng.random((9, m)) + 1e-3 * rng.random((n_in, m)))
+    Y = bk.asarray(np.eye(n_out)[:, rng.integers(0, n_out, m)])
+    sol = OmegaConf.structured(NMFSolverConfig(pinv=pinv, bias=bias, input_pinv=input_pinv, lsq_iters=L, batch_size=b,
+                                               ae_samples=400, input_threshold=1e-2, ae_iters=2))
+    counter = PhaseFlops(bk)
+    with counter.counting():
+        xsvd = input_svd(bk, X, sol.input_threshold, bias)
+        J = np.sort(rng.choice(m, sol.ae_samples, replace=False))
+        Ws = pretrain(bk, X, Y, J, xsvd, hidden, sol, rng, counter)
+        finetune_epoch(bk, Ws, X, Y, xsvd, batches_for_epoch(m, b, rng), sol, counter)
+    return counter.flops, xsvd.rank
+
+
+@pytest.mark.parametrize("hidden", [[30], [30, 20], [30, 25, 20]], ids=["1 hidden", "2 hidden", "3 hidden"])
+@pytest.mark.parametrize("bias", [False, True], ids=["no bias", "bias"])
+@pytest.mark.parametrize("pinv", [p.value for p in Pinv])
+def test_counted_flops_follow_the_code_path(hidden, bias, pinv):
+    """Every route (pseudo-inverse, bias, depth) is counted where its products are known exactly:
+    the forward pass ``2 sum n_i n_{i-1} m`` and Algorithm 3's ``4 L n_i n_{i-1} b`` per layer and batch
+    (bias columns are added, not multiplied); every phase that multiplies is counted."""
+    L, m, b, n = 2, 1200, 300, [40, *hidden, 5]
+    flops, rank = _counted_epoch(hidden, pinv, bias, L=L, m=m, b=b)
+    d = len(n) - 1
+    assert flops["forward"] == sum(2 * n[i] * n[i - 1] * m for i in range(1, d))
+    assert flops.get("alg3", 0) == sum(4 * L * n[i] * n[i - 1] * m for i in range(2, d))
+    for phase in ("semi_nmf", "alg2", "batch_pinv", "ae_nmf", "ae_alg2", "ae_pinv", "other"):  # other: input SVD
+        assert flops[phase] > 0, phase
+    assert (flops.get("pinv", 0) > 0) == (d > 2)
+    # the batch input pseudo-inverse by Cholesky: Gram r^2 b, factor r^3/3, solve 2 r^2 b, per batch
+    r = rank
+    assert flops["batch_pinv"] == pytest.approx((m // b) * (r * r * b + r ** 3 / 3 + 2 * r * r * b))
+
+
+def test_counted_flops_of_one_pseudo_inverse_by_hand():
+    """``R A^dagger`` by Cholesky for a p x m matrix A and a q x m residual: the Gram product
+    ``p^2 m``, the factorisation ``p^3/3``, then ``R A^T`` (``2 q p m``) and two triangular solves
+    (``2 q p^2``); by the Gram route the eigendecomposition counts nothing."""
+    from nmfdnn.method.linalg import right_pinv
+
+    p_, m, q = 30, 200, 7
+    rng = np.random.default_rng(1)
+    bk = counting_backend(get_backend("numpy", "float64"))
+    A, R = bk.asarray(rng.random((p_, m))), bk.asarray(rng.random((q, m)))
+    for route, expected in (("chol", p_ * p_ * m + p_ ** 3 / 3 + 2 * q * p_ * m + 2 * q * p_ * p_),
+                            ("gram", p_ * p_ * m + 2 * q * m * p_ + 2 * q * p_ * p_ + 2 * q * p_ * p_)):
+        counter = PhaseFlops(bk)
+        with counter.counting(), counter("x"):
+            right_pinv(bk, A, 1e-14, route).apply(R)
+        assert counter.flops["x"] == pytest.approx(expected), route
+
+
+def test_literal_slice_costs_no_factorisation():
+    flops, _ = _counted_epoch([30, 20], "chol", False, input_pinv="literal")
+    assert flops.get("batch_pinv", 0) == 0
+
+
+@pytest.mark.parametrize("solver", ["nmf", "bp"])
+def test_counting_backend_gives_the_same_run(tmp_path, solver):
+    """bench's counted run is the real run: the same weights, bit for bit."""
+    from nmfdnn.data import load_dataset
+    from nmfdnn.tools.bench import counted_fit
+    from nmfdnn.train import fit
+
+    cfg = compose_train(["dataset=synthetic", "hidden=[16,8]", "epochs=2", "solver.batch_size=200",
+                         "solver.ae_samples=300", "progress=false"] + (["solver=bp", "solver.ae_epochs=1"]
+                                                                        if solver == "bp" else []))
+    data = load_dataset(cfg.dataset)
+    plain = fit(cfg, data)
+    counted, flops = counted_fit(cfg, data)
+    assert all(np.array_equal(a, b) for a, b in zip(plain.weights, counted.weights))
+    assert flops["forward" if solver == "nmf" else "backprop"] > 0
 
 
 def test_bench_command_writes_json(tmp_path):

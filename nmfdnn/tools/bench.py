@@ -1,11 +1,10 @@
 """``nmfdnn bench [OVERRIDES]``: this machine's GEMM rate, then a short training run, per phase:
 seconds, floating-point operations, GFLOP/s and the ratio to the measured GEMM rate.
 
-FLOPs are counted analytically from the shapes (:func:`nmf_phase_flops`): ``2 m n k`` for every
-matrix product of the phase, ``n^2 m`` for a Gram product ``A A^T`` (NumPy computes those with a
-symmetric rank-k update), ``2 b r^2`` for a QR of ``b x r`` and ``b r^2`` for the triangular solve.
-Eigendecompositions and element-wise work are *not* counted (their time is), so each rate is a lower
-bound of the arithmetic the phase really does.
+FLOPs are those the run executes, counted per phase through the backend seam
+(:mod:`nmfdnn.tools.flops`): ``2 m n k`` per matrix product, ``n^2 m`` per Gram product, ``p^3/3`` per
+Cholesky factorisation, ``q p^2`` per triangular solve. Eigendecompositions, SVDs and element-wise
+work are *not* counted (their time is), so each rate is a lower bound of the arithmetic of a phase.
 """
 
 from __future__ import annotations
@@ -88,74 +87,6 @@ def print_shape_rates(r: dict) -> None:
     c.print(t)
 
 
-def nmf_phase_flops(n: list[int], m: int, batch: int, rank: int, sol, ae_samples: int) -> dict[str, float]:
-    """FLOPs per phase of one epoch of Algorithm 4 over ``m`` samples (``n = [n_0, ..., n_d]``), and of
-    Algorithm 5 on ``ae_samples`` samples (``ae_*`` phases, counted once).
-
-    The count follows the code path of the configured ``solver.pinv`` (``chol``: Gram product, Cholesky
-    ``p^3/3``, two triangular solves ``q p^2`` each; ``gram``/``svd``: products with the factors, the
-    eigendecomposition or SVD itself not counted) and its savings: Algorithm 2's first residual reuses
-    the forward pass, semi-NMF uses ``W^T (W Z)`` when ``2 q < p``, and Algorithm 2 with the low-rank
-    input pseudo-inverse carries ``X_s A`` (:func:`nmfdnn.nonlinear_lsq.carries_product`).
-    """
-    from ..method.nonlinear_lsq import carries_product
-
-    d = len(n) - 1
-    n_batches = max(1, -(-m // batch))
-    b = m / n_batches  # mean batch size
-    L, S = sol.lsq_iters, sol.semi_nmf_iters
-    chol = sol.pinv == "chol"
-
-    def gram_solve(p: int, q: int) -> float:
-        """Setting up ``A^dagger`` of a p x (b) matrix (its Gram product is counted by the caller) and
-        applying it to q rows once: the solve part only."""
-        return (p ** 3 / 3 + 2 * q * p * p) if chol else 4 * q * p * p
-
-    f = dict.fromkeys(["forward", "semi_nmf", "pinv", "alg2", "alg3", "batch_pinv"], 0.0)
-    f["forward"] = sum(2 * n[i] * n[i - 1] * b for i in range(1, d))
-    p, q = n[d - 1], n[d]
-    update_w = p * p * b + 2 * q * p * b + gram_solve(p, q)
-    update_z = 2 * p * q * b + 2 * p * p * q + 2 * p * p * b + (4 * q * p * b if 2 * q < p else 2 * p * p * b)
-    f["semi_nmf"] = S * (update_w + update_z)
-    for i in range(d - 1, 1, -1):
-        ni, nj = n[i], n[i - 1]
-        short, long_ = min(ni, nj), max(ni, nj)
-        f["pinv"] += nj * nj * b + (nj ** 3 / 3 if chol else 0)  # Gram of Z_{i-1} (and its factor)
-        f["pinv"] += short * short * long_ + (short ** 3 / 3 + 2 * short * short * long_ if chol
-                                              else 4 * nj * ni * short)  # dense W_i^dagger
-        f["alg2"] += L * (2 * ni * nj * b + (2 * ni * nj * nj if chol else 4 * ni * nj * nj))
-        f["alg2"] += max(L - 1, 0) * 2 * ni * nj * b  # the first residual is the forward pass's
-        f["alg3"] += L * (4 * ni * nj * b)
-    n1, n0, r = n[1], n[0], rank
-    apply1 = 2 * n1 * b * r + 2 * n1 * r * n0
-    if carries_product(n1, n0, r, L):
-        f["alg2"] += 2 * r * n0 * b + 2 * n1 * n0 * b + L * apply1 + (L - 1) * 2 * n1 * r * b
-    else:
-        f["alg2"] += L * apply1 + max(L - 1, 0) * 2 * n1 * n0 * b
-    f["batch_pinv"] = (r * r * b + r ** 3 / 3 + 2 * r * r * b) if sol.input_pinv == "chol" else 3 * b * r * r
-    out = {k: v * n_batches for k, v in f.items()}
-    # Algorithm 5: per layer and outer iteration, ae_nmf_iters NMF updates and ae_lsq_iters of Alg. 2.
-    a, La = ae_samples, sol.ae_lsq_iters
-    nmf = alg2 = pinv = 0.0
-    for i in range(1, d):
-        ni, nj = n[i], n[i - 1]
-        per_nmf = 2 * nj * ni * ni + 2 * ni * ni * a + 2 * ni * nj * a + ni * ni * a + 2 * nj * ni * ni + 2 * nj * a * ni
-        nmf += sol.ae_iters * sol.ae_nmf_iters * per_nmf
-        if i == 1:
-            apply1 = 2 * ni * a * r + 2 * ni * r * nj
-            if carries_product(ni, nj, r, La):
-                per_call = 2 * r * nj * a + 2 * ni * nj * a + La * apply1 + (La - 1) * 2 * ni * r * a
-            else:
-                per_call = La * (2 * ni * nj * a + apply1)
-            pinv += a * r * r * 3
-        else:
-            per_call = La * (4 * ni * nj * a + (2 * ni * nj * nj if chol else 4 * ni * nj * nj))
-            pinv += nj * nj * a + (nj ** 3 / 3 if chol else 0)
-        alg2 += sol.ae_iters * per_call
-    out["ae_nmf"], out["ae_alg2"], out["ae_pinv"] = nmf, alg2, pinv
-    return out
-
-
 def peak_rss_gib() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
@@ -170,11 +101,34 @@ def blas_info() -> list[dict]:
             for i in threadpool_info() if i.get("user_api") == "blas"]
 
 
-def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
-    """Measure the GEMM rate, train ``cfg`` (normally a short run) and write ``bench.json``."""
+FINETUNE_PHASES = ("forward", "semi_nmf", "pinv", "alg2", "alg3", "batch_pinv", "gather", "backprop", "adam")
+
+
+def counted_fit(cfg, data, reporter=None):
+    """Train ``cfg`` on the FLOP-counting NumPy backend (:mod:`nmfdnn.tools.flops`): the same run,
+    with the operations of every phase counted. Returns ``(result, flops per phase)``."""
     from ..backend import get_backend
-    from ..data import load_dataset
     from ..config import dtype_name
+    from ..train import fit
+    from .flops import PhaseFlops, counting_backend
+
+    bk = counting_backend(get_backend("numpy", dtype_name(cfg)))
+    counter = PhaseFlops(bk)
+    with counter.counting():
+        result = fit(cfg, data, reporter, bk=bk, timers=counter)
+    return result, dict(counter.flops)
+
+
+def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
+    """Measure the GEMM rate, train ``cfg`` (normally a short run) and write ``bench.json``.
+
+    On the NumPy backend the timed run itself counts its FLOPs; on a GPU the FLOPs are those of the
+    same config run on the CPU (the same products) and the seconds those of the GPU run."""
+    from omegaconf import OmegaConf
+
+    from ..backend import get_backend
+    from ..config import dtype_name
+    from ..data import load_dataset
     from ..train import blas_threads, fit
 
     dtype = dtype_name(cfg)
@@ -184,30 +138,25 @@ def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
         # The machine's rate is measured before and after the run and the higher one is used: on a
         # shared machine a single measurement can catch a busy moment and flatter the ratio.
         rate_before = gemm_rate(dtype, n=gemm_n, bk=bk)
-        result = fit(cfg, data, reporter)
+        if cfg.backend.name == "numpy":
+            result, flops = counted_fit(cfg, data, reporter)
+        else:
+            result = fit(cfg, data, reporter)
+            cpu = OmegaConf.merge(cfg, {"backend": {"name": "numpy"}})
+            _, flops = counted_fit(cpu, data)
         rate_after = gemm_rate(dtype, n=gemm_n, bk=bk)
     rate = max(rate_before, rate_after)
-    phases = dict(result.phases)
     rows = {}
-    if cfg.solver.name == "nmf":
-        rank = int(result.info.get("input_rank", 0))
-        bias = int(bool(cfg.solver.bias))
-        n = [data.n_in + bias] + [h + bias for h in cfg.hidden] + [data.n_classes]
-        flops = nmf_phase_flops(n, data.train.m, cfg.solver.batch_size, rank, cfg.solver, cfg.solver.ae_samples)
-        for k, v in flops.items():
-            flops[k] = v * (cfg.epochs if not k.startswith("ae_") else 1)
-        for k, sec in phases.items():
-            fl = flops.get(k)
-            rows[k] = {"seconds": sec, "gflop": fl / 1e9 if fl else None,
-                       "gflops": fl / sec / 1e9 if fl and sec > 0 else None,
-                       "ratio_to_gemm": fl / sec / 1e9 / rate if fl and sec > 0 else None}
-        ft = sum(v for k, v in flops.items() if not k.startswith("ae_"))
-        epoch_rate = ft / result.finetune_seconds / 1e9 if result.finetune_seconds > 0 else None
-    else:
-        rows = {k: {"seconds": v} for k, v in phases.items()}
-        ft, epoch_rate = None, None
+    for k, sec in result.phases.items():
+        fl = flops.get(k) or None
+        rows[k] = {"seconds": sec, "gflop": fl / 1e9 if fl else None,
+                   "gflops": fl / sec / 1e9 if fl and sec > 0 else None,
+                   "ratio_to_gemm": fl / sec / 1e9 / rate if fl and sec > 0 else None}
+    ft = sum(v for k, v in flops.items() if k in FINETUNE_PHASES)
+    epoch_rate = ft / result.finetune_seconds / 1e9 if ft and result.finetune_seconds > 0 else None
     out = {
-        "gemm_gflops": rate, "gemm_gflops_before": rate_before, "gemm_gflops_after": rate_after, "dtype": dtype, "backend": cfg.backend.name, "hidden": list(cfg.hidden),
+        "gemm_gflops": rate, "gemm_gflops_before": rate_before, "gemm_gflops_after": rate_after, "dtype": dtype,
+        "backend": cfg.backend.name, "hidden": list(cfg.hidden),
         "solver": cfg.solver.name, "epochs": cfg.epochs, "n_train": data.train.m,
         "batch_size": cfg.solver.batch_size,
         "pretrain_seconds": result.pretrain_seconds, "finetune_seconds": result.finetune_seconds,
@@ -216,6 +165,7 @@ def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
         "finetune_ratio_to_gemm": epoch_rate / rate if epoch_rate else None,
         "test_error": result.history[-1]["test_error"], "peak_rss_gib": peak_rss_gib(),
         "blas": blas_info(), "cpu_count": os.cpu_count(), "phases": rows,
+        "flops_counted": {k: v for k, v in sorted(flops.items())},
     }
     atomic_write_json(Path(out_dir) / "bench.json", out)
     return out
