@@ -84,7 +84,7 @@ def test_literal_slice_costs_no_factorisation():
 
 
 @pytest.mark.parametrize("solver", ["nmf", "bp"])
-def test_counting_backend_gives_the_same_run(tmp_path, solver):
+def test_counting_backend_gives_the_same_run(solver):
     """bench's counted run is the real run: the same weights, bit for bit."""
     from nmfdnn.data import load_dataset
     from nmfdnn.tools.bench import counted_fit
