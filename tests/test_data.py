@@ -97,8 +97,41 @@ def test_fetch_checksum_mismatch_deletes_and_errors(tmp_path):
     cache = tmp_path / "cache"
     with pytest.raises(NmfdnnError, match=r"cannot obtain .* files f .*put them .* in") as exc:
         fetch_files({"f": _digest(b"good")}, cache, [mirror.as_uri() + "/"], npm_package=None)
-    assert "wrong SHA-256 and were deleted" in str(exc.value)
-    assert not (cache / "f").exists() and not list(cache.glob("*.part"))
+    assert "wrong checksum and were deleted" in str(exc.value)
+    assert not list(cache.iterdir())  # neither the bad file nor a temporary one is left
+
+
+def test_fetch_replaces_a_corrupt_cached_file(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "f.gz").write_bytes(gzip.compress(b"good"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "f").write_bytes(b"bitrot")
+    assert fetch_files({"f": _digest(b"good")}, cache, [mirror.as_uri() + "/"], npm_package=None)["f"].read_bytes() \
+        == b"good"
+
+
+def test_failed_mirrors_are_one_log_line_per_file_set(tmp_path, caplog):
+    """Three files, two unreachable mirrors, one working one: one summary line, not six."""
+    import logging
+
+    good = tmp_path / "good"
+    good.mkdir()
+    files = {}
+    for name in ("a", "b", "c"):
+        (good / f"{name}.gz").write_bytes(gzip.compress(name.encode()))
+        files[name] = _digest(name.encode())
+    dead = [(tmp_path / "nowhere1").as_uri() + "/", (tmp_path / "nowhere2").as_uri() + "/"]
+    with caplog.at_level(logging.INFO, logger="nmfdnn"):
+        with pytest.raises(NmfdnnError):
+            fetch_files(files, tmp_path / "cache", dead, npm_package=None, what="TEST")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith("TEST: 3 file(s) not obtained from") and "nowhere2" in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nmfdnn"):
+        got = fetch_files(files, tmp_path / "cache", dead + [good.as_uri() + "/"], npm_package=None, what="TEST")
+    assert sorted(got) == ["a", "b", "c"] and not [r for r in caplog.records if "not obtained" in r.getMessage()]
 
 
 def test_fetch_uses_a_gz_the_user_put_in_the_cache(tmp_path):

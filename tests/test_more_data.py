@@ -10,7 +10,7 @@ import pytest
 from util import compose_train
 from nmfdnn.data import load_dataset
 from nmfdnn.data.cifar10 import BATCHES, load_cifar10, read_batch
-from nmfdnn.data.fetch import fetch_gz_md5
+from nmfdnn.data.fetch import fetch_files
 from nmfdnn.errors import DataFormatError, NmfdnnError
 from test_data import idx_bytes
 
@@ -64,7 +64,9 @@ def test_fashion_style_fetch_verifies_md5(tmp_path):
     blob = gzip.compress(idx_bytes(np.arange(12, dtype=np.uint8).reshape(3, 2, 2)))
     (mirror / "train-images-idx3-ubyte.gz").write_bytes(blob)
     good = {"train-images-idx3-ubyte": hashlib.md5(blob).hexdigest()}
-    got = fetch_gz_md5(good, tmp_path / "cache", [mirror.as_uri() + "/"], "Fashion-MNIST")
+    got = fetch_files({n: f"md5:{h}" for n, h in good.items()}, tmp_path / "cache", [mirror.as_uri() + "/"],
+                      what="Fashion-MNIST", keep_gz=True)
     assert got["train-images-idx3-ubyte"].read_bytes() == blob
     with pytest.raises(NmfdnnError, match="cannot obtain Fashion-MNIST"):
-        fetch_gz_md5({"train-images-idx3-ubyte": "0" * 32}, tmp_path / "cache2", [mirror.as_uri() + "/"], "Fashion-MNIST")
+        fetch_files({"train-images-idx3-ubyte": "md5:" + "0" * 32}, tmp_path / "cache2", [mirror.as_uri() + "/"],
+                    what="Fashion-MNIST", keep_gz=True)

@@ -7,17 +7,17 @@ URL and verified by the archive's MD5 (the checksum its authors publish).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 import tarfile
 from pathlib import Path
 
 import numpy as np
+import pooch
 
 from ..errors import DataFormatError, NmfdnnError
 from .base import DataSplit, Dataset
-from .fetch import _download, data_root, ensure_dir
+from .fetch import URLDownloader, data_root, ensure_dir
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +65,15 @@ def fetch_cifar10(data_dir: str | None = None) -> Path:
     folder = root / "cifar-10-batches-py"
     if all((folder / b).exists() for b in [*BATCHES, "test_batch"]):
         return folder
-    archive = root / "cifar-10-python.tar.gz"
-    if not archive.exists():
-        try:
-            blob = _download(CIFAR10_URL, timeout=60)
-        except Exception as e:
-            raise NmfdnnError(f"cannot download CIFAR-10 from {CIFAR10_URL} ({e}); put cifar-10-python.tar.gz "
-                              f"or the folder cifar-10-batches-py in {root}") from None
-        archive.with_suffix(".part").write_bytes(blob)
-        archive.with_suffix(".part").replace(archive)
-    digest = hashlib.md5(archive.read_bytes()).hexdigest()
-    if digest != CIFAR10_MD5:
-        archive.unlink()
-        raise NmfdnnError(f"CIFAR-10 archive checksum mismatch (md5 {digest}, expected {CIFAR10_MD5}); deleted")
+    try:  # pooch: the cached archive if its MD5 matches, else a download verified before it is kept
+        archive = pooch.retrieve(CIFAR10_URL, known_hash=f"md5:{CIFAR10_MD5}", fname="cifar-10-python.tar.gz",
+                                 path=root, downloader=URLDownloader(timeout=60))
+    except ValueError:
+        raise NmfdnnError(f"the CIFAR-10 archive from {CIFAR10_URL} has the wrong MD5 (expected {CIFAR10_MD5}); "
+                          f"deleted. Put cifar-10-python.tar.gz or the folder cifar-10-batches-py in {root}") from None
+    except Exception as e:
+        raise NmfdnnError(f"cannot download CIFAR-10 from {CIFAR10_URL} ({getattr(e, 'reason', e)}); put "
+                          f"cifar-10-python.tar.gz or the folder cifar-10-batches-py in {root}") from None
     with tarfile.open(archive, "r:gz") as tar:
         tar.extractall(root, filter="data")
     return folder

