@@ -64,9 +64,10 @@ fig1: install ## Figure 1: NMF vs BP, [1000,500], 10 epochs, MNIST (+ CIFAR-10 i
 	else echo "CIFAR-10 cannot be fetched here (no network to its URL): Figure 1 shows MNIST alone"; fi
 	$(NMFDNN) plot outputs/fig1 --out outputs/fig1
 
-kill-resume: install ## SIGKILL a run at random points, resume, compare with an uninterrupted run
+kill-resume: install ## SIGKILL runs and whole sweeps at random points, resume, compare with uninterrupted ones
 	$(PY) tests/helpers/kill_resume.py --trials 5 --solver nmf
 	$(PY) tests/helpers/kill_resume.py --trials 3 --solver bp
+	$(PY) tests/helpers/kill_resume.py --trials 3 --solver nmf --sweep
 
 bench: install ## GEMM rate and a 1-epoch [1000,500] MNIST run: seconds and GFLOP/s per phase (bench.json)
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float64

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,14 +51,21 @@ def save_checkpoint(path: Path, ck: Checkpoint) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+DAMAGED = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError)
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint (``np.load`` without pickles: arrays and a JSON document only). A truncated
+    or corrupt file is an error naming it, never a silent restart over existing results."""
     try:
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             weights = [z[f"W{i + 1}"] for i in range(meta["n_weights"])]
             solver_arrays = {k[len("solver__"):]: z[k] for k in z.files if k.startswith("solver__")}
-    except (OSError, KeyError, ValueError) as e:
-        raise NmfdnnError(f"cannot read checkpoint {path}: {e}") from None
+            for key in ("epoch", "next_batch", "rng_state", "history", "seconds", "config"):
+                meta[key]  # noqa: B018  (a missing key is damage too)
+    except DAMAGED as e:
+        raise NmfdnnError(f"{path} is damaged: {type(e).__name__}: {e}; remove it to start over") from None
     return Checkpoint(weights=weights, epoch=meta["epoch"], next_batch=meta["next_batch"],
                       rng_state=meta["rng_state"], history=meta["history"], seconds=meta["seconds"],
                       config=meta["config"], solver_arrays=solver_arrays, phases=meta.get("phases", {}))

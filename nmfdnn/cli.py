@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .config import compose_config, conf_dir, plain_overrides, register_configs
 from .errors import NmfdnnError
+from .fileio import writable_dir_problem
 from .tools import Parser
 
 log = logging.getLogger("nmfdnn")
@@ -58,6 +59,13 @@ def error(msg: str, code: int = 2) -> int:
     return code
 
 
+def _output_dir(args: list[str]) -> str:
+    """Where Hydra will write: ``hydra.run.dir`` (``hydra.sweep.dir`` with ``-m``) if given, else ``outputs``."""
+    key = "hydra.sweep.dir=" if any(a in ("-m", "--multirun") for a in args) else "hydra.run.dir="
+    given = [a.split("=", 1)[1] for a in args if a.startswith(key)]
+    return given[-1] if given and "${" not in given[-1] else "outputs"
+
+
 def _is_help(args: list[str]) -> bool:
     return any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith(("--cfg", "-c", "--shell"))
                for a in args)
@@ -72,6 +80,9 @@ def _train(args: list[str], debug: bool) -> int:
 
     register_configs()
     if not _is_help(args):
+        problem = writable_dir_problem(_output_dir(args))
+        if problem:
+            return error(f"cannot write the run directory {problem}")
         try:
             plain = plain_overrides(args)
             sweeping = len(plain) < len([a for a in args if not a.startswith("-") and not a.startswith("hydra")])

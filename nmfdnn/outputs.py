@@ -11,19 +11,25 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from .checkpoint import load_checkpoint
+from .checkpoint import DAMAGED, load_checkpoint
 from .config import dtype_name
-from .errors import NumericalError
+from .errors import NmfdnnError, NumericalError
 from .fileio import atomic_write_bytes, atomic_write_json
 
 HISTORY_FIELDS = ["epoch", "train_error", "test_error", "objective", "epoch_seconds", "seconds"]
 
 
 def load_model(run_dir) -> tuple[list, bool]:
-    """The weights ``[W_1, ..., W_d]`` and the bias flag of a run's ``model.npz``."""
-    with np.load(Path(run_dir) / "model.npz") as z:
-        n = len([k for k in z.files if k.startswith("W")])
-        return [z[f"W{i + 1}"] for i in range(n)], bool(z["bias"])
+    """The weights ``[W_1, ..., W_d]`` and the bias flag of a run's ``model.npz`` (no pickles)."""
+    path = Path(run_dir) / "model.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            n = len([k for k in z.files if k.startswith("W")])
+            return [z[f"W{i + 1}"] for i in range(n)], bool(z["bias"])
+    except FileNotFoundError:
+        raise
+    except DAMAGED as e:
+        raise NmfdnnError(f"{path} is damaged: {type(e).__name__}: {e}; remove it to start over") from None
 
 
 def write_status(out_dir, cfg, status: str, message: str) -> dict:

@@ -24,6 +24,7 @@ from .checkpoint import CHECKPOINT, Checkpoint, config_differences, load_checkpo
 from .config import dtype_name, validate
 from .data import Dataset, load_dataset, one_hot
 from .errors import NmfdnnError, NumericalError
+from .fileio import run_lock, writable_dir_problem
 from .method.network import evaluate
 from .progress import Reporter
 from .timers import Timers
@@ -255,11 +256,25 @@ def finished_metrics(run_dir) -> dict | None:
 
 
 def run(cfg, out_dir: str | Path, reporter: Reporter | None = None) -> dict:
-    """The whole run of ``nmfdnn train``; returns the metrics written to ``metrics.json``."""
-    from .outputs import write_run, write_status
-
+    """The whole run of ``nmfdnn train``, holding the run directory's lock (one writer per run);
+    returns the metrics written to ``metrics.json``."""
     validate(cfg)
     get_backend(cfg.backend.name, dtype_name(cfg))  # fail before loading data if the backend is missing
+    problem = writable_dir_problem(out_dir)
+    if problem:
+        raise NmfdnnError(f"cannot write the run directory {problem}")
+    with run_lock(out_dir):
+        return _run_locked(cfg, out_dir, reporter)
+
+
+def _run_locked(cfg, out_dir, reporter):
+    from .outputs import write_run, write_status
+
+    if not cfg.get("resume", False):
+        held = [f for f in ("metrics.json", CHECKPOINT) if (Path(out_dir) / f).exists()]
+        if held:
+            raise NmfdnnError(f"{out_dir} already holds a run ({', '.join(held)}); continue it with resume=true "
+                              "(nmfdnn resume DIR) or choose another hydra.run.dir")
     if cfg.get("resume", False):
         done = finished_metrics(out_dir)
         if done is not None:

@@ -70,3 +70,58 @@ def test_fashion_style_fetch_verifies_md5(tmp_path):
     with pytest.raises(NmfdnnError, match="cannot obtain Fashion-MNIST"):
         fetch_files({"train-images-idx3-ubyte": "md5:" + "0" * 32}, tmp_path / "cache2", [mirror.as_uri() + "/"],
                     what="Fashion-MNIST", keep_gz=True)
+
+
+class _Payload:
+    """A pickle that would create a file when loaded (what a hostile 'data set' could do)."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.target}",))
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_cifar10_payload_is_refused_before_it_runs(tmp_path, protocol):
+    target = tmp_path / "pwned"
+    p = tmp_path / "data_batch_1"
+    p.write_bytes(pickle.dumps({b"data": _Payload(target), b"labels": [1]}, protocol=protocol))
+    with pytest.raises(DataFormatError, match=r"refused to load: its pickle calls (posix|os)\.system"):
+        read_batch(p)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_cifar10_real_format_loads_with_every_protocol(tmp_path, protocol):
+    """The format as its authors wrote it: a dict of bytes keys, a uint8 array, a list of ints, a
+    list of file names, a batch label; NumPy integer labels too."""
+    rng = np.random.default_rng(1)
+    d = {b"batch_label": b"training batch 1 of 5", b"labels": [int(v) for v in rng.integers(0, 10, 4)],
+         b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"filenames": [b"a.png", b"b.png", b"c.png", b"d.png"]}
+    p = tmp_path / "b1"
+    p.write_bytes(pickle.dumps(d, protocol=protocol))
+    data, labels = read_batch(p)
+    assert np.array_equal(data, d[b"data"]) and list(labels) == d[b"labels"]
+    d[b"labels"] = list(rng.integers(0, 10, 4))  # NumPy scalars: pickled through numpy's scalar()
+    p.write_bytes(pickle.dumps(d, protocol=protocol))
+    assert list(read_batch(p)[1]) == [int(v) for v in d[b"labels"]]
+
+
+def test_cifar10_payload_through_the_console_script(tmp_path):
+    import subprocess
+
+    from util import env_without_full_error, nmfdnn_command
+
+    folder = write_cifar(tmp_path / "c")
+    target = tmp_path / "pwned"
+    (folder / "data_batch_3").write_bytes(pickle.dumps({b"data": _Payload(target), b"labels": [1]}, protocol=2))
+    r = subprocess.run(nmfdnn_command() + ["train", "dataset=cifar10", f"dataset.folder={folder}", "hidden=[8]",
+                                           "progress=false", f"hydra.run.dir={tmp_path / 'run'}"],
+                       capture_output=True, text=True, env=env_without_full_error(), timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("nmfdnn: error:")]
+    assert len(errors) == 1 and "data_batch_3: refused to load" in errors[0]
+    assert not target.exists()

@@ -26,13 +26,58 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 
 
+class _Refused(Exception):
+    pass
+
+
+def _numpy_globals() -> dict[tuple[str, str], object]:
+    """The only callables a CIFAR-10 batch's pickle names: NumPy's array, scalar and dtype
+    reconstruction (under NumPy 1's and 2's module names) and, in protocol 2, ``_codecs.encode``
+    (how Python 3 pickles bytes there). None of them runs anything but a constructor."""
+    import codecs
+
+    try:
+        from numpy._core import multiarray as ma, numeric
+    except ImportError:  # NumPy 1
+        from numpy.core import multiarray as ma, numeric
+    out = {("_codecs", "encode"): codecs.encode}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        out[(mod, "_reconstruct")] = ma._reconstruct
+        out[(mod, "scalar")] = ma.scalar
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):  # protocol 5 arrays
+        out[(mod, "_frombuffer")] = numeric._frombuffer
+    for mod in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray"):
+        out[(mod, "ndarray")] = np.ndarray
+        out[(mod, "dtype")] = np.dtype
+    return out
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler that admits only what the CIFAR-10 python format holds — dicts, lists, bytes,
+    strings, ints and NumPy arrays — and refuses any other global *before* it is called, so that
+    reading a data file can never execute code (``pickle.load`` would run whatever it names)."""
+
+    _allowed = None
+
+    def find_class(self, module, name):
+        if SafeUnpickler._allowed is None:
+            SafeUnpickler._allowed = _numpy_globals()
+        try:
+            return SafeUnpickler._allowed[(module, name)]
+        except KeyError:
+            raise _Refused(f"{module}.{name}") from None
+
+
 def read_batch(path: Path, n_classes: int = 10):
-    """One pickled batch: (images n x 3072 uint8, labels n)."""
+    """One pickled batch: (images n x 3072 uint8, labels n), read by :class:`SafeUnpickler`."""
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
+            d = SafeUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise DataFormatError(f"{path}: no such file") from None
+    except _Refused as e:
+        raise DataFormatError(f"{path}: refused to load: its pickle calls {e}, which a CIFAR-10 batch never "
+                              "does (reading it with pickle.load would run that code)") from None
     except Exception as e:  # unpickling garbage raises many kinds of errors
         raise DataFormatError(f"{path}: not a CIFAR-10 python batch ({type(e).__name__})") from None
     if not isinstance(d, dict):

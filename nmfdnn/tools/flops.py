@@ -47,7 +47,8 @@ class CountingArray(np.ndarray):
         if ufunc is np.matmul and method == "__call__":
             a, b = plain[0], plain[1]
             (m, k), n = a.shape, b.shape[-1]
-            gram = a.shape == b.shape[::-1] and np.shares_memory(a, b) and a.T.strides == b.strides
+            gram = (a.shape == b.shape[::-1] and a.T.strides == b.strides  # b is a.T: the same buffer, transposed
+                    and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
             _count(m * m * k if gram else 2 * m * n * k)
         result = getattr(ufunc, method)(*plain, **kwargs)
         if outs is not None:  # the caller's own buffers, still counting arrays

@@ -1,7 +1,12 @@
 """Kill a training run with SIGKILL at a random moment, resume it, and compare the result with an
 uninterrupted run of the same config: history (errors, objective) and weights must be identical.
 
-Run by the test suite; also a script: ``python tests/kill_resume.py --trials 5 --solver nmf``.
+With ``--sweep``, the killed process is a whole sweep (``nmfdnn train -m seed=0,1,2 ...``, run
+directories named by their overrides, ``resume=true``): rerunning the same command must finish every
+run, each identical to the same run of an uninterrupted sweep.
+
+Run by the test suite; also a script: ``python tests/helpers/kill_resume.py --trials 5 --solver nmf``
+(``--sweep`` for sweep kills).
 """
 
 from __future__ import annotations
@@ -76,17 +81,73 @@ def trial(solver: str, work: Path, rng: random.Random, reference, ref_seconds: f
     return dict(delay=round(delay, 2), killed=killed, had_checkpoint=had_checkpoint, identical=same)
 
 
+SWEEP_SEEDS = "0,1,2"
+
+
+def sweep_args(solver: str, sweep_dir: Path) -> list[str]:
+    """A resumable sweep of three seeds: the train arguments without the run directory, with `-m`."""
+    args = [a for a in train_args(solver, sweep_dir) if not a.startswith("hydra.run.dir=")]
+    args = [a for a in args if not a.startswith("epochs=")] + ["epochs=3"]
+    return ["train", "-m", *args[1:], f"seed={SWEEP_SEEDS}", "resume=true", f"hydra.sweep.dir={sweep_dir}",
+            "hydra.sweep.subdir=${hydra.job.override_dirname}"]
+
+
+def sweep_runs(sweep_dir: Path) -> dict:
+    return {d.name: comparable(d) for d in sorted(sweep_dir.iterdir()) if (d / "metrics.json").exists()}
+
+
+def run_sweep_trials(solver: str, trials: int, seed=None) -> list[dict]:
+    """SIGKILL the sweep process at random moments, rerun the same command, compare every run."""
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        r = subprocess.run(command() + sweep_args(solver, work / "reference"), env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise AssertionError(f"the reference sweep failed: {r.stderr}")
+        ref_seconds = time.perf_counter() - t0
+        reference = sweep_runs(work / "reference")
+        assert len(reference) == len(SWEEP_SEEDS.split(",")), reference.keys()
+        results = []
+        for i in range(trials):
+            sweep_dir = work / f"killed-{i}"
+            delay = rng.uniform(0.5, 0.9 * ref_seconds)
+            p = subprocess.Popen(command() + sweep_args(solver, sweep_dir), env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            killed = p.poll() is None
+            if killed:
+                os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            done_before = len(sweep_runs(sweep_dir)) if sweep_dir.exists() else 0
+            r = subprocess.run(command() + sweep_args(solver, sweep_dir), env=env, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise AssertionError(f"resuming the sweep failed: {r.stderr}")
+            runs = sweep_runs(sweep_dir)
+            same = runs.keys() == reference.keys() and all(
+                runs[k][0] == "finished" and runs[k][1] == reference[k][1] and all(
+                    np.array_equal(runs[k][2][w], reference[k][2][w]) for w in reference[k][2]) for k in reference)
+            results.append(dict(delay=round(delay, 2), killed=killed, finished_before_resume=done_before,
+                                identical=same))
+        return results
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--solver", choices=sorted(SOLVER_ARGS), default="nmf")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--sweep", action="store_true", help="kill whole sweeps instead of single runs")
     a = ap.parse_args(argv)
-    results = run_trials(a.solver, a.trials, a.seed)
+    results = (run_sweep_trials if a.sweep else run_trials)(a.solver, a.trials, a.seed)
     for r in results:
         print(r)
     ok = all(r["identical"] for r in results)
-    print(f"{sum(r['identical'] for r in results)} of {len(results)} resumed runs identical to the uninterrupted run")
+    what = "resumed sweeps identical to the uninterrupted sweep" if a.sweep else \
+        "resumed runs identical to the uninterrupted run"
+    print(f"{sum(r['identical'] for r in results)} of {len(results)} {what}")
     return 0 if ok else 1
 
 
