@@ -7,7 +7,7 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train fetch lint test test-fast clean table1 table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
+.PHONY: help install train fetch lint test test-fast slurm-up slurm-down clean table1 table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,12 @@ test: install lint ## lint, then the whole test suite (includes a real-MNIST end
 test-fast: install lint ## lint, then unit and CLI tests only (skips tests marked slow)
 	$(PY) -m pytest -q -m "not slow"
 
+slurm-up: install ## a one-node SLURM cluster on this machine (installs slurm and munge with apt-get if missing; state in .slurm/)
+	$(PY) tests/helpers/slurm_cluster.py up .slurm
+
+slurm-down: ## stop the daemons slurm-up started (by their pids)
+	$(PY) tests/helpers/slurm_cluster.py down .slurm
+
 clean: ## remove the virtual environment and caches (not outputs/ nor the data cache)
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
@@ -43,7 +49,12 @@ clean: ## remove the virtual environment and caches (not outputs/ nor the data c
 # ones, so rerunning the target after an interruption costs only the unfinished work.
 TABLE1_SWEEP = solver=nmf,bp hidden=[500],[1000,500],[1500,1000,500],[2000,1500,1000,500] seed=0,1,2,3,4,5,6,7,8,9 epochs=10
 TABLE1_QUICK = solver=nmf,bp hidden=[500],[1000,500] seed=0,1,2 epochs=2 dataset.train_subset=10000
-SWEEP_OPTS = resume=true progress=false 'hydra.sweep.subdir=$${hydra.job.override_dirname}'
+# LAUNCHER=slurm (or parallel) hands the sweeps to Hydra's submitit (joblib) launcher; PARTITION=...
+# picks the SLURM partition, e.g. `make table1 LAUNCHER=slurm PARTITION=cpu`.
+LAUNCHER ?=
+PARTITION ?=
+SWEEP_OPTS = resume=true progress=false 'hydra.sweep.subdir=$${hydra.job.override_dirname}' \
+	$(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(if $(PARTITION),hydra.launcher.partition=$(PARTITION))
 
 table1: install ## the full Table 1 sweep (80 runs, many hours on 2 cores; resumable), then the comparison
 	@echo "Table 1: 80 runs of 10 epochs on full MNIST. Measured on 2 cores: nmf [500] ~1.5 min, nmf [1000,500]"

@@ -127,7 +127,11 @@ def _train(args: list[str], debug: bool) -> int:
 
 
 def _cap_threads_for_parallel_sweeps(cfg, hc) -> None:
-    """Under the joblib launcher, give each job cores // n_jobs BLAS threads unless set explicitly."""
+    """Under the joblib launcher, give each job cores // n_jobs BLAS threads unless set explicitly;
+    in a SLURM job, the CPUs SLURM gave it."""
+    if cfg.backend.get("threads") is None and os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
+        cfg.backend.threads = int(os.environ["SLURM_CPUS_PER_TASK"])
+        return
     launcher = str(hc.launcher.get("_target_", "")) if hc.get("launcher") is not None else ""
     if "joblib" not in launcher.lower() or cfg.backend.get("threads") is not None:
         return

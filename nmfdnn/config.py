@@ -197,6 +197,10 @@ def register_configs() -> None:
 
     # conf/train.yaml names the sweep subdirectories (hydra.job.override_dirname) without these keys
     OmegaConf.register_new_resolver("nmfdnn_non_result_keys", lambda: list(NON_RESULT_KEYS), replace=True)
+    # conf/hydra/launcher/slurm.yaml: CPUs per task from backend.threads, a GPU for backend=cupy
+    OmegaConf.register_new_resolver("nmfdnn_cpus", lambda threads: int(threads) if threads else 2, replace=True)
+    OmegaConf.register_new_resolver("nmfdnn_gpus", lambda backend: 1 if str(backend) == "cupy" else None,
+                                    replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     for name, node in DATASET_SCHEMAS.items():

@@ -74,7 +74,8 @@ def write_run(out_dir, cfg, data, result) -> dict:
         "total_seconds": result.info.get("total_seconds"),
         "phase_seconds": result.phases,
         "info": {k: v for k, v in result.info.items() if k != "total_seconds"},
-        "machine": {"node": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"node": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+                    "slurm_job_id": os.environ.get("SLURM_JOB_ID")},
         "history": result.history,
     }
     buf = io.StringIO()
