@@ -7,7 +7,7 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train fetch lint test test-fast slurm-up slurm-down clean table1 table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
+.PHONY: help install train fetch results lint test test-fast slurm-up slurm-down clean table1 table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -79,6 +79,14 @@ kill-resume: install ## SIGKILL runs and whole sweeps at random points, resume, 
 	$(PY) tests/helpers/kill_resume.py --trials 5 --solver nmf
 	$(PY) tests/helpers/kill_resume.py --trials 3 --solver bp
 	$(PY) tests/helpers/kill_resume.py --trials 3 --solver nmf --sweep
+
+results: install ## regenerate outputs/results/ (defaults [500] and [1000,500] seed 0 + report; bench float64/float32 + table)
+	$(NMFDNN) train -m hidden=[500],[1000,500] progress=false resume=true hydra.sweep.dir=outputs/results/defaults \
+	  'hydra.sweep.subdir=$${hydra.job.override_dirname}'
+	$(NMFDNN) report outputs/results/defaults --compare paper-table1
+	rm -rf outputs/results/bench
+	for dt in float64 float32; do $(NMFDNN) bench --out outputs/results/bench/$$dt dataset=mnist hidden=[1000,500] dtype=$$dt || exit 1; done
+	$(NMFDNN) bench --table outputs/results/bench > outputs/results/bench/bench.md
 
 bench: install ## GEMM rate and a 1-epoch [1000,500] MNIST run: seconds and GFLOP/s per phase (bench.json)
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float64
