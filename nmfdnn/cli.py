@@ -98,6 +98,9 @@ def _train(args: list[str], debug: bool) -> int:
         from .train import Interrupted, run
 
         hc = HydraConfig.get()
+        if "optuna" in str(hc.sweeper.get("_target_", "")).lower() and not cfg.dataset.get("val_size"):
+            raise SystemExit(error("a hyper-parameter search optimises the validation error: set dataset.val_size "
+                                   "(e.g. dataset.val_size=10000), never the test error"))
         _cap_threads_for_parallel_sweeps(cfg, hc)
         reporter = RichReporter() if cfg.progress and sys.stderr.isatty() else Reporter()
         try:
@@ -119,7 +122,9 @@ def _train(args: list[str], debug: bool) -> int:
             reporter.stop()
             raise SystemExit(error("interrupted", 130)) from None
         _summary(metrics, hc.runtime.output_dir)
-        return metrics["test_error"]
+        # What a sweeper optimises: the validation error, never the test error (settings are chosen on
+        # validation data); without a validation split there is nothing to return.
+        return metrics.get("val_error")
 
     sys.argv = ["nmfdnn-train", *args]
     task()

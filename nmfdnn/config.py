@@ -49,6 +49,8 @@ class DatasetConfig:
     data_dir: Optional[str] = None  # default: $NMFDNN_DATA, else ~/.cache/nmfdnn
     train_subset: Optional[int] = None  # use only this many training samples (fixed random subset)
     test_subset: Optional[int] = None
+    val_size: int = 0  # hold out this many training samples for validation (0: none, the paper's setting)
+    val_seed: int = 0  # which ones (fixed, independent of the run's seed)
 
 
 @dataclass
@@ -121,6 +123,12 @@ class NMFSolverConfig:
     output_init: OutputInit = OutputInit.lstsq  # W_d after pre-training: lstsq or zeros
     bias: bool = False  # bias vectors (the paper has none; its follow-up adds them)
     shuffle: bool = True  # new random mini-batches every epoch
+    # Beyond the paper (Arai, Imakura and Sakurai 2018); 0 / off / null: the paper's method, unchanged.
+    alpha: float = 0.0  # ridge on every W update of Alg. 4 and W_d's initialisation: W = B A^T (A A^T + alpha I)^-1
+    beta: float = 0.0  # + beta Z in numerator and denominator of semi-NMF's Z update
+    lam: float = 0.0  # Algorithm 3 with (A^T A + lam I)^-1 A^T for A^dagger
+    safeguard: bool = False  # Algorithms 2/3 accept a step only if the residual falls, else halve omega
+    layer_omega: Optional[list[float]] = None  # omega per layer (W_1 ... W_{d-1}); null: omega everywhere
 
 
 @dataclass
@@ -188,6 +196,14 @@ def conf_dir() -> str:
     raise NmfdnnError(f"cannot find the configuration directory (looked in {here / 'conf'} and {here.parent / 'conf'})")
 
 
+def _sqlite_url(path: str) -> str:
+    """``sqlite:///ABSOLUTE_PATH`` for an optuna study, its folder created (the sweep directory does not
+    exist yet when the sweeper opens the study)."""
+    p = Path(path).expanduser().absolute()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{p}"
+
+
 def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore at the root (not in the groups, so that
     ``--help`` lists only real options); each YAML of a group extends its schema with
@@ -201,6 +217,9 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("nmfdnn_cpus", lambda threads: int(threads) if threads else 2, replace=True)
     OmegaConf.register_new_resolver("nmfdnn_gpus", lambda backend: 1 if str(backend) == "cupy" else None,
                                     replace=True)
+    OmegaConf.register_new_resolver("nmfdnn_sqlite", _sqlite_url, replace=True)  # hparams_search studies
+    OmegaConf.register_new_resolver(  # a short, stable folder name for a long set of overrides
+        "nmfdnn_digest", lambda text: __import__("hashlib").sha1(str(text).encode()).hexdigest()[:12], replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     for name, node in DATASET_SCHEMAS.items():
@@ -288,6 +307,9 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
             raise NmfdnnError(f"hidden[{i}] = {n!r}: every hidden width must be a positive integer")
     if not isinstance(cfg.epochs, int) or cfg.epochs < 0:
         raise NmfdnnError(f"epochs must be a nonnegative integer, got {cfg.epochs!r}")
+    val_size = cfg.dataset.get("val_size", 0) or 0
+    if val_size < 0:
+        raise NmfdnnError(f"dataset.val_size must be 0 or more, got {val_size}")
     if cfg.backend.get("threads") is not None:
         _positive_int(cfg.backend.threads, "backend.threads")
     s = cfg.solver
@@ -299,6 +321,13 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
                 raise NmfdnnError(f"solver.{key} must be a nonnegative integer, got {s[key]!r}")
         if not (0 < s.omega <= 2):
             raise NmfdnnError(f"solver.omega must be in (0, 2], got {s.omega!r}")
+        for key in ("alpha", "beta", "lam"):
+            if not s[key] >= 0:
+                raise NmfdnnError(f"solver.{key} must be 0 or more, got {s[key]!r}")
+        if s.layer_omega is not None:
+            if len(s.layer_omega) != len(hidden) or not all(0 < w <= 2 for w in s.layer_omega):
+                raise NmfdnnError(f"solver.layer_omega must list one omega in (0, 2] per hidden layer "
+                                  f"({len(hidden)}), got {list(s.layer_omega)}")
         if not (0 <= s.input_threshold < 1):
             raise NmfdnnError(f"solver.input_threshold must be in [0, 1), got {s.input_threshold!r}")
         if not (0 <= s.hidden_rcond < 1):

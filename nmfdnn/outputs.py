@@ -68,6 +68,7 @@ def write_run(out_dir, cfg, data, result) -> dict:
         "train_error": final["train_error"],
         "test_error": final["test_error"],
         "objective": final["objective"],
+        **({"val_error": final["val_error"], "n_val": data.val.m} if "val_error" in final else {}),
         "pretrain_seconds": result.pretrain_seconds,
         "finetune_seconds": result.finetune_seconds,
         "eval_seconds": result.eval_seconds,
@@ -79,7 +80,8 @@ def write_run(out_dir, cfg, data, result) -> dict:
         "history": result.history,
     }
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    fields = HISTORY_FIELDS + (["val_error"] if "val_error" in final else [])
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for row in result.history:
         w.writerow(row)

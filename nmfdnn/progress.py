@@ -31,8 +31,9 @@ class Reporter:
     def batch_done(self, b: int) -> None: ...
 
     def epoch_done(self, row: dict) -> None:
-        log.info("epoch %3d  train %6.2f%%  test %6.2f%%  objective %.4g  %.1fs", row["epoch"],
-                 row["train_error"], row["test_error"], row["objective"], row["epoch_seconds"])
+        val = f"  val {row['val_error']:6.2f}%" if "val_error" in row else ""
+        log.info("epoch %3d  train %6.2f%%%s  test %6.2f%%  objective %.4g  %.1fs", row["epoch"],
+                 row["train_error"], val, row["test_error"], row["objective"], row["epoch_seconds"])
 
     def stop(self) -> None: ...
 

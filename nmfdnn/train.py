@@ -133,6 +133,7 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     cfg_plain = config_dict(cfg)
 
     X, Y, X_test = training_arrays(bk, data)
+    X_val = bk.asarray(data.val.X) if data.val is not None else None
     trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers)
     result = FitResult(weights=[])
 
@@ -143,9 +144,11 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
         else:
             train_err, obj = float("nan"), float("nan")
         test_err, _ = evaluate(bk, Ws, X_test, data.test.labels, bias)
-        result.eval_seconds += time.perf_counter() - t0
         row = dict(epoch=epoch, train_error=train_err, test_error=test_err, objective=obj,
                    epoch_seconds=epoch_seconds, seconds=result.pretrain_seconds + result.finetune_seconds)
+        if X_val is not None:
+            row["val_error"], _ = evaluate(bk, Ws, X_val, data.val.labels, bias)
+        result.eval_seconds += time.perf_counter() - t0
         result.history.append(row)
         reporter.epoch_done(row)
 

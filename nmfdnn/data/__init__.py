@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import NmfdnnError
-from .base import DataSplit, Dataset, one_hot, subset
+from .base import DataSplit, Dataset, hold_out, one_hot, subset
 from .cifar10 import load_cifar10
 from .mnist import load_fashion_mnist, load_idx_pair, load_mnist
 from .synthetic import make_synthetic
@@ -27,10 +27,14 @@ LOADERS: dict[str, Callable] = {
 
 
 def load_dataset(cfg) -> Dataset:
-    """Load the data set described by the ``dataset`` config node; subsample if asked."""
+    """Load the data set described by the ``dataset`` config node; subsample if asked, then hold out
+    ``val_size`` training samples as the validation split (never seen by training)."""
     if cfg.name not in LOADERS:
         raise NmfdnnError(f"unknown dataset {cfg.name!r}: choose one of {', '.join(LOADERS)}")
     ds = LOADERS[cfg.name](cfg)
     train = subset(ds.train, cfg.get("train_subset"), 12345)
     test = subset(ds.test, cfg.get("test_subset"), 54321)
-    return Dataset(ds.name, train, test, ds.n_classes)
+    val = None
+    if cfg.get("val_size"):
+        train, val = hold_out(train, int(cfg.val_size), int(cfg.get("val_seed") or 0))
+    return Dataset(ds.name, train, test, ds.n_classes, val)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import NmfdnnError
+
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Dataset:
     train: DataSplit
     test: DataSplit
     n_classes: int
+    val: DataSplit | None = None  # held out of the training samples (dataset.val_size)
 
     @property
     def n_in(self) -> int:
@@ -43,3 +46,14 @@ def subset(split: DataSplit, n: int | None, rng_seed: int) -> DataSplit:
         return split
     idx = np.sort(np.random.default_rng(rng_seed).permutation(split.m)[:n])
     return DataSplit(np.ascontiguousarray(split.X[:, idx]), split.labels[idx])
+
+
+def hold_out(split: DataSplit, n: int, seed: int) -> tuple[DataSplit, DataSplit]:
+    """``(train, val)``: ``n`` samples of ``split`` drawn with ``seed`` become the validation split;
+    the training split keeps the others, in their original order."""
+    if not 0 < n < split.m:
+        raise NmfdnnError(f"dataset.val_size={n} must be between 1 and {split.m - 1} (the training samples)")
+    val = np.zeros(split.m, dtype=bool)
+    val[np.random.default_rng(seed).permutation(split.m)[:n]] = True
+    take = lambda mask: DataSplit(np.ascontiguousarray(split.X[:, mask]), split.labels[mask])  # noqa: E731
+    return take(~val), take(val)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from .linalg import batch_input_pinv, left_pinv, right_pinv
+from .linalg import (batch_input_pinv, left_pinv, ridge_batch_input_pinv, ridge_left_pinv, ridge_right_pinv,
+                     right_pinv)
 from .network import augment, check_finite, forward
-from .nonlinear_lsq import alg2, alg3_left
+from .nonlinear_lsq import alg2, alg2_right_safe, alg3_left, alg3_left_safe
 from .semi_nmf import semi_nmf
 from ..timers import NullTimers
 
 _REMEDY = "try a smaller solver.omega, a larger solver.hidden_rcond or dtype=float64"
+
+
+def layer_omega(sol, i: int) -> float:
+    """omega of Algorithms 2 and 3 for the paper's layer ``i`` (``W_i``, ``Z_{i-1}``):
+    ``solver.layer_omega[i - 1]`` when given, else ``solver.omega``."""
+    per_layer = sol.get("layer_omega")
+    return float(per_layer[i - 1]) if per_layer else sol.omega
 
 
 def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
@@ -20,34 +28,44 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
     from the forward-pass ``Z_{i-1}``. Line 8: Algorithm 2 for ``W_1`` with the batch
     pseudo-inverse ``X_pinv`` of the truncated input (Sec. 3.3). Algorithm 2's first residual
     reuses the forward pass: ``W_i`` has not changed since, so ``f(W_i Z_{i-1}) = Z_i``.
+
+    Options beyond the paper (all off by default, and then the code path is the paper's): ridge
+    ``solver.alpha`` on every W update (semi-NMF's least squares and Algorithm 2), ``solver.beta`` on
+    semi-NMF's Z update, ``solver.lam`` on Algorithm 3's pseudo-inverse, per-layer omega
+    (``solver.layer_omega``) and the step safeguard (``solver.safeguard``).
     """
     timers = timers or NullTimers()
     bias = sol.bias
     d = len(Ws)
+    alpha, beta, lam = sol.get("alpha", 0.0), sol.get("beta", 0.0), sol.get("lam", 0.0)
+    solve2 = alg2_right_safe if sol.get("safeguard", False) else alg2
+    solve3 = alg3_left_safe if sol.get("safeguard", False) else alg3_left
     with timers("forward"):
         Zs = forward(bk, Ws, XJ, bias)
     with timers("semi_nmf"):
         Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
-                                 sol.pinv, bias)
+                                 sol.pinv, bias, alpha, beta)
     check_finite(bk, Ws[-1], f"output weights W_{d} after semi-NMF", _REMEDY)
     check_finite(bk, Z_hat, f"target Z_hat_{d - 1} after semi-NMF", _REMEDY)
     for i in range(d - 1, 1, -1):  # paper's layer index i; Python index i - 1
         A = augment(bk, Zs[i - 1], bias)
+        omega = layer_omega(sol, i)
         with timers("pinv"):
-            A_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv)
+            A_pinv = (ridge_right_pinv(bk, A, sol.hidden_rcond, alpha, bias) if alpha > 0
+                      else right_pinv(bk, A, sol.hidden_rcond, sol.pinv))
         with timers("alg2"):
-            Ws[i - 1] = alg2(bk, Z_hat, A, A_pinv, Ws[i - 1], sol.lsq_iters, sol.omega, fx0=Zs[i])
+            Ws[i - 1] = solve2(bk, Z_hat, A, A_pinv, Ws[i - 1], sol.lsq_iters, omega, fx0=Zs[i])
         check_finite(bk, Ws[i - 1], f"weights W_{i} after Algorithm 2", _REMEDY)
         W = Ws[i - 1][:, :-1] if bias else Ws[i - 1]
         c = Ws[i - 1][:, -1:] if bias else None
         with timers("pinv"):
-            W_pinv = left_pinv(bk, W, sol.hidden_rcond, sol.pinv)
+            W_pinv = ridge_left_pinv(bk, W, lam) if lam > 0 else left_pinv(bk, W, sol.hidden_rcond, sol.pinv)
         with timers("alg3"):
-            Z_hat = alg3_left(bk, Z_hat, W, W_pinv, Zs[i - 1], sol.lsq_iters, sol.omega, offset=c)
+            Z_hat = solve3(bk, Z_hat, W, W_pinv, Zs[i - 1], sol.lsq_iters, omega, offset=c)
         check_finite(bk, Z_hat, f"target Z_hat_{i - 1} after Algorithm 3", _REMEDY)
     with timers("alg2"):
-        Ws[0] = alg2(bk, Z_hat, augment(bk, XJ, bias), X_pinv, Ws[0], sol.lsq_iters, sol.omega,
-                           fx0=Zs[1])
+        Ws[0] = solve2(bk, Z_hat, augment(bk, XJ, bias), X_pinv, Ws[0], sol.lsq_iters, layer_omega(sol, 1),
+                       fx0=Zs[1])
     check_finite(bk, Ws[0], "weights W_1 after Algorithm 2", _REMEDY)
 
 
@@ -59,7 +77,9 @@ def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol, timers=None, on_batch=None,
         if b < start_batch:
             continue
         with timers("batch_pinv"):
-            X_pinv = batch_input_pinv(bk, xsvd, J, sol.input_pinv)
+            alpha = sol.get("alpha", 0.0)
+            X_pinv = (ridge_batch_input_pinv(bk, xsvd, J, alpha, sol.bias) if alpha > 0
+                      else batch_input_pinv(bk, xsvd, J, sol.input_pinv))
         with timers("gather"):
             XJ, YJ = X[:, J], Y[:, J]
         finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers)

@@ -22,14 +22,15 @@ def add_relu_(bk, X, S):
     return bk.relu(S, out=S)
 
 
-def semi_nmf_ratio_(bk, Z, absZ, low, WtY):
+def semi_nmf_ratio_(bk, Z, absZ, low, WtY, beta: float = 0.0):
     """The multiplicative update of (Ding, Li and Jordan, eq. 10) from its products, into ``absZ``:
 
     ``Z * sqrt(min(([W^T Y]^+ + [W^T W]^- Z) / max([W^T Y]^- + [W^T W]^+ Z, tiny), 1/eps))`` with
     ``[W^T W]^+- Z = (|W^T W| Z +- W^T W Z) / 2`` (``absZ``, ``low``) and ``[M]^+- = (|M| +- M) / 2``.
     The numerator is floored at 0 (cancellation in ``absZ - low``), the denominator at the smallest
     normal number and the ratio capped at ``1/eps`` (see :func:`nmfdnn.semi_nmf.update_z`).
-    ``absZ``, ``low`` and ``WtY`` are overwritten.
+    ``absZ``, ``low`` and ``WtY`` are overwritten. ``beta > 0`` adds ``beta Z`` to numerator and
+    denominator (the regularised update of Arai, Imakura and Sakurai 2018).
     """
     xp = bk.xp
     fi = xp.finfo(Z.dtype)
@@ -43,6 +44,9 @@ def semi_nmf_ratio_(bk, Z, absZ, low, WtY):
     num += pos
     pos -= WtY  # [W^T Y]^- = [W^T Y]^+ - W^T Y
     den += pos
+    if beta > 0:
+        num += beta * Z
+        den += beta * Z
     xp.maximum(den, fi.tiny, out=den)
     num /= den
     xp.minimum(num, 1.0 / fi.eps, out=num)

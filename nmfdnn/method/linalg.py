@@ -171,6 +171,35 @@ def left_pinv(bk, A, rcond: float, method: str):
     raise ValueError(f"unknown pseudo-inverse method {method!r}; choose one of {PINV_METHODS}")
 
 
+def ridge_right_pinv(bk, A, rcond: float, alpha: float, bias: bool = False) -> CholRightPinv:
+    """The ridge-regularised ``R -> R A^T (A A^T + alpha D)^-1`` of a ``p x m`` matrix ``A``: the least
+    squares update ``W = R A^dagger`` of Algorithm 2, semi-NMF and the output initialisation with the
+    penalty ``alpha ||W D^(1/2)||_F^2`` (Arai, Imakura and Sakurai 2018: the filter
+    ``W U diag(s^2 / (s^2 + alpha)) U^T``). ``D = I``, except that with a bias the ones row of ``A`` is
+    a fixed constraint and its column of ``W`` (the bias) is not penalised. On top, the shift of the
+    ``chol`` route (:func:`ridge`) keeps the factorisation defined; every route solves these
+    regularised normal equations by Cholesky when ``alpha > 0``."""
+    G = A @ A.T
+    idx = bk.xp.arange(G.shape[0] - int(bias))
+    G[idx, idx] += alpha
+    factor = gram_cholesky(bk, G, rcond)
+    if factor is None:
+        raise np.linalg.LinAlgError("the ridge-regularised Gram matrix is not positive definite")
+    return CholRightPinv(bk, A, factor)
+
+
+def ridge_left_pinv(bk, A, lam: float):
+    """``(A^T A + lam I)^-1 A^T = A^T (A A^T + lam I)^-1`` of a ``q x p`` weight matrix: Algorithm 3's
+    ``A^dagger`` with the penalty ``lam ||X||_F^2`` on the hidden matrix ``X`` (solved on the short side)."""
+    short = A.shape[0] <= A.shape[1]
+    G = A @ A.T if short else A.T @ A
+    idx = bk.xp.arange(G.shape[0])
+    G[idx, idx] += lam
+    factor = bk.cho_factor(G)
+    B = A.copy(order="F") if short else A.T.copy(order="F")
+    return bk.cho_solve(factor, B).T if short else bk.cho_solve(factor, B)
+
+
 @dataclass
 class InputSVD:
     """The truncated SVD ``X ~ U_1 S_1 V_1^T`` of the whole training input (Sec. 3.3).
@@ -209,6 +238,21 @@ def input_svd(bk, X, threshold: float, bias: bool = False) -> InputSVD:
         s = xp.concatenate([s, xp.asarray([m ** 0.5], dtype=s.dtype)])
         V = xp.concatenate([V, xp.full((m, 1), m ** -0.5, dtype=V.dtype)], axis=1)
     return InputSVD(U=U, s=s, V=V)
+
+
+def ridge_batch_input_pinv(bk, svd: InputSVD, J, alpha: float, bias: bool = False) -> RightPinv:
+    """The ridge-regularised pseudo-inverse of the batch input ``X_J = U_1 S_1 V_1(J,:)^T`` (see
+    :func:`ridge_right_pinv`): ``X_J^T (X_J X_J^T + alpha I)^-1 = V_J (V_J^T V_J + alpha S_1^-2)^-1 S_1^-1 U_1^T``,
+    an r x r Cholesky factorisation; with a bias its factor (the ones row, last) is not penalised."""
+    VJ = svd.V[J]
+    G = VJ.T @ VJ
+    d = alpha / (svd.s * svd.s)
+    if bias:
+        d[-1] = 0.0
+    idx = bk.xp.arange(G.shape[0])
+    G[idx, idx] += d
+    left = bk.cho_solve(bk.cho_factor(G), VJ.T.copy(order="F")).T
+    return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
 
 
 def batch_input_pinv(bk, svd: InputSVD, J, method: str) -> RightPinv:

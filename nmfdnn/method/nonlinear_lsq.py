@@ -99,6 +99,64 @@ def alg2(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
     return alg2_right(bk, B, A, A_pinv, X0, iters, omega, fx0)
 
 
+def _norm2(bk, R) -> float:
+    return bk.scalar((R * R).sum())
+
+
+def alg2_right_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, halvings: int = 8):
+    """Algorithm 2 with a step safeguard: line 4's step ``omega R_s A^dagger`` is accepted only if the
+    residual norm ``||B - f(X A)||_F`` falls; otherwise omega is halved (at most ``halvings`` times per
+    iteration) and, if no step helps, the iteration stops with the last accepted ``X``. At ``omega = 1``
+    Algorithm 2 has no descent guarantee (``f`` is not linear); this variant never raises the residual.
+    The residual of an accepted step is line 3 of the next iteration, so it costs nothing extra."""
+    xp = bk.xp
+    X = X0.copy()
+    R = xp.subtract(B, fx0) if fx0 is not None else residual_relu_(bk, B, X @ A)
+    r = _norm2(bk, R)
+    for _ in range(iters):
+        step = A_pinv.apply(R)
+        w = omega
+        for _ in range(halvings + 1):
+            Xn = X + w * step
+            Rn = residual_relu_(bk, B, Xn @ A)
+            rn = _norm2(bk, Rn)
+            if rn < r:
+                break
+            w *= 0.5
+        else:
+            return X  # no step lowers the residual: keep the last accepted iterate
+        X, R, r = Xn, Rn, rn
+    return X
+
+
+def alg3_left_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, halvings: int = 8):
+    """Algorithm 3 with the step safeguard of :func:`alg2_right_safe`: ``X_{s+1} = f(X_s + w A^dagger R_s)``
+    with ``w`` halved from ``omega`` until the residual norm falls; every iterate stays nonnegative."""
+    def residual(X):
+        U = A @ X
+        if offset is not None:
+            U += offset
+        return residual_relu_(bk, B, U)
+
+    X = X0.copy()
+    R = residual(X)
+    r = _norm2(bk, R)
+    for _ in range(iters):
+        step = A_pinv @ R
+        w = omega
+        for _ in range(halvings + 1):
+            Xn = bk.relu(X + w * step)
+            Rn = residual(Xn)
+            rn = _norm2(bk, Rn)
+            if rn < r:
+                break
+            w *= 0.5
+        else:
+            return X
+        X, R, r = Xn, Rn, rn
+    return X
+
+
 def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None):
     """Algorithm 3: ``min_{X >= 0} ||B - f(A X + c e^T)||_F`` by ``X_{s+1} = f(X_s + omega A^dagger R_s)``.
 

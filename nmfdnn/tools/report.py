@@ -59,12 +59,14 @@ class Group:
         col = lambda k: [r[k] for r in self.runs if r.get(k) is not None]  # noqa: E731
         tr, tr_ci = t_interval(col("train_error"))
         te, te_ci = t_interval(col("test_error"))
+        va, va_ci = t_interval(col("val_error")) if col("val_error") else (None, None)
         mean = lambda k: float(np.mean(col(k))) if col(k) else float("nan")  # noqa: E731
         return {"dataset": self.config.get("dataset.name"), "solver": self.config.get("solver.name"),
                 "hidden": "-".join(str(h) for h in self.config.get("hidden", [])),
                 "dtype": self.config.get("dtype"), "backend": self.config.get("backend.name"),
                 "epochs": self.config.get("epochs"), "n": len(self.runs),
-                "train_error": tr, "train_ci": tr_ci, "test_error": te, "test_ci": te_ci,
+                "train_error": tr, "train_ci": tr_ci, "val_error": va, "val_ci": va_ci, "test_error": te,
+                "test_ci": te_ci,
                 "pretrain_seconds": mean("pretrain_seconds"), "finetune_seconds": mean("finetune_seconds"),
                 "total_seconds": mean("total_seconds"), "seeds": sorted(r.get("seed") for r in self.runs),
                 "n_train": int(np.max(col("n_train"))) if col("n_train") else None}
@@ -139,9 +141,17 @@ HEAD = ["dataset", "solver", "hidden", "dtype", "epochs", "n", "train error %", 
         "pre-train s", "fine-tune s", "total s"]
 
 
-def _cells(r):
+def _head(rows) -> list[str]:
+    """The columns; "val error %" only when some group has a validation split (dataset.val_size)."""
+    if any(r.get("val_error") is not None for r in rows):
+        return HEAD[:7] + ["val error %"] + HEAD[7:]
+    return HEAD
+
+
+def _cells(r, with_val=False):
+    val = [_fmt(r.get("val_error"), r.get("val_ci"))] if with_val else []
     return [str(r["dataset"]), str(r["solver"]), r["hidden"], str(r["dtype"]), str(r["epochs"]), str(r["n"]),
-            _fmt(r["train_error"], r["train_ci"]), _fmt(r["test_error"], r["test_ci"]),
+            _fmt(r["train_error"], r["train_ci"]), *val, _fmt(r["test_error"], r["test_ci"]),
             f"{r['pretrain_seconds']:.1f}", f"{r['finetune_seconds']:.1f}", f"{r['total_seconds']:.1f}"]
 
 
@@ -153,15 +163,17 @@ def _paper_cells(r):
 
 
 def write_reports(rows, out_dir: Path, compare: bool):
-    head = HEAD + (["paper train %", "paper test %", "test diff"] if compare else [])
-    body = [_cells(r) + (_paper_cells(r) if compare else []) for r in rows]
+    head = _head(rows) + (["paper train %", "paper test %", "test diff"] if compare else [])
+    with_val = "val error %" in head
+    body = [_cells(r, with_val) + (_paper_cells(r) if compare else []) for r in rows]
     md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
     md += "".join("| " + " | ".join(c) + " |\n" for c in body)
     atomic_write_bytes(out_dir / "report.md", md.encode())
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    keys = ["dataset", "solver", "hidden", "dtype", "backend", "epochs", "n", "train_error", "train_ci", "test_error",
-            "test_ci", "pretrain_seconds", "finetune_seconds", "total_seconds"]
+    keys = ["dataset", "solver", "hidden", "dtype", "backend", "epochs", "n", "train_error", "train_ci",
+            *(["val_error", "val_ci"] if with_val else []), "test_error", "test_ci", "pretrain_seconds",
+            "finetune_seconds", "total_seconds"]
     w.writerow(keys + (["paper_train_error", "paper_train_ci", "paper_test_error", "paper_test_ci"] if compare else []))
     for r in rows:
         extra = []
@@ -187,11 +199,11 @@ def print_table(rows, compare: bool, warnings):
     for w in warnings:
         c.print(f"[yellow]warning:[/yellow] {w}")
     t = Table(title="nmfdnn report" + (" (beside the paper's Table 1)" if compare else ""))
-    head = HEAD + (["paper train %", "paper test %", "test diff"] if compare else [])
+    head = _head(rows) + (["paper train %", "paper test %", "test diff"] if compare else [])
     for h in head:
         t.add_column(h, justify="right" if h not in ("dataset", "solver", "hidden", "dtype") else "left")
     for r in rows:
-        t.add_row(*(_cells(r) + (_paper_cells(r) if compare else [])))
+        t.add_row(*(_cells(r, "val error %" in head) + (_paper_cells(r) if compare else [])))
     c.print(t)
     other = [r for r in rows if r.get("paper") is not None and not r.get("paper_setting")]
     if other:
