@@ -124,9 +124,9 @@ class NMFSolverConfig:
     bias: bool = False  # bias vectors (the paper has none; its follow-up adds them)
     shuffle: bool = True  # new random mini-batches every epoch
     # Beyond the paper (Arai, Imakura and Sakurai 2018); 0 / off / null: the paper's method, unchanged.
-    alpha: float = 0.0  # ridge on every W update of Alg. 4 and W_d's initialisation: W = B A^T (A A^T + alpha I)^-1
+    alpha: float = 0.0  # ridge on every W update of Alg. 4 and W_d's init: W = B A^T (A A^T + a I)^-1, a = alpha trace(A A^T)/p
     beta: float = 0.0  # + beta Z in numerator and denominator of semi-NMF's Z update
-    lam: float = 0.0  # Algorithm 3 with (A^T A + lam I)^-1 A^T for A^dagger
+    lam: float = 0.0  # Algorithm 3 with (A^T A + l I)^-1 A^T for A^dagger, l = lam ||A||_F^2 / min(q, p)
     safeguard: bool = False  # Algorithms 2/3 accept a step only if the residual falls, else halve omega
     layer_omega: Optional[list[float]] = None  # omega per layer (W_1 ... W_{d-1}); null: omega everywhere
 

@@ -17,8 +17,11 @@ def test_launcher_configs_compose(launcher, target):
                         else "hydra_plugins.hydra_submitit_launcher")
     cfg = compose_with_hydra([f"hydra/launcher={launcher}"])
     assert cfg.hydra.launcher._target_.endswith(target)
-    if launcher == "slurm":
-        assert cfg.hydra.launcher.cpus_per_task == 8 and cfg.hydra.launcher.timeout_min == 240
+    if launcher == "slurm":  # CPUs follow backend.threads (2 if unset); a GPU only for backend=cupy
+        assert cfg.hydra.launcher.cpus_per_task == 2 and cfg.hydra.launcher.timeout_min == 240
+        assert cfg.hydra.launcher.gpus_per_node is None and cfg.hydra.launcher.mem_gb == 8
+        cfg = compose_with_hydra([f"hydra/launcher={launcher}", "backend.threads=8", "backend=cupy"])
+        assert cfg.hydra.launcher.cpus_per_task == 8 and cfg.hydra.launcher.gpus_per_node == 1
 
 
 def test_parallel_sweep_caps_blas_threads(tmp_path, tiny_sweep):

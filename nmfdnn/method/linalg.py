@@ -171,17 +171,25 @@ def left_pinv(bk, A, rcond: float, method: str):
     raise ValueError(f"unknown pseudo-inverse method {method!r}; choose one of {PINV_METHODS}")
 
 
+def mean_energy(bk, G, n: int) -> float:
+    """``trace(G[:n, :n]) / n``: the mean squared row norm of ``A`` for ``G = A A^T``, the scale that
+    makes the ridge parameters relative (the hidden activations' scale depends on the autoencoder)."""
+    return bk.scalar(G.diagonal()[:n].sum()) / max(n, 1)
+
+
 def ridge_right_pinv(bk, A, rcond: float, alpha: float, bias: bool = False) -> CholRightPinv:
-    """The ridge-regularised ``R -> R A^T (A A^T + alpha D)^-1`` of a ``p x m`` matrix ``A``: the least
+    """The ridge-regularised ``R -> R A^T (A A^T + a D)^-1`` of a ``p x m`` matrix ``A``: the least
     squares update ``W = R A^dagger`` of Algorithm 2, semi-NMF and the output initialisation with the
-    penalty ``alpha ||W D^(1/2)||_F^2`` (Arai, Imakura and Sakurai 2018: the filter
-    ``W U diag(s^2 / (s^2 + alpha)) U^T``). ``D = I``, except that with a bias the ones row of ``A`` is
-    a fixed constraint and its column of ``W`` (the bias) is not penalised. On top, the shift of the
-    ``chol`` route (:func:`ridge`) keeps the factorisation defined; every route solves these
-    regularised normal equations by Cholesky when ``alpha > 0``."""
+    penalty ``a ||W D^(1/2)||_F^2`` (Arai, Imakura and Sakurai 2018: the filter
+    ``W U diag(s^2 / (s^2 + a)) U^T``), where ``a = alpha * trace(A A^T) / p`` is relative to the mean
+    squared row norm of ``A`` (so one alpha fits every layer and scale). ``D = I``, except that with a
+    bias the ones row of ``A`` is a fixed constraint and its column of ``W`` (the bias) is not
+    penalised. On top, the shift of the ``chol`` route (:func:`ridge`) keeps the factorisation
+    defined; every route solves these regularised normal equations by Cholesky when ``alpha > 0``."""
     G = A @ A.T
-    idx = bk.xp.arange(G.shape[0] - int(bias))
-    G[idx, idx] += alpha
+    n = G.shape[0] - int(bias)
+    idx = bk.xp.arange(n)
+    G[idx, idx] += alpha * mean_energy(bk, G, n)
     factor = gram_cholesky(bk, G, rcond)
     if factor is None:
         raise np.linalg.LinAlgError("the ridge-regularised Gram matrix is not positive definite")
@@ -189,12 +197,13 @@ def ridge_right_pinv(bk, A, rcond: float, alpha: float, bias: bool = False) -> C
 
 
 def ridge_left_pinv(bk, A, lam: float):
-    """``(A^T A + lam I)^-1 A^T = A^T (A A^T + lam I)^-1`` of a ``q x p`` weight matrix: Algorithm 3's
-    ``A^dagger`` with the penalty ``lam ||X||_F^2`` on the hidden matrix ``X`` (solved on the short side)."""
+    """``(A^T A + l I)^-1 A^T = A^T (A A^T + l I)^-1`` of a ``q x p`` weight matrix: Algorithm 3's
+    ``A^dagger`` with the penalty ``l ||X||_F^2`` on the hidden matrix ``X`` (solved on the short side),
+    ``l = lam * ||A||_F^2 / min(q, p)`` relative to the mean squared norm of ``A``'s rows or columns."""
     short = A.shape[0] <= A.shape[1]
     G = A @ A.T if short else A.T @ A
     idx = bk.xp.arange(G.shape[0])
-    G[idx, idx] += lam
+    G[idx, idx] += lam * mean_energy(bk, G, G.shape[0])
     factor = bk.cho_factor(G)
     B = A.copy(order="F") if short else A.T.copy(order="F")
     return bk.cho_solve(factor, B).T if short else bk.cho_solve(factor, B)
@@ -242,11 +251,15 @@ def input_svd(bk, X, threshold: float, bias: bool = False) -> InputSVD:
 
 def ridge_batch_input_pinv(bk, svd: InputSVD, J, alpha: float, bias: bool = False) -> RightPinv:
     """The ridge-regularised pseudo-inverse of the batch input ``X_J = U_1 S_1 V_1(J,:)^T`` (see
-    :func:`ridge_right_pinv`): ``X_J^T (X_J X_J^T + alpha I)^-1 = V_J (V_J^T V_J + alpha S_1^-2)^-1 S_1^-1 U_1^T``,
-    an r x r Cholesky factorisation; with a bias its factor (the ones row, last) is not penalised."""
+    :func:`ridge_right_pinv`): ``X_J^T (X_J X_J^T + a I)^-1 = V_J (V_J^T V_J + a S_1^-2)^-1 S_1^-1 U_1^T``,
+    an r x r Cholesky factorisation, with ``a = alpha * trace(X_J X_J^T) / n_0`` as there; with a bias
+    its factor (the ones row, last) is neither penalised nor counted in the trace."""
     VJ = svd.V[J]
     G = VJ.T @ VJ
-    d = alpha / (svd.s * svd.s)
+    k = G.shape[0] - int(bias)
+    s2 = svd.s * svd.s
+    energy = bk.scalar((s2[:k] * G.diagonal()[:k]).sum()) / (svd.U.shape[0] - int(bias))
+    d = alpha * energy / s2
     if bias:
         d[-1] = 0.0
     idx = bk.xp.arange(G.shape[0])
