@@ -7,7 +7,7 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train fetch results lint test test-fast slurm-up slurm-down clean table1 table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
+.PHONY: help install train fetch results tune lint test test-fast slurm-up slurm-down clean table1 table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -87,6 +87,13 @@ results: install ## regenerate outputs/results/ (defaults [500] and [1000,500] s
 	rm -rf outputs/results/bench
 	for dt in float64 float32; do $(NMFDNN) bench --out outputs/results/bench/$$dt dataset=mnist hidden=[1000,500] dtype=$$dt || exit 1; done
 	$(NMFDNN) bench --table outputs/results/bench > outputs/results/bench/bench.md
+
+TRIALS ?= 16
+tune: install ## hyper-parameter search of the regularised NMF method on validation data (TRIALS=16 trials of [1000,500]; resumable), then the best trial
+	$(NMFDNN) train -m +hparams_search=nmf_optuna hidden=[1000,500] hydra.sweeper.n_trials=$(TRIALS) \
+	  hydra.sweep.dir=outputs/tune/nmf_optuna
+	$(NMFDNN) report outputs/tune/nmf_optuna
+	cat outputs/tune/nmf_optuna/optimization_results.yaml
 
 bench: install ## GEMM rate and a 1-epoch [1000,500] MNIST run: seconds and GFLOP/s per phase (bench.json)
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float64

@@ -24,9 +24,9 @@ def test_single_value_has_no_interval():
     assert math.isnan(t_interval([2.0])[1])
 
 
-def fake_run(d, seed, hidden, test_error, status="finished", solver="nmf"):
+def fake_run(d, seed, hidden, test_error, status="finished", solver="nmf", extra=()):
     d.mkdir(parents=True)
-    cfg = compose_train([f"hidden={hidden}", f"seed={seed}"] + (["solver=bp"] if solver == "bp" else []))
+    cfg = compose_train([f"hidden={hidden}", f"seed={seed}"] + (["solver=bp"] if solver == "bp" else []) + list(extra))
     (d / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     (d / "metrics.json").write_text(json.dumps(dict(
         status=status, seed=seed, train_error=test_error / 2, test_error=test_error, pretrain_seconds=1.0,
@@ -58,3 +58,23 @@ def test_paper_table_has_all_rows():
     rows = load_paper_table("paper-table1")
     assert len(rows) == 8 and {r["solver"] for r in rows} == {"nmf", "bp"}
     assert next(r for r in rows if r["solver"] == "nmf" and r["hidden"] == "1000-500")["test_error"] == 1.50
+
+
+def test_compare_names_every_key_that_differs_from_the_papers_setting(tmp_path, capsys):
+    """The paper preset is like-for-like; the shipped defaults differ in named keys (iteration counts,
+    pseudo-inverse routes); a regulariser or a validation split is named too."""
+    fake_run(tmp_path / "paper", 0, "[500]", 3.7, extra=["experiment=paper"])
+    fake_run(tmp_path / "defaults", 0, "[1000,500]", 1.5)
+    fake_run(tmp_path / "reg", 0, "[1000,500]", 1.4, extra=["solver.alpha=0.001", "dataset.val_size=10000"])
+    rows = {r["hidden"] + str(r["paper_differences"][-1:]): r for r in report([tmp_path], compare="paper-table1")}
+    paper = next(r for r in rows.values() if r["hidden"] == "500")
+    assert paper["paper_setting"] and paper["paper_differences"] == []
+    defaults = next(r for r in rows.values() if r["hidden"] == "1000-500" and "solver.alpha" not in str(r))
+    assert "solver.lsq_iters=1 (paper: 10)" in defaults["paper_differences"]
+    assert "solver.pinv=chol (paper: svd)" in defaults["paper_differences"]
+    assert "solver.input_pinv=chol (paper: literal)" in defaults["paper_differences"]
+    reg = next(r for r in rows.values() if "solver.alpha" in str(r["paper_differences"]))
+    assert "solver.alpha=0.001 (paper: 0.0)" in reg["paper_differences"]
+    assert "dataset.val_size=10000 (paper: 0)" in reg["paper_differences"]
+    out = capsys.readouterr().out
+    assert "differs from the paper's stated setting in" in out and "solver.ae_lsq_iters=3 (paper: 10)" in out

@@ -28,6 +28,18 @@ Algorithm 4, line 2 (one epoch over mini-batches)          :func:`finetune.finet
 line 3 of Algorithms 2 and 3, line 4 of Algorithm 3        :mod:`kernels` (in-place element-wise work)
 =========================================================  ==============================================
 
+Beyond the paper (options of ``solver=nmf``, off by default; Arai, Imakura and Sakurai 2018):
+
+=========================================================  ==============================================
+ridge ``alpha`` on the W updates                           :func:`linalg.ridge_right_pinv`,
+                                                           :func:`linalg.ridge_batch_input_pinv`
+``lam`` on Algorithm 3's pseudo-inverse                    :func:`linalg.ridge_left_pinv`
+``beta`` on semi-NMF's Z update                            :func:`semi_nmf.update_z`
+Algorithms 2 and 3 with a step safeguard                   :func:`nonlinear_lsq.alg2_right_safe`,
+                                                           :func:`nonlinear_lsq.alg3_left_safe`
+one omega per layer                                        :func:`finetune.layer_omega`
+=========================================================  ==============================================
+
 ``tests/test_reference.py`` checks :func:`finetune.finetune_batch`, one layer of Algorithm 5 and
 semi-NMF against a naive transcription of the paper (``numpy.linalg.pinv``, no reuse of products).
 """
