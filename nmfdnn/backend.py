@@ -26,6 +26,10 @@ class Backend:
     name : "numpy" or "cupy".
     xp : the array module (``numpy`` or ``cupy``).
     dtype : the floating-point type of every matrix (float64 as in the paper, or float32).
+    factor_dtype : the type of the small, ill-conditioned steps (Gram matrices, their Cholesky and
+        eigen-decompositions, triangular solves, SVDs; :mod:`nmfdnn.method.linalg`); None: ``dtype``.
+        float64 with a float32 ``dtype`` keeps the large products in single precision and makes the
+        pseudo-inverses' floors independent of it.
     """
 
     name: str
@@ -34,6 +38,11 @@ class Backend:
     _solve_triangular: Any = None
     _cho_factor: Any = None
     _cho_solve: Any = None
+    factor_dtype: Any = None
+
+    def __post_init__(self):
+        if self.factor_dtype is None:
+            self.factor_dtype = self.dtype
 
     # -- conversion --------------------------------------------------------------------------
     def asarray(self, a) -> Any:
@@ -56,6 +65,19 @@ class Backend:
     @property
     def eps(self) -> float:
         return float(np.finfo(self.dtype).eps)
+
+    @property
+    def factor_eps(self) -> float:
+        """Machine epsilon of the factorisations (:attr:`factor_dtype`)."""
+        return float(np.finfo(self.factor_dtype).eps)
+
+    def to_factor(self, A):
+        """``A`` in the factorisations' dtype (the same array when it already is)."""
+        return A.astype(self.factor_dtype, copy=False)
+
+    def from_factor(self, A):
+        """A factorisation's result back in the working dtype (the same array when it already is)."""
+        return A.astype(self.dtype, copy=False)
 
     # -- element-wise ------------------------------------------------------------------------
     def relu(self, U, out=None):
@@ -109,10 +131,18 @@ class Backend:
             self.xp.cuda.get_current_stream().synchronize()
 
 
-def get_backend(name: str = "numpy", dtype: str = "float64") -> Backend:
-    """Build the backend named in the config (``backend.name``) for ``dtype``."""
-    if dtype not in DTYPES:
-        raise NmfdnnError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+def get_backend(name: str = "numpy", dtype: str = "float64", factor_dtype: str | None = None) -> Backend:
+    """Build the backend named in the config (``backend.name``) for ``dtype``, with its factorisations
+    in ``factor_dtype`` (``solver.factor_dtype``; None: ``dtype``)."""
+    for d in (dtype, factor_dtype or dtype):
+        if str(d) not in DTYPES:
+            raise NmfdnnError(f"unknown dtype {d!r}: choose one of {', '.join(DTYPES)}")
+    bk = _backend(name, str(dtype))
+    bk.factor_dtype = DTYPES[str(factor_dtype or dtype)]
+    return bk
+
+
+def _backend(name: str, dtype: str) -> Backend:
     if name == "numpy":
         import scipy.linalg
 

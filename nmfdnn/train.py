@@ -108,6 +108,13 @@ def blas_threads(n):
             lib.set_num_threads(k)
 
 
+def backend_for(cfg, name: str | None = None):
+    """The backend of a run: ``backend.name`` (or ``name``), ``dtype``, and the solver's
+    ``factor_dtype`` for the factorisations (NMF; backprop has none)."""
+    factor = cfg.solver.get("factor_dtype")
+    return get_backend(name or cfg.backend.name, dtype_name(cfg), str(factor) if factor is not None else None)
+
+
 def training_arrays(bk, data: Dataset):
     """``X`` and ``Y`` of the training split on the backend, columns (samples) contiguous so that a
     mini-batch ``X(:, J)`` is a fast gather of whole columns, and the test inputs."""
@@ -125,7 +132,7 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     epoch; with ``cfg.resume`` the run continues from it.
     """
     reporter = reporter or Reporter()
-    bk = bk or get_backend(cfg.backend.name, dtype_name(cfg))
+    bk = bk or backend_for(cfg)
     timers = timers or Timers(bk)
     rng = np.random.default_rng(cfg.seed)
     bias = bool(cfg.solver.get("bias", False))
@@ -262,7 +269,7 @@ def run(cfg, out_dir: str | Path, reporter: Reporter | None = None) -> dict:
     """The whole run of ``nmfdnn train``, holding the run directory's lock (one writer per run);
     returns the metrics written to ``metrics.json``."""
     validate(cfg)
-    get_backend(cfg.backend.name, dtype_name(cfg))  # fail before loading data if the backend is missing
+    backend_for(cfg)  # fail before loading data if the backend is missing
     problem = writable_dir_problem(out_dir)
     if problem:
         raise NmfdnnError(f"cannot write the run directory {problem}")

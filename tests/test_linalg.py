@@ -98,3 +98,29 @@ def test_input_svd_truncation_and_bias(bk64, rng):
     np.testing.assert_allclose(Xr, Xa[:, J], atol=1e-4)
     np.testing.assert_allclose(batch_input_pinv(bk64, svdb, J, "qr").apply(R), R @ np.linalg.pinv(Xr, rcond=1e-10),
                                rtol=1e-6, atol=1e-8)
+
+
+def test_float32_products_with_float64_factorisations(rng):
+    """``solver.factor_dtype=float64`` with ``dtype=float32``: the factorisations run in float64 (their
+    floors use float64's epsilon), the results come back in float32, and a least-squares solve with a
+    moderately ill-conditioned matrix is never further from the float64 answer than pure float32's
+    (closer by the Cholesky route)."""
+    from nmfdnn.backend import get_backend
+
+    bk64, bk32, mixed = (get_backend("numpy", "float64"), get_backend("numpy", "float32"),
+                         get_backend("numpy", "float32", "float64"))
+    assert mixed.factor_eps == bk64.eps and mixed.eps == bk32.eps
+    A = (rng.standard_normal((40, 400)) * np.logspace(0, -2.5, 40)[:, None])  # cond(A A^T) ~ 1e5
+    R = rng.standard_normal((5, 400))
+    for method in ("chol", "gram", "svd"):
+        ref = right_pinv(bk64, A, 1e-14, method).apply(R)
+        err = {}
+        for name, b in (("float32", bk32), ("mixed", mixed)):
+            got = right_pinv(b, b.asarray(A), 1e-14, method).apply(b.asarray(R))
+            assert got.dtype == np.float32
+            err[name] = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+        # chol: float32's shift p eps_32 max G_ii damps real directions, float64's does not; gram and
+        # svd keep every direction here in both, and the float32 products dominate their error.
+        assert err["mixed"] < err["float32"] if method == "chol" else err["mixed"] <= err["float32"], (method, err)
+    W = rng.standard_normal((30, 50)).astype(np.float32)
+    assert left_pinv(mixed, W, 1e-14, "chol").dtype == np.float32

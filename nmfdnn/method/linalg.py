@@ -4,6 +4,11 @@ Algorithms 2 and 3 of the paper need ``A^dagger`` of a matrix ``A`` that stays f
 inner iterations. We never form ``A^dagger`` as a dense matrix when applying it as a product of
 factors is cheaper, and we factorise each ``A`` once per use, not once per inner iteration.
 
+Every factorisation here (Gram matrices' Cholesky and eigendecompositions, triangular solves, QR,
+SVDs) runs in the backend's ``factor_dtype`` (``solver.factor_dtype``), and its floors use that
+precision's epsilon; the large products around them stay in the working dtype. With float64 for
+both, as in the paper, the casts are no-ops.
+
 Methods (config key ``solver.pinv``):
 
 ``svd``
@@ -88,18 +93,21 @@ class CholRightPinv:
 
     def apply(self, R):
         T = R @ self.A.T  # q x p; its transpose is Fortran-ordered, as LAPACK wants it
-        return self.bk.cho_solve(self.factor, T.T).T
+        bk = self.bk
+        return bk.from_factor(bk.cho_solve(self.factor, bk.to_factor(T.T))).T
 
 
 def ridge(bk, G, rcond: float) -> float:
     """The Tikhonov shift ``delta = max(rcond^2, p eps) * max_i G_ii`` of the ``chol`` method: the same
     relative level below which :func:`truncated_eigh` drops eigenvalues of ``G``."""
-    return max(rcond * rcond, G.shape[0] * bk.eps) * bk.scalar(G.diagonal().max())
+    return max(rcond * rcond, G.shape[0] * bk.factor_eps) * bk.scalar(G.diagonal().max())
 
 
 def gram_cholesky(bk, G, rcond: float):
     """Cholesky factor of ``G + delta I`` (see :func:`ridge`; ``G`` is overwritten), or None when even
-    the shifted matrix is not numerically positive definite (the caller then takes ``gram``)."""
+    the shifted matrix is not numerically positive definite (the caller then takes ``gram``). The
+    factorisation is in the backend's ``factor_dtype``."""
+    G = bk.to_factor(G)
     delta = ridge(bk, G, rcond)
     if not delta > 0:  # a zero matrix (or NaN): nothing to factor
         return None
@@ -114,16 +122,16 @@ def gram_cholesky(bk, G, rcond: float):
 def truncated_eigh(bk, G, rcond: float):
     """Eigenpairs ``(Q_k, l_k)`` of a Gram matrix ``G = A A^T`` with ``l_i > max(rcond^2, p eps) l_max``,
     i.e. the singular values ``s_i = sqrt(l_i)`` of ``A`` above ``rcond * s_1`` that ``G`` resolves."""
-    lam, Q = bk.eigh(G)
-    keep = lam > max(rcond * rcond, G.shape[0] * bk.eps) * lam[-1]
-    return Q[:, keep], lam[keep]
+    lam, Q = bk.eigh(bk.to_factor(G))
+    keep = lam > max(rcond * rcond, G.shape[0] * bk.factor_eps) * lam[-1]
+    return bk.from_factor(Q[:, keep]), bk.from_factor(lam[keep])
 
 
 def truncated_svd(bk, A, rcond: float):
     """Economy SVD ``(U_k, s_k, V_k^T)`` of ``A`` over the singular values ``s_i > rcond * s_1``."""
-    U, s, Vt = bk.svd(A)
+    U, s, Vt = bk.svd(bk.to_factor(A))
     keep = s > rcond * s[0]
-    return U[:, keep], s[keep], Vt[keep]
+    return bk.from_factor(U[:, keep]), bk.from_factor(s[keep]), bk.from_factor(Vt[keep])
 
 
 def right_pinv(bk, A, rcond: float, method: str):
@@ -159,8 +167,8 @@ def left_pinv(bk, A, rcond: float, method: str):
         factor = gram_cholesky(bk, A @ A.T if short else A.T @ A, rcond)
         if factor is not None:
             # short side: A^dagger = A^T (A A^T)^-1 = ((A A^T)^-1 A)^T; else (A^T A)^-1 A^T
-            B = A.copy(order="F") if short else A.T.copy(order="F")  # cho_solve overwrites it
-            return bk.cho_solve(factor, B).T if short else bk.cho_solve(factor, B)
+            B = bk.to_factor(A.copy(order="F") if short else A.T.copy(order="F"))  # cho_solve overwrites it
+            return bk.from_factor(bk.cho_solve(factor, B).T if short else bk.cho_solve(factor, B))
         method = "gram"
     if method == "gram":
         if A.shape[0] <= A.shape[1]:  # A^dagger = A^T (A A^T)^-1 on the short side
@@ -204,9 +212,9 @@ def ridge_left_pinv(bk, A, lam: float):
     G = A @ A.T if short else A.T @ A
     idx = bk.xp.arange(G.shape[0])
     G[idx, idx] += lam * mean_energy(bk, G, G.shape[0])
-    factor = bk.cho_factor(G)
-    B = A.copy(order="F") if short else A.T.copy(order="F")
-    return bk.cho_solve(factor, B).T if short else bk.cho_solve(factor, B)
+    factor = bk.cho_factor(bk.to_factor(G))
+    B = bk.to_factor(A.copy(order="F") if short else A.T.copy(order="F"))
+    return bk.from_factor(bk.cho_solve(factor, B).T if short else bk.cho_solve(factor, B))
 
 
 @dataclass
@@ -264,7 +272,7 @@ def ridge_batch_input_pinv(bk, svd: InputSVD, J, alpha: float, bias: bool = Fals
         d[-1] = 0.0
     idx = bk.xp.arange(G.shape[0])
     G[idx, idx] += d
-    left = bk.cho_solve(bk.cho_factor(G), VJ.T.copy(order="F")).T
+    left = bk.from_factor(bk.cho_solve(bk.cho_factor(bk.to_factor(G)), bk.to_factor(VJ.T.copy(order="F")))).T
     return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
 
 
@@ -287,26 +295,26 @@ def batch_input_pinv(bk, svd: InputSVD, J, method: str) -> RightPinv:
         # matrix (well conditioned: V_1 has orthonormal columns over all m samples) factored by
         # Cholesky instead of a QR of the b x r block (ten times cheaper).
         try:
-            factor = bk.cho_factor(VJ.T @ VJ)
+            factor = bk.cho_factor(bk.to_factor(VJ.T @ VJ))
         except np.linalg.LinAlgError:
             factor = None  # fewer than r independent samples in the batch: the SVD route below
         if factor is not None:
             pivots = factor[0].diagonal() ** 2  # a factorisation that barely succeeded is no better
-            if bk.scalar(pivots.min()) > VJ.shape[1] * bk.eps * bk.scalar(pivots.max()):
-                left = bk.cho_solve(factor, VJ.T.copy(order="F")).T
+            if bk.scalar(pivots.min()) > VJ.shape[1] * bk.factor_eps * bk.scalar(pivots.max()):
+                left = bk.from_factor(bk.cho_solve(factor, bk.to_factor(VJ.T.copy(order="F")))).T
                 return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
     if method == "literal":
         return RightPinv(left=VJ, scale=1.0 / svd.s, right=svd.U.T)
     if method == "qr" and VJ.shape[0] >= VJ.shape[1]:
-        Q, R = bk.qr(VJ)
+        Q, R = bk.qr(bk.to_factor(VJ))
         d = bk.xp.abs(R.diagonal())
-        if bk.scalar(d.min()) > VJ.shape[1] * bk.eps * bk.scalar(d.max()):
+        if bk.scalar(d.min()) > VJ.shape[1] * bk.factor_eps * bk.scalar(d.max()):
             # Q R^-T = (R^-1 Q^T)^T
-            left = bk.solve_triangular(R, Q.T, lower=False).T
+            left = bk.from_factor(bk.solve_triangular(R, Q.T, lower=False).T)
             return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
     if method in ("chol", "qr"):
         # V_J has dependent columns: X_J^dagger = (S_1 V_J^T)^dagger U_1^T, and with the SVD
         # V_J S_1 = P s Q^T, (S_1 V_J^T)^dagger = Q s^-1 P^T.
-        P, sv, Qt = truncated_svd(bk, VJ * svd.s, max(VJ.shape) * bk.eps)
+        P, sv, Qt = truncated_svd(bk, VJ * svd.s, max(VJ.shape) * bk.factor_eps)
         return RightPinv(left=(P / sv) @ Qt, scale=bk.xp.ones_like(svd.s), right=svd.U.T)
     raise ValueError(f"unknown input pseudo-inverse method {method!r}; choose chol, qr or literal")

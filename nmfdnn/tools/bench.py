@@ -107,12 +107,10 @@ FINETUNE_PHASES = ("forward", "semi_nmf", "pinv", "alg2", "alg3", "batch_pinv", 
 def counted_fit(cfg, data, reporter=None):
     """Train ``cfg`` on the FLOP-counting NumPy backend (:mod:`nmfdnn.tools.flops`): the same run,
     with the operations of every phase counted. Returns ``(result, flops per phase)``."""
-    from ..backend import get_backend
-    from ..config import dtype_name
-    from ..train import fit
+    from ..train import backend_for, fit
     from .flops import PhaseFlops, counting_backend
 
-    bk = counting_backend(get_backend("numpy", dtype_name(cfg)))
+    bk = counting_backend(backend_for(cfg, "numpy"))
     counter = PhaseFlops(bk)
     with counter.counting():
         result = fit(cfg, data, reporter, bk=bk, timers=counter)

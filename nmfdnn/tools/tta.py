@@ -14,10 +14,9 @@ import time
 
 import numpy as np
 
-from ..backend import get_backend
 from ..config import dtype_name
 from ..method.network import evaluate
-from ..train import training_arrays
+from ..train import backend_for, training_arrays
 from ..trainers import TRAINERS
 
 
@@ -28,7 +27,7 @@ class _Reached(Exception):
 def time_to_accuracy(cfg, data, target: float, checks_per_epoch: int = 12, reporter=None) -> dict:
     """Train ``cfg`` for at most ``cfg.epochs`` epochs and return the training seconds until the
     test error (percent) is first below ``target``, with the curve of (seconds, epochs, error)."""
-    bk = get_backend(cfg.backend.name, dtype_name(cfg))
+    bk = backend_for(cfg)
     rng = np.random.default_rng(cfg.seed)
     bias = bool(cfg.solver.get("bias", False))
     X, Y, X_test = training_arrays(bk, data)
