@@ -195,6 +195,11 @@ def write_reports(rows, out_dir: Path, compare: bool):
     body = [_cells(r, with_val) + (_paper_cells(r) if compare else []) for r in rows]
     md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
     md += "".join("| " + " | ".join(c) + " |\n" for c in body)
+    differing = [r for r in rows if r.get("paper_differences")] if compare else []
+    if differing:
+        md += "\nDifferences from the paper's stated setting:\n\n"
+        md += "".join(f"- {r['solver']} {r['hidden']} ({r['dtype']}, n={r['n']}, test {_fmt(r['test_error'], r['test_ci'])}): "
+                      f"{', '.join(r['paper_differences'])}\n" for r in differing)
     atomic_write_bytes(out_dir / "report.md", md.encode())
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
