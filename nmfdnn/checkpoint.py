@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import NON_RESULT_KEYS
+from .config import NON_RESULT_KEYS, effective
 from .errors import NmfdnnError, NumericalError
 from .fileio import atomic_write_bytes
 
@@ -75,6 +75,8 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
     """Keys whose values differ between two plain config dicts, ignoring the keys that do not change
     a result (:data:`nmfdnn.config.NON_RESULT_KEYS`) and keys that only one of them has (a schema that
     gained or lost a key since the run started)."""
+    if not prefix:
+        saved, current = effective(saved), effective(current)
     out = []
     for key in sorted(set(saved) & set(current)):
         if f"{prefix}{key}" in NON_RESULT_KEYS:

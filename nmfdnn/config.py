@@ -190,6 +190,15 @@ def dtype_name(cfg) -> str:
     return cfg.dtype.value if isinstance(cfg.dtype, Enum) else str(cfg.dtype)
 
 
+def effective(config: dict) -> dict:
+    """A plain config dict with the values that ``null`` stands for filled in (``solver.factor_dtype``
+    null = ``dtype``), so that two configs that run the same computation compare equal."""
+    solver = config.get("solver")
+    if isinstance(solver, dict) and "factor_dtype" in solver and solver["factor_dtype"] is None:
+        config = {**config, "solver": {**solver, "factor_dtype": config.get("dtype")}}
+    return config
+
+
 def conf_dir() -> str:
     """Where the configs are: ``nmfdnn/conf`` in an installed wheel, else the repository's ``conf/``."""
     here = Path(__file__).resolve().parent

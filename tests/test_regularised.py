@@ -247,3 +247,17 @@ def test_search_without_validation_split_is_refused(tmp_path):
                                                     "hydra.sweeper.n_trials=1"],
                        capture_output=True, text=True, timeout=300, env=env_without_full_error(), cwd=tmp_path)
     assert r.returncode != 0 and "set dataset.val_size" in r.stderr and "never the test error" in r.stderr
+
+
+def test_factor_dtype_null_means_the_working_dtype_for_resume_and_report(tmp_path, tiny_run):
+    from nmfdnn.tools.report import report
+    from nmfdnn.train import run
+
+    run(compose_train(tiny_run), tmp_path / "a")  # factor_dtype: null, dtype float64
+    assert run(compose_train(tiny_run + ["solver.factor_dtype=float64", "resume=true"]), tmp_path / "a")["status"] \
+        == "finished"  # the same computation: accepted as already finished
+    with pytest.raises(NmfdnnError, match="another config"):
+        run(compose_train(tiny_run + ["solver.factor_dtype=float32", "resume=true"]), tmp_path / "a")
+    run(compose_train(tiny_run + ["solver.factor_dtype=float64", "seed=1"]), tmp_path / "b")
+    (row,) = report([str(tmp_path)])
+    assert row["n"] == 2

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from ..config import NON_RESULT_KEYS
+from ..config import NON_RESULT_KEYS, effective
 from ..errors import NmfdnnError
 from ..fileio import atomic_write_bytes, atomic_write_json
 
@@ -95,7 +95,7 @@ def collect(paths) -> tuple[list[Group], list[str]]:
         if not cfg_file.exists():
             warnings.append(f"{f.parent}: no config.yaml; skipped")
             continue
-        flat = _flatten(OmegaConf.to_container(OmegaConf.load(cfg_file), resolve=True))
+        flat = _flatten(effective(OmegaConf.to_container(OmegaConf.load(cfg_file), resolve=True)))
         key = tuple(sorted((k, json.dumps(v)) for k, v in flat.items() if k not in IGNORED))
         g = groups.setdefault(key, Group(key, flat))
         g.runs.append(m)
