@@ -304,6 +304,12 @@ def _positive_int(value, key):
         raise NmfdnnError(f"{key} must be a positive integer, got {value!r}")
 
 
+def widest_rows(cfg) -> int:
+    """Rows of the widest hidden layer's ``[Z_i; e^T]`` (the bias row counts): an NMF mini-batch must
+    have more samples, or every batch is fitted exactly."""
+    return max(cfg.hidden) + int(bool(cfg.solver.get("bias", False)))
+
+
 def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
     """Check ranges and cross-field constraints; raise :class:`NmfdnnError` with one line.
 
@@ -351,7 +357,7 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
             if s.ae_samples > n_train:
                 raise NmfdnnError(f"solver.ae_samples={s.ae_samples} is larger than the training set ({n_train} samples); "
                                   f"set solver.ae_samples={n_train} or less")
-        widest = max(hidden) + int(bool(s.bias))
+        widest = widest_rows(cfg)
         smallest = s.batch_size if n_train is None else n_train // max(1, -(-n_train // s.batch_size))
         if smallest <= widest and batch_guard:
             what = f"solver.batch_size={s.batch_size}" if smallest == s.batch_size else \

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from .config import SOLVER_SCHEMAS, ArrayConfig, BackendConfig, TrainConfig, validate
+from .config import SOLVER_SCHEMAS, ArrayConfig, BackendConfig, TrainConfig, validate, widest_rows
 from .data import DataSplit, Dataset
 
 
@@ -157,7 +157,7 @@ class _NetClassifier(*_BASES):
         cfg = self._config(X.shape[0])
         explicit = "batch_size" in (self.solver_params or {})
         validate(cfg, n_train=X.shape[0], batch_guard=explicit)
-        if self._solver == "nmf" and not explicit and cfg.solver.batch_size <= max(cfg.hidden) + int(cfg.solver.bias):
+        if self._solver == "nmf" and not explicit and cfg.solver.batch_size <= widest_rows(cfg):
             import warnings
 
             warnings.warn(f"{X.shape[0]} samples are no more than the widest hidden layer ({max(cfg.hidden)}): "

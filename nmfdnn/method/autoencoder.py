@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .linalg import batch_input_pinv, ridge_right_pinv, right_pinv
+from .linalg import batch_input_pinv, right_pinv
 from .network import affine, augment, check_finite
 from .nmf import nmf
 from .nonlinear_lsq import alg2
@@ -61,10 +61,9 @@ def pretrain(bk, X, Y, J, xsvd, hidden, sol, rng, timers=None, on_layer=None):
             on_layer(i)
     YJ = Y[:, J]
     with timers("ae_output"):
-        if sol.output_init == "lstsq" and sol.get("alpha", 0.0) > 0:  # ridge, as every W update of Alg. 4
-            Wd = ridge_right_pinv(bk, augment(bk, Z, bias), sol.hidden_rcond, sol.alpha, bias).apply(YJ)
-        elif sol.output_init == "lstsq":
-            Wd = right_pinv(bk, augment(bk, Z, bias), sol.hidden_rcond, sol.pinv).apply(YJ)
+        if sol.output_init == "lstsq":  # with solver.alpha: ridge, as every W update of Algorithm 4
+            Wd = right_pinv(bk, augment(bk, Z, bias), sol.hidden_rcond, sol.pinv, sol.get("alpha", 0.0),
+                            bias).apply(YJ)
         else:
             Wd = bk.xp.zeros((Y.shape[0], Z.shape[0] + int(bias)), dtype=bk.dtype)
     check_finite(bk, Wd, "initial output weights W_d", "try a larger solver.hidden_rcond")

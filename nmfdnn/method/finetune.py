@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from .linalg import (batch_input_pinv, left_pinv, ridge_batch_input_pinv, ridge_left_pinv, ridge_right_pinv,
-                     right_pinv)
+from .linalg import batch_input_pinv, left_pinv, right_pinv
 from .network import augment, check_finite, forward
 from .nonlinear_lsq import alg2, alg2_right_safe, alg3_left, alg3_left_safe
 from .semi_nmf import semi_nmf
@@ -51,15 +50,14 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
         A = augment(bk, Zs[i - 1], bias)
         omega = layer_omega(sol, i)
         with timers("pinv"):
-            A_pinv = (ridge_right_pinv(bk, A, sol.hidden_rcond, alpha, bias) if alpha > 0
-                      else right_pinv(bk, A, sol.hidden_rcond, sol.pinv))
+            A_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv, alpha, bias)
         with timers("alg2"):
             Ws[i - 1] = solve2(bk, Z_hat, A, A_pinv, Ws[i - 1], sol.lsq_iters, omega, fx0=Zs[i])
         check_finite(bk, Ws[i - 1], f"weights W_{i} after Algorithm 2", _REMEDY)
         W = Ws[i - 1][:, :-1] if bias else Ws[i - 1]
         c = Ws[i - 1][:, -1:] if bias else None
         with timers("pinv"):
-            W_pinv = ridge_left_pinv(bk, W, lam) if lam > 0 else left_pinv(bk, W, sol.hidden_rcond, sol.pinv)
+            W_pinv = left_pinv(bk, W, sol.hidden_rcond, sol.pinv, lam)
         with timers("alg3"):
             Z_hat = solve3(bk, Z_hat, W, W_pinv, Zs[i - 1], sol.lsq_iters, omega, offset=c)
         check_finite(bk, Z_hat, f"target Z_hat_{i - 1} after Algorithm 3", _REMEDY)
@@ -77,9 +75,7 @@ def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol, timers=None, on_batch=None,
         if b < start_batch:
             continue
         with timers("batch_pinv"):
-            alpha = sol.get("alpha", 0.0)
-            X_pinv = (ridge_batch_input_pinv(bk, xsvd, J, alpha, sol.bias) if alpha > 0
-                      else batch_input_pinv(bk, xsvd, J, sol.input_pinv))
+            X_pinv = batch_input_pinv(bk, xsvd, J, sol.input_pinv, sol.get("alpha", 0.0), sol.bias)
         with timers("gather"):
             XJ, YJ = X[:, J], Y[:, J]
         finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers)

@@ -134,11 +134,15 @@ def truncated_svd(bk, A, rcond: float):
     return bk.from_factor(U[:, keep]), bk.from_factor(s[keep]), bk.from_factor(Vt[keep])
 
 
-def right_pinv(bk, A, rcond: float, method: str):
+def right_pinv(bk, A, rcond: float, method: str, alpha: float = 0.0, bias: bool = False):
     """Factor ``A`` (p x m) once so that ``R A^dagger`` can be applied repeatedly (Alg. 2, line 4).
 
-    ``rcond`` truncates singular values ``s_i <= rcond * s_1`` (the paper's threshold).
+    ``rcond`` truncates singular values ``s_i <= rcond * s_1`` (the paper's threshold). ``alpha > 0``
+    (``solver.alpha``, beyond the paper) gives the ridge solution of :func:`ridge_right_pinv` instead,
+    whatever the method; ``bias`` says that the last row of ``A`` is the ones row (not penalised).
     """
+    if alpha > 0:
+        return ridge_right_pinv(bk, A, rcond, alpha, bias)
     if method == "svd":
         U, s, Vt = truncated_svd(bk, A, rcond)
         return RightPinv(left=Vt.T, scale=1.0 / s, right=U.T)
@@ -153,22 +157,36 @@ def right_pinv(bk, A, rcond: float, method: str):
     raise ValueError(f"unknown pseudo-inverse method {method!r}; choose one of {PINV_METHODS}")
 
 
-def left_pinv(bk, A, rcond: float, method: str):
+def _short_side_gram(A):
+    """``(short, G)``: the Gram matrix of ``A`` (q x p) on its short side, ``A A^T`` or ``A^T A``."""
+    short = A.shape[0] <= A.shape[1]
+    return short, (A @ A.T if short else A.T @ A)
+
+
+def _short_side_solve(bk, A, short: bool, factor):
+    """``A^dagger`` from the Cholesky factor of the (shifted) short-side Gram matrix: ``A^T G^-1 =
+    (G^-1 A)^T`` on the short side, else ``G^-1 A^T``."""
+    B = bk.to_factor(A.copy(order="F") if short else A.T.copy(order="F"))  # cho_solve overwrites it
+    return bk.from_factor(bk.cho_solve(factor, B).T if short else bk.cho_solve(factor, B))
+
+
+def left_pinv(bk, A, rcond: float, method: str, lam: float = 0.0):
     """The dense pseudo-inverse ``A^dagger`` (p x q) of a small ``q x p`` weight matrix (Alg. 3).
 
     Weight matrices are small (at most a few thousand square), so the pseudo-inverse is formed
-    once and each inner iteration of Algorithm 3 costs one product ``A^dagger R``.
+    once and each inner iteration of Algorithm 3 costs one product ``A^dagger R``. ``lam > 0``
+    (``solver.lam``, beyond the paper) gives the ridge pseudo-inverse of :func:`ridge_left_pinv`.
     """
+    if lam > 0:
+        return ridge_left_pinv(bk, A, lam)
     if method == "svd":
         U, s, Vt = truncated_svd(bk, A, rcond)
         return (Vt.T / s) @ U.T
     if method == "chol":
-        short = A.shape[0] <= A.shape[1]
-        factor = gram_cholesky(bk, A @ A.T if short else A.T @ A, rcond)
+        short, G = _short_side_gram(A)
+        factor = gram_cholesky(bk, G, rcond)
         if factor is not None:
-            # short side: A^dagger = A^T (A A^T)^-1 = ((A A^T)^-1 A)^T; else (A^T A)^-1 A^T
-            B = bk.to_factor(A.copy(order="F") if short else A.T.copy(order="F"))  # cho_solve overwrites it
-            return bk.from_factor(bk.cho_solve(factor, B).T if short else bk.cho_solve(factor, B))
+            return _short_side_solve(bk, A, short, factor)
         method = "gram"
     if method == "gram":
         if A.shape[0] <= A.shape[1]:  # A^dagger = A^T (A A^T)^-1 on the short side
@@ -208,13 +226,10 @@ def ridge_left_pinv(bk, A, lam: float):
     """``(A^T A + l I)^-1 A^T = A^T (A A^T + l I)^-1`` of a ``q x p`` weight matrix: Algorithm 3's
     ``A^dagger`` with the penalty ``l ||X||_F^2`` on the hidden matrix ``X`` (solved on the short side),
     ``l = lam * ||A||_F^2 / min(q, p)`` relative to the mean squared norm of ``A``'s rows or columns."""
-    short = A.shape[0] <= A.shape[1]
-    G = A @ A.T if short else A.T @ A
+    short, G = _short_side_gram(A)
     idx = bk.xp.arange(G.shape[0])
     G[idx, idx] += lam * mean_energy(bk, G, G.shape[0])
-    factor = bk.cho_factor(bk.to_factor(G))
-    B = bk.to_factor(A.copy(order="F") if short else A.T.copy(order="F"))
-    return bk.from_factor(bk.cho_solve(factor, B).T if short else bk.cho_solve(factor, B))
+    return _short_side_solve(bk, A, short, bk.cho_factor(bk.to_factor(G)))
 
 
 @dataclass
@@ -272,11 +287,17 @@ def ridge_batch_input_pinv(bk, svd: InputSVD, J, alpha: float, bias: bool = Fals
         d[-1] = 0.0
     idx = bk.xp.arange(G.shape[0])
     G[idx, idx] += d
-    left = bk.from_factor(bk.cho_solve(bk.cho_factor(bk.to_factor(G)), bk.to_factor(VJ.T.copy(order="F")))).T
+    return _batch_pinv_from_gram(bk, svd, VJ, bk.cho_factor(bk.to_factor(G)))
+
+
+def _batch_pinv_from_gram(bk, svd: InputSVD, VJ, factor) -> RightPinv:
+    """``V_J G^-1 S_1^-1 U_1^T`` from the Cholesky factor of the r x r matrix ``G`` (``V_J^T V_J``,
+    possibly shifted by a ridge)."""
+    left = bk.from_factor(bk.cho_solve(factor, bk.to_factor(VJ.T.copy(order="F")))).T
     return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
 
 
-def batch_input_pinv(bk, svd: InputSVD, J, method: str) -> RightPinv:
+def batch_input_pinv(bk, svd: InputSVD, J, method: str, alpha: float = 0.0, bias: bool = False) -> RightPinv:
     """Pseudo-inverse of the mini-batch input ``X(:, J) ~ U_1 S_1 V_1(J,:)^T`` (Sec. 3.3).
 
     ``literal``: the paper's slice ``V_1(J,:) S_1^-1 U_1^T``; exact only when ``V_1(J,:)`` has
@@ -288,7 +309,10 @@ def batch_input_pinv(bk, svd: InputSVD, J, method: str) -> RightPinv:
     factorisation of the r x r Gram matrix. When a batch has fewer than r independent samples
     (a tiny batch, repeated samples), both fall back to the SVD of ``V_1(J,:) S_1``: the batch
     matrix's pseudo-inverse over its numerical rank.
+    ``alpha > 0`` (``solver.alpha``, beyond the paper) gives :func:`ridge_batch_input_pinv` instead.
     """
+    if alpha > 0:
+        return ridge_batch_input_pinv(bk, svd, J, alpha, bias)
     VJ = svd.V[J]
     if method == "chol":
         # The same matrix as qr: Q R^-T = V_J R^-1 R^-T = V_J (V_J^T V_J)^-1, with the r x r Gram
@@ -301,8 +325,7 @@ def batch_input_pinv(bk, svd: InputSVD, J, method: str) -> RightPinv:
         if factor is not None:
             pivots = factor[0].diagonal() ** 2  # a factorisation that barely succeeded is no better
             if bk.scalar(pivots.min()) > VJ.shape[1] * bk.factor_eps * bk.scalar(pivots.max()):
-                left = bk.from_factor(bk.cho_solve(factor, bk.to_factor(VJ.T.copy(order="F")))).T
-                return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
+                return _batch_pinv_from_gram(bk, svd, VJ, factor)
     if method == "literal":
         return RightPinv(left=VJ, scale=1.0 / svd.s, right=svd.U.T)
     if method == "qr" and VJ.shape[0] >= VJ.shape[1]:

@@ -103,22 +103,19 @@ def _norm2(bk, R) -> float:
     return bk.scalar((R * R).sum())
 
 
-def alg2_right_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, halvings: int = 8):
-    """Algorithm 2 with a step safeguard: line 4's step ``omega R_s A^dagger`` is accepted only if the
-    residual norm ``||B - f(X A)||_F`` falls; otherwise omega is halved (at most ``halvings`` times per
-    iteration) and, if no step helps, the iteration stops with the last accepted ``X``. At ``omega = 1``
-    Algorithm 2 has no descent guarantee (``f`` is not linear); this variant never raises the residual.
-    The residual of an accepted step is line 3 of the next iteration, so it costs nothing extra."""
-    xp = bk.xp
-    X = X0.copy()
-    R = xp.subtract(B, fx0) if fx0 is not None else residual_relu_(bk, B, X @ A)
+def _safeguarded(bk, X, R, iters, omega, halvings, direction, trial, residual):
+    """The step safeguard shared by :func:`alg2_right_safe` and :func:`alg3_left_safe`: from ``X``
+    with residual ``R``, each iteration tries ``trial(X, w * direction(R))`` for ``w = omega,
+    omega/2, ...`` (at most ``halvings`` halvings) and accepts the first whose residual norm is
+    lower; if none is, it stops with ``X``. The accepted step's residual is the next iteration's
+    line 3; only the rejected trials and the last iteration's check cost extra products."""
     r = _norm2(bk, R)
     for _ in range(iters):
-        step = A_pinv.apply(R)
+        step = direction(R)
         w = omega
         for _ in range(halvings + 1):
-            Xn = X + w * step
-            Rn = residual_relu_(bk, B, Xn @ A)
+            Xn = trial(X, w * step)
+            Rn = residual(Xn)
             rn = _norm2(bk, Rn)
             if rn < r:
                 break
@@ -127,6 +124,19 @@ def alg2_right_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, ha
             return X  # no step lowers the residual: keep the last accepted iterate
         X, R, r = Xn, Rn, rn
     return X
+
+
+def alg2_right_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, halvings: int = 8):
+    """Algorithm 2 with a step safeguard: line 4's step ``omega R_s A^dagger`` is accepted only if the
+    residual norm ``||B - f(X A)||_F`` falls; otherwise omega is halved (at most ``halvings`` times per
+    iteration) and, if no step helps, the iteration stops with the last accepted ``X``. At ``omega = 1``
+    Algorithm 2 has no descent guarantee (``f`` is not linear); this variant never raises the residual."""
+    def residual(X):
+        return residual_relu_(bk, B, X @ A)
+
+    X = X0.copy()
+    R = bk.xp.subtract(B, fx0) if fx0 is not None else residual(X)
+    return _safeguarded(bk, X, R, iters, omega, halvings, A_pinv.apply, lambda X, S: X + S, residual)
 
 
 def alg3_left_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, halvings: int = 8):
@@ -139,22 +149,8 @@ def alg3_left_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, 
         return residual_relu_(bk, B, U)
 
     X = X0.copy()
-    R = residual(X)
-    r = _norm2(bk, R)
-    for _ in range(iters):
-        step = A_pinv @ R
-        w = omega
-        for _ in range(halvings + 1):
-            Xn = bk.relu(X + w * step)
-            Rn = residual(Xn)
-            rn = _norm2(bk, Rn)
-            if rn < r:
-                break
-            w *= 0.5
-        else:
-            return X
-        X, R, r = Xn, Rn, rn
-    return X
+    return _safeguarded(bk, X, residual(X), iters, omega, halvings, lambda R: A_pinv @ R,
+                        lambda X, S: bk.relu(X + S), residual)
 
 
 def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None):

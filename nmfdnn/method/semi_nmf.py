@@ -7,7 +7,7 @@ The solver alternates the two updates of Ding, Li and Jordan (2010), the paper's
 from __future__ import annotations
 
 from .kernels import semi_nmf_ratio_
-from .linalg import ridge_right_pinv, right_pinv
+from .linalg import right_pinv
 from .network import affine, augment
 
 
@@ -19,11 +19,8 @@ def semi_nmf_objective(bk, Y, W, Z, bias: bool = False):
 
 def update_w(bk, Y, Z, rcond: float, pinv: str, bias: bool = False, alpha: float = 0.0):
     """``W = Y Z^dagger``: the least-squares update of the unconstrained factor (Ding et al., eq. 9);
-    with ``alpha > 0`` the ridge solution ``Y Z^T (Z Z^T + alpha I)^-1`` (:func:`ridge_right_pinv`)."""
-    A = augment(bk, Z, bias)
-    if alpha > 0:
-        return ridge_right_pinv(bk, A, rcond, alpha, bias).apply(Y)
-    return right_pinv(bk, A, rcond, pinv).apply(Y)
+    with ``alpha > 0`` the ridge solution ``Y Z^T (Z Z^T + alpha I)^-1`` (:func:`nmfdnn.method.linalg.ridge_right_pinv`)."""
+    return right_pinv(bk, augment(bk, Z, bias), rcond, pinv, alpha, bias).apply(Y)
 
 
 def update_z(bk, Y, W, Z, bias: bool = False, beta: float = 0.0):
