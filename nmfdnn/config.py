@@ -121,8 +121,9 @@ class NMFSolverConfig:
     pinv: Pinv = Pinv.chol  # hidden-layer pseudo-inverses: chol (regularised normal equations), gram or svd
     hidden_rcond: float = 1e-14  # truncation s_i/s_1 of hidden-layer pseudo-inverses
     # precision of the small factorisations (Cholesky/eigen/SVD/QR of the Gram and batch matrices; the
-    # products, the Gram products included, stay in dtype); null: dtype. Not yet measured on full runs.
-    factor_dtype: Optional[DType] = None
+    # products, the Gram products included, stay in dtype): float64 whatever dtype (mixed precision under
+    # dtype=float32, no change under float64); null: dtype (pure float32, as before; outputs/results/)
+    factor_dtype: Optional[DType] = DType.float64
     output_init: OutputInit = OutputInit.lstsq  # W_d after pre-training: lstsq or zeros
     bias: bool = False  # bias vectors (the paper has none; its follow-up adds them)
     shuffle: bool = True  # new random mini-batches every epoch
