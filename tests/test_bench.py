@@ -125,43 +125,72 @@ def test_bench_out_dir_and_table(tmp_path):
     assert lines[2].startswith("| 8 | 300 | float64 |") and lines[3].startswith("| 16-8 | 300 | float64 |")
 
 
-def test_bench_tta_command(tmp_path):
-    """Time to accuracy through the console script: one NMF and one backprop run on synthetic data, a
-    target both reach, then a target that cannot be reached."""
-    common = ["dataset=synthetic", "hidden=[16]", "solver.batch_size=200", "solver.ae_samples=200", "epochs=40"]
-    r = subprocess.run(nmfdnn_command() + ["bench", "--gemm-size", "300", "--tta", "--target", "60", "--runs",
-                                           "nmf:float64,bp:float32", "--repeats", "2", "--out", str(tmp_path / "a"),
-                                           *common],
-                       capture_output=True, text=True, env=env_without_full_error(), timeout=300)
+def _tta(tmp_path, name, *args, timeout=300):
+    r = subprocess.run(nmfdnn_command() + ["bench", "--gemm-size", "300", "--tta", "--out", str(tmp_path / name), *args],
+                       capture_output=True, text=True, env=env_without_full_error(), timeout=timeout)
     assert r.returncode == 0, r.stderr
-    t = json.loads((tmp_path / "a" / "tta.json").read_text())
+    return json.loads((tmp_path / name / "tta.json").read_text()), r.stdout
+
+
+TTA_COMMON = ["dataset=synthetic", "hidden=[16]", "solver.batch_size=200", "solver.ae_samples=200", "epochs=40"]
+
+
+def test_bench_tta_command(tmp_path):
+    """Time to accuracy through the console script: one NMF and one backprop run on synthetic data, two
+    targets both reach, then a target that cannot be reached."""
+    t, _ = _tta(tmp_path, "a", "--target", "70,60", "--runs", "nmf:float64,bp:float32", "--repeats", "2", *TTA_COMMON)
     # two interleaved rounds: nmf, bp, nmf, bp
     assert [(x["solver"], x["dtype"], x["round"]) for x in t["runs"]] == [
         ("nmf", "float64", 0), ("bp", "float32", 0), ("nmf", "float64", 1), ("bp", "float32", 1)]
     for x in t["runs"]:
-        assert x["reached"] and x["test_error"] < 60 and x["seconds"] >= x["pretrain_seconds"] > 0
+        hi, lo = x["targets"]["70"], x["targets"]["60"]
+        assert x["test_error"] < 60 and lo["seconds"] >= hi["seconds"] >= x["pretrain_seconds"] > 0
         secs = [p["seconds"] for p in x["curve"]]
         assert secs == sorted(secs) and x["curve"][-1]["test_error"] == x["test_error"]
-        assert all(p["test_error"] >= 60 for p in x["curve"][:-1])  # stops at the first crossing
+        assert all(p["test_error"] >= 60 for p in x["curve"][:-1])  # stops at the first crossing of the lowest
+        first70 = next(p for p in x["curve"] if p["test_error"] < 70)
+        assert (hi["seconds"], hi["epochs"]) == (first70["seconds"], first70["epochs"])
     nmf, bp = t["summary"]
-    assert nmf["rounds"] == nmf["reached"] == 2 and len(nmf["seconds"]) == 2
-    assert min(nmf["seconds"]) <= nmf["median_seconds"] <= max(nmf["seconds"])
-    assert bp["ratio_to_bp"] == 1.0 and nmf["ratio_to_bp"] == pytest.approx(nmf["median_seconds"] / bp["median_seconds"])
+    for target in ("70", "60"):
+        v, w = nmf["targets"][target], bp["targets"][target]
+        assert v["reached"] == 2 and min(v["seconds"]) <= v["median_seconds"] <= max(v["seconds"])
+        assert w["ratio_to_bp"] == 1.0 and v["ratio_to_bp"] == pytest.approx(v["median_seconds"] / w["median_seconds"])
+        assert v["ratio_to_torch"] is None  # no torch run
     assert set(t["gemm_gflops"]) == {"float32", "float64"}
-    r = subprocess.run(nmfdnn_command() + ["bench", "--gemm-size", "300", "--tta", "--target", "0", "--runs", "nmf:float64",
-                                           "--out", str(tmp_path / "b"), *common[:-1], "epochs=1"],
-                       capture_output=True, text=True, env=env_without_full_error(), timeout=300)
-    assert r.returncode == 0, r.stderr
-    t = json.loads((tmp_path / "b" / "tta.json").read_text())
+    t, out = _tta(tmp_path, "b", "--target", "0", "--runs", "nmf:float64", *TTA_COMMON[:-1], "epochs=1")
     (x,) = t["runs"]
-    assert not x["reached"] and x["seconds"] is None and x["curve"][-1]["epochs"] == 1.0
-    assert t["summary"][0]["median_seconds"] is None and "reached in 0 of 1" in r.stdout
+    assert x["targets"]["0"] is None and x["curve"][-1]["epochs"] == 1.0
+    assert t["summary"][0]["targets"]["0"]["median_seconds"] is None and "reached in 0 of 1" in out
+
+
+def test_bench_tta_torch(tmp_path):
+    """The PyTorch comparator (only where torch is installed: ``pip install 'nmfdnn[bench]'``): the same
+    network trained by torch.optim.Adam learns the synthetic task, with both losses, beside our bp."""
+    pytest.importorskip("torch")
+    t, out = _tta(tmp_path, "t", "--target", "60", "--runs", "bp:float32,torch:float32:mse,torch:float32:xent",
+                  *TTA_COMMON)
+    assert [x["label"] for x in t["summary"]] == ["bp float32", "torch float32 mse", "torch float32 xent"]
+    assert [x["loss"] for x in t["runs"]] == ["mse", "mse", "xent"]
+    for s in t["summary"][1:]:
+        assert s["solver"] == "torch" and s["targets"]["60"]["reached"] == 1 and s["targets"]["60"]["ratio_to_torch"]
+    assert t["summary"][1]["targets"]["60"]["ratio_to_torch"] == 1.0 and "torch float32 xent" in out
+
+
+def test_bench_tta_torch_missing_is_one_line():
+    """Without torch, asking for the comparator is one clear line, exit 2."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed here")
+    r = subprocess.run(nmfdnn_command() + ["bench", "--tta", "--runs", "torch:float32", "dataset=synthetic"],
+                       capture_output=True, text=True, env=env_without_full_error())
+    assert r.returncode == 2 and "pip install 'nmfdnn[bench]'" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_bench_tta_bad_options():
     r = subprocess.run(nmfdnn_command() + ["bench", "--tta", "--target", "abc"], capture_output=True, text=True,
                        env=env_without_full_error())
-    assert r.returncode == 2 and "--target: invalid float value: 'abc'" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "--target: invalid list of percentages: 'abc'" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     r = subprocess.run(nmfdnn_command() + ["bench", "--frobnicate"], capture_output=True, text=True,
                        env=env_without_full_error())

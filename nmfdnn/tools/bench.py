@@ -210,12 +210,13 @@ def scaling_table(paths) -> str:
     return "\n".join(out)
 
 
-def run_tta(cfgs, target: float, out_dir, gemm_n: int = 4000, repeats: int = 1) -> dict:
-    """``make bench-tta``: time to accuracy (:func:`nmfdnn.tta.time_to_accuracy`) of every config in
-    ``cfgs``, one after the other in this process, ``repeats`` rounds interleaved (so that a busy spell
-    of a shared machine does not fall on one solver only), with the GEMM rate of each dtype measured
-    before and after (the higher is reported); writes ``tta.json``. The summary gives each config's
-    median seconds over the rounds and its ratio to the median of the first backprop config."""
+def run_tta(specs, targets, out_dir, gemm_n: int = 4000, repeats: int = 1) -> dict:
+    """``make bench-tta``: time to accuracy (:func:`nmfdnn.tools.tta.time_to_accuracy`) of every run in
+    ``specs`` (dicts with ``label``, ``cfg``, ``framework``), one after the other in this process,
+    ``repeats`` rounds interleaved (so that a busy spell of a shared machine does not fall on one solver
+    only), with the GEMM rate of each dtype measured before and after (the higher is reported); writes
+    ``tta.json``. The summary gives, per run and target, the median seconds over the rounds (when every
+    round reached it) and the ratios to the first ``bp`` run and to the first ``torch`` run."""
     import logging
     import statistics
 
@@ -226,39 +227,50 @@ def run_tta(cfgs, target: float, out_dir, gemm_n: int = 4000, repeats: int = 1) 
     from .tta import time_to_accuracy
 
     log = logging.getLogger("nmfdnn")
+    cfgs = [s["cfg"] for s in specs]
     threads = cfgs[0].backend.get("threads")
     dtypes = sorted({dtype_name(c) for c in cfgs})
     with blas_threads(threads):
         rates = {dt: [gemm_rate(dt, n=gemm_n, bk=get_backend(cfgs[0].backend.name, dt))] for dt in dtypes}
+    data = load_dataset(cfgs[0].dataset)
     runs = []
     for rep in range(repeats):
-        for k, cfg in enumerate(cfgs):
-            name = f"{cfg.solver.name} {dtype_name(cfg)}"
-            log.info("time to accuracy (round %d of %d): %s %s, target %.2f %%", rep + 1, repeats, name,
-                     list(cfg.hidden), target)
-            data = load_dataset(cfg.dataset)
+        for k, spec in enumerate(specs):
+            cfg, name = spec["cfg"], spec["label"]
+            log.info("time to accuracy (round %d of %d): %s %s, targets %s %%", rep + 1, repeats, name,
+                     list(cfg.hidden), ", ".join(f"{t:g}" for t in targets))
             with blas_threads(cfg.backend.get("threads")):
-                r = time_to_accuracy(cfg, data, target, reporter=lambda p, name=name: log.info(
-                    "  %s: %6.1f s  epoch %5.2f  test %.2f %%", name, p["seconds"], p["epochs"], p["test_error"]))
-            r.update(config=k, round=rep)
+                r = time_to_accuracy(cfg, data, targets, framework=spec["framework"],
+                                     reporter=lambda p, name=name: log.info(
+                                         "  %s: %6.1f s  epoch %5.2f  test %.2f %%", name, p["seconds"], p["epochs"],
+                                         p["test_error"]))
+            r.update(config=k, round=rep, label=name)
             runs.append(r)
     with blas_threads(threads):
         for dt in dtypes:
             rates[dt].append(gemm_rate(dt, n=gemm_n, bk=get_backend(cfgs[0].backend.name, dt)))
     summary = []
-    for k, cfg in enumerate(cfgs):
+    for k, spec in enumerate(specs):
         mine = [r for r in runs if r["config"] == k]
-        secs = [r["seconds"] for r in mine if r["reached"]]
-        summary.append({"solver": cfg.solver.name, "dtype": dtype_name(cfg), "hidden": list(cfg.hidden),
-                        "rounds": len(mine), "reached": len(secs), "seconds": secs,
-                        "median_seconds": statistics.median(secs) if len(secs) == len(mine) else None,
-                        "median_pretrain_seconds": statistics.median(r["pretrain_seconds"] for r in mine),
-                        "epochs": [r["epochs"] for r in mine], "test_error": [r["test_error"] for r in mine],
-                        "max_epochs": cfg.epochs})
-    bp = next((s for s in summary if s["solver"] == "bp" and s["median_seconds"]), None)
-    for s in summary:
-        s["ratio_to_bp"] = s["median_seconds"] / bp["median_seconds"] if bp and s["median_seconds"] else None
-    out = {"target": target, "repeats": repeats, "gemm_gflops": {dt: max(v) for dt, v in rates.items()},
+        row = {"label": spec["label"], "solver": mine[0]["solver"], "dtype": mine[0]["dtype"],
+               "loss": mine[0]["loss"], "hidden": mine[0]["hidden"], "rounds": len(mine),
+               "median_pretrain_seconds": statistics.median(r["pretrain_seconds"] for r in mine),
+               "final_test_error": [r["test_error"] for r in mine], "max_epochs": spec["cfg"].epochs, "targets": {}}
+        for t in mine[0]["targets"]:
+            hits = [r["targets"][t] for r in mine if r["targets"][t] is not None]
+            row["targets"][t] = {"reached": len(hits), "seconds": [h["seconds"] for h in hits],
+                                 "epochs": [h["epochs"] for h in hits],
+                                 "median_seconds": statistics.median(h["seconds"] for h in hits)
+                                 if len(hits) == len(mine) else None}
+        summary.append(row)
+    for ref in ("bp", "torch"):
+        base = next((s for s in summary if s["solver"] == ref), None)
+        for s in summary:
+            for t, v in s["targets"].items():
+                b = base["targets"][t]["median_seconds"] if base else None
+                v[f"ratio_to_{ref}"] = v["median_seconds"] / b if b and v["median_seconds"] else None
+    out = {"targets": [f"{t:g}" for t in targets], "repeats": repeats,
+           "gemm_gflops": {dt: max(v) for dt, v in rates.items()},
            "gemm_gflops_before_after": rates, "n_train": data.train.m, "blas": blas_info(),
            "cpu_count": os.cpu_count(), "summary": summary, "runs": runs}
     atomic_write_json(Path(out_dir) / "tta.json", out)
@@ -270,24 +282,60 @@ def print_tta(t: dict) -> None:
 
     c = _console()
     rates = ", ".join(f"{dt} {v:.1f}" for dt, v in t["gemm_gflops"].items())
-    tab = Table(title=f"time to test error < {t['target']:.2f} %, median of {t['repeats']} interleaved round(s) "
-                      f"(GEMM GFLOP/s: {rates})")
-    for col in ("solver", "dtype", "hidden", "seconds", "each round", "epochs", "test error %", "pre-training s",
-                "vs backprop"):
-        tab.add_column(col, justify="left" if col in ("solver", "dtype", "hidden") else "right")
+    tab = Table(title=f"time to test error below {' and '.join(t['targets'])} %, median of {t['repeats']} "
+                      f"interleaved round(s) (GEMM GFLOP/s: {rates})")
+    for col in ("run", "hidden", "target %", "seconds", "each round", "epochs", "vs torch", "vs bp",
+                "final test %", "pre-training s"):
+        tab.add_column(col, justify="left" if col in ("run", "hidden") else "right")
     for s in t["summary"]:
-        med = s["median_seconds"]
-        tab.add_row(s["solver"], s["dtype"], "-".join(map(str, s["hidden"])),
-                    f"{med:.1f}" if med is not None else
-                    f"reached in {s['reached']} of {s['rounds']} (max {s['max_epochs']} epochs)",
-                    " ".join(f"{x:.1f}" for x in s["seconds"]) or "—",
-                    " ".join(f"{e:.2f}" if e is not None else "—" for e in s["epochs"]),
-                    " ".join(f"{e:.2f}" for e in s["test_error"]), f"{s['median_pretrain_seconds']:.1f}",
-                    f"{s['ratio_to_bp']:.2f}x" if s.get("ratio_to_bp") else "—")
+        for i, (target, v) in enumerate(s["targets"].items()):
+            med = v["median_seconds"]
+            tab.add_row(s["label"] if i == 0 else "", "-".join(map(str, s["hidden"])) if i == 0 else "", target,
+                        f"{med:.1f}" if med is not None else f"reached in {v['reached']} of {s['rounds']}",
+                        " ".join(f"{x:.1f}" for x in v["seconds"]) or "—",
+                        " ".join(f"{e:.2f}" for e in v["epochs"]) or "—",
+                        f"{v['ratio_to_torch']:.2f}x" if v.get("ratio_to_torch") else "—",
+                        f"{v['ratio_to_bp']:.2f}x" if v.get("ratio_to_bp") else "—",
+                        " ".join(f"{e:.2f}" for e in s["final_test_error"]) if i == 0 else "",
+                        f"{s['median_pretrain_seconds']:.1f}" if i == 0 else "")
     c.print(tab)
 
 
-TTA_RUNS = "nmf:float32,nmf:float64,bp:float32"
+TTA_RUNS = "nmf:float32,nmf:float64,bp:float32,torch:float32:mse,torch:float32:xent"
+
+
+def tta_specs(runs: str, overrides) -> list[dict]:
+    """``--runs`` (``SOLVER:DTYPE[:LOSS]`` items, SOLVER nmf, bp or torch) as composed configs; ``torch``
+    takes the ``solver=bp`` config (Adam settings, batch, loss) and runs it in PyTorch."""
+    from ..config import compose_config
+    from ..errors import NmfdnnError
+
+    specs = []
+    for item in runs.split(","):
+        parts = item.split(":")
+        if len(parts) not in (2, 3) or parts[0] not in ("nmf", "bp", "torch") or (len(parts) == 3 and parts[0] == "nmf"):
+            raise NmfdnnError(f"bench --tta: --runs takes items SOLVER:DTYPE[:LOSS] with SOLVER nmf, bp or torch "
+                              f"(LOSS for bp and torch only), e.g. {TTA_RUNS}; got {item!r}")
+        solver, dtype = parts[:2]
+        extra = [f"solver.loss={parts[2]}"] if len(parts) == 3 else []
+        cfg = compose_config(["epochs=10", "progress=false", f"solver={'bp' if solver == 'torch' else solver}",
+                              f"dtype={dtype}", *extra, *overrides])
+        specs.append({"label": " ".join(parts), "cfg": cfg, "framework": "torch" if solver == "torch" else "nmfdnn"})
+    if any(s["framework"] == "torch" for s in specs):
+        from ..baselines.torch_mlp import import_torch
+
+        import_torch()
+    return specs
+
+
+def _percentages(text: str) -> list[float]:
+    """``--target``: comma-separated test errors in percent."""
+    import argparse
+
+    try:
+        return [float(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid list of percentages: {text!r} (e.g. 2.0,1.6)") from None
 
 
 def build_parser():
@@ -306,8 +354,10 @@ def build_parser():
                     "products next to a square GEMM (the ceiling of the share of GEMM)")
     ap.add_argument("--tta", action="store_true", help="time to accuracy: training seconds until the test error "
                     "first drops below --target, for each of --runs, at most epochs=10 each; writes DIR/tta.json")
-    ap.add_argument("--target", type=float, default=2.0, metavar="PCT", help="--tta target test error %% (default 2.0)")
-    ap.add_argument("--runs", default=TTA_RUNS, metavar="SOLVER:DTYPE,...", help=f"--tta runs (default {TTA_RUNS})")
+    ap.add_argument("--target", type=_percentages, default=[2.0, 1.6], metavar="PCT[,PCT...]",
+                    help="--tta target test errors %% (default 2.0,1.6)")
+    ap.add_argument("--runs", default=TTA_RUNS, metavar="SOLVER:DTYPE[:LOSS],...",
+                    help=f"--tta runs; torch = the bp config in PyTorch, if installed (default {TTA_RUNS})")
     ap.add_argument("--repeats", type=int, default=1, metavar="N", help="--tta interleaved rounds; medians reported")
     return ap
 
@@ -332,13 +382,9 @@ def main(argv: list[str]) -> int:
     out = Path(a.out) if a.out else Path("outputs") / ("tta" if a.tta else "bench") / stamp
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if a.tta:
-        runs = [r.split(":") for r in a.runs.split(",")]
-        if not all(len(r) == 2 for r in runs):
-            raise NmfdnnError("bench --tta: --runs takes a list like nmf:float32,bp:float32")
-        cfgs = [compose_config(["epochs=10", "progress=false", f"solver={sol}", f"dtype={dt}", *a.overrides])
-                for sol, dt in runs]
+        specs = tta_specs(a.runs, a.overrides)
         out.mkdir(parents=True, exist_ok=True)
-        print_tta(run_tta(cfgs, a.target, out, a.gemm_size, a.repeats))
+        print_tta(run_tta(specs, a.target, out, a.gemm_size, a.repeats))
         print(f"written to {out / 'tta.json'}")
         return 0
     cfg = compose_config(["epochs=1", "progress=false", *a.overrides])
