@@ -7,7 +7,7 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train fetch results tune lint test test-fast slurm-up slurm-down clean table1 table1-paper table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
+.PHONY: help install train fetch results readme tune lint test test-fast slurm-up slurm-down clean table1 table1-paper table1-quick fig1 kill-resume bench bench-tta bench-gpu scaling
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -74,13 +74,14 @@ table1-quick: install ## Table 1 reduced ([500],[1000,500] x 3 seeds x 2 epochs,
 	$(NMFDNN) train -m $(TABLE1_QUICK) $(SWEEP_OPTS) hydra.sweep.dir=outputs/table1-quick
 	$(NMFDNN) report outputs/table1-quick --compare paper-table1
 
-fig1: install ## Figure 1: NMF vs BP, [1000,500], 10 epochs, MNIST (+ CIFAR-10 if it can be fetched); PNG + SVG
-	$(NMFDNN) train -m solver=nmf,bp hidden=[1000,500] $(SWEEP_OPTS) hydra.sweep.dir=outputs/fig1/mnist
+fig1: install ## Figure 1: NMF vs BP, [1000,500], mean over the 10 seeds of Table 1's runs (finished runs skipped); PNG + SVG
+	for s in $(TABLE1_SOLVERS); do $(NMFDNN) train -m experiment=table1_$$s hidden=[1000,500] seed=$(TABLE1_SEEDS) \
+	  $(SWEEP_OPTS) hydra.sweep.dir=outputs/table1 || exit 1; done
 	@if $(NMFDNN) fetch cifar10 > /dev/null 2>&1; then \
-	  $(NMFDNN) train -m experiment=paper_cifar10,paper_bp_cifar10 dataset=cifar10 hidden=[1000,500] $(SWEEP_OPTS) \
+	  $(NMFDNN) train -m experiment=paper_cifar10,paper_bp_cifar10 hidden=[1000,500] $(SWEEP_OPTS) \
 	    hydra.sweep.dir=outputs/fig1/cifar10; \
 	else echo "CIFAR-10 cannot be fetched here (no network to its URL): Figure 1 shows MNIST alone"; fi
-	$(NMFDNN) plot outputs/fig1 --out outputs/fig1
+	$(NMFDNN) plot outputs/table1/*,hidden=\[1000,500\],seed=* $(wildcard outputs/fig1/cifar10) --out outputs/fig1
 
 kill-resume: install ## SIGKILL runs and whole sweeps at random points, resume, compare with uninterrupted ones
 	$(PY) tests/helpers/kill_resume.py --trials 5 --solver nmf
@@ -94,6 +95,9 @@ results: install ## regenerate outputs/results/ (defaults [500] and [1000,500] s
 	rm -rf outputs/results/bench
 	for dt in float64 float32; do $(NMFDNN) bench --out outputs/results/bench/$$dt dataset=mnist hidden=[1000,500] dtype=$$dt || exit 1; done
 	$(NMFDNN) bench --table outputs/results/bench > outputs/results/bench/bench.md
+
+readme: install ## refresh the README's generated blocks (<!-- generated from PATH -->) from the committed reports
+	$(PY) -m nmfdnn.tools.embed README.md
 
 TRIALS ?= 16
 tune: install ## hyper-parameter search of the regularised NMF method on validation data (TRIALS=16 trials of [1000,500]; resumable), then the best trial
