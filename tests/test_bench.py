@@ -207,3 +207,17 @@ def test_shape_rates_lists_the_products_of_each_layer():
     assert r["gemm_gflops"] > 0 and len(r["products"]) == 8
     assert r["products"][0]["product"].startswith("W_1 Z_0  (20x30 by 30x200)")
     assert all(p["gflops"] > 0 and p["ratio_to_gemm"] > 0 for p in r["products"])
+
+
+def test_tta_runs_take_presets_and_losses():
+    from nmfdnn.errors import NmfdnnError
+    from nmfdnn.tools.bench import tta_specs
+
+    specs = tta_specs("nmf_best:float32,bp:float32:xent,nmf:float64", ["dataset=synthetic"])
+    best, bp, nmf = (s["cfg"] for s in specs)
+    assert [s["label"] for s in specs] == ["nmf_best float32", "bp float32 xent", "nmf float64"]
+    assert best.solver.alpha > 0 and str(best.dtype) == "float32" and best.epochs == 10
+    assert str(bp.solver.loss) == "xent" and nmf.solver.alpha == 0 and best.dataset.name == "synthetic"
+    for bad in ("nmf:float64:xent", "frob:float32", "nmf"):
+        with pytest.raises(NmfdnnError, match="--runs takes items|LOSS is for bp"):
+            tta_specs(bad, ["dataset=synthetic"])

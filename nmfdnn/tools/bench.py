@@ -301,26 +301,32 @@ def print_tta(t: dict) -> None:
     c.print(tab)
 
 
-TTA_RUNS = "nmf:float32,nmf:float64,bp:float32,torch:float32:mse,torch:float32:xent"
+TTA_RUNS = "nmf_best:float32,nmf_best:float64,bp:float32,torch:float32:mse,torch:float32:xent"
 
 
 def tta_specs(runs: str, overrides) -> list[dict]:
-    """``--runs`` (``SOLVER:DTYPE[:LOSS]`` items, SOLVER nmf, bp or torch) as composed configs; ``torch``
-    takes the ``solver=bp`` config (Adam settings, batch, loss) and runs it in PyTorch."""
-    from ..config import compose_config
+    """``--runs`` items ``NAME:DTYPE[:LOSS]`` as composed configs: NAME is ``nmf``, ``bp``, ``torch`` (the
+    ``solver=bp`` config -- Adam settings, batch, loss -- run in PyTorch) or an experiment preset
+    (``nmf_best``: ``experiment=nmf_best``); LOSS (bp, torch) sets ``solver.loss``."""
+    from pathlib import Path
+
+    from ..config import compose_config, conf_dir
     from ..errors import NmfdnnError
 
+    presets = sorted(p.stem for p in (Path(conf_dir()) / "experiment").glob("*.yaml"))
     specs = []
     for item in runs.split(","):
         parts = item.split(":")
-        if len(parts) not in (2, 3) or parts[0] not in ("nmf", "bp", "torch") or (len(parts) == 3 and parts[0] == "nmf"):
-            raise NmfdnnError(f"bench --tta: --runs takes items SOLVER:DTYPE[:LOSS] with SOLVER nmf, bp or torch "
-                              f"(LOSS for bp and torch only), e.g. {TTA_RUNS}; got {item!r}")
-        solver, dtype = parts[:2]
+        name = parts[0]
+        if len(parts) not in (2, 3) or name not in ("nmf", "bp", "torch", *presets):
+            raise NmfdnnError(f"bench --tta: --runs takes items NAME:DTYPE[:LOSS], NAME nmf, bp, torch or a preset "
+                              f"({', '.join(presets)}), e.g. {TTA_RUNS}; got {item!r}")
+        if len(parts) == 3 and name == "nmf":
+            raise NmfdnnError(f"bench --tta: LOSS is for bp and torch runs only; got {item!r}")
+        first = [f"experiment={name}"] if name in presets else [f"solver={'bp' if name == 'torch' else name}"]
         extra = [f"solver.loss={parts[2]}"] if len(parts) == 3 else []
-        cfg = compose_config(["epochs=10", "progress=false", f"solver={'bp' if solver == 'torch' else solver}",
-                              f"dtype={dtype}", *extra, *overrides])
-        specs.append({"label": " ".join(parts), "cfg": cfg, "framework": "torch" if solver == "torch" else "nmfdnn"})
+        cfg = compose_config([*first, "epochs=10", "progress=false", f"dtype={parts[1]}", *extra, *overrides])
+        specs.append({"label": " ".join(parts), "cfg": cfg, "framework": "torch" if name == "torch" else "nmfdnn"})
     if any(s["framework"] == "torch" for s in specs):
         from ..baselines.torch_mlp import import_torch
 
@@ -356,7 +362,7 @@ def build_parser():
                     "first drops below --target, for each of --runs, at most epochs=10 each; writes DIR/tta.json")
     ap.add_argument("--target", type=_percentages, default=[2.0, 1.6], metavar="PCT[,PCT...]",
                     help="--tta target test errors %% (default 2.0,1.6)")
-    ap.add_argument("--runs", default=TTA_RUNS, metavar="SOLVER:DTYPE[:LOSS],...",
+    ap.add_argument("--runs", default=TTA_RUNS, metavar="NAME:DTYPE[:LOSS],...",
                     help=f"--tta runs; torch = the bp config in PyTorch, if installed (default {TTA_RUNS})")
     ap.add_argument("--repeats", type=int, default=1, metavar="N", help="--tta interleaved rounds; medians reported")
     return ap
