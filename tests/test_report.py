@@ -47,6 +47,7 @@ def test_groups_ignore_seed_and_skip_unfinished(tmp_path, capsys):
     assert big["n"] == 3 and big["test_error"] == pytest.approx(1.5)
     assert big["test_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * np.std([1.4, 1.6, 1.5], ddof=1) / math.sqrt(3))
     assert big["paper"]["test_error"] == 1.50 and big["test_diff"] == pytest.approx(0.0)
+    assert big["versus_paper"] == "overlaps"
     for ext in ("md", "csv", "tex", "json"):
         assert (tmp_path / f"report.{ext}").exists()
     out = capsys.readouterr().out
@@ -78,3 +79,12 @@ def test_compare_names_every_key_that_differs_from_the_papers_setting(tmp_path, 
     assert "dataset.val_size=10000 (paper: 0)" in reg["paper_differences"]
     out = capsys.readouterr().out
     assert "differs from the paper's stated setting in" in out and "solver.ae_lsq_iters=3 (paper: 10)" in out
+
+
+def test_versus_paper_compares_the_intervals():
+    from nmfdnn.tools.report import versus
+
+    assert versus(1.40, 0.03, 1.50, 0.06) == "better"  # 1.43 < 1.44
+    assert versus(1.42, 0.03, 1.50, 0.06) == "overlaps"
+    assert versus(1.64, 0.05, 1.50, 0.06) == "worse"  # 1.59 > 1.56
+    assert versus(1.40, None, 1.50, 0.06) == "better" and versus(1.50, float("nan"), 1.50, 0.06) == "overlaps"

@@ -161,7 +161,19 @@ def build_rows(groups, compare: str | None = None):
         if ref is not None:
             r["test_diff"] = r["test_error"] - ref["test_error"]
             r["train_diff"] = r["train_error"] - ref["train_error"]
+            r["versus_paper"] = versus(r["test_error"], r["test_ci"], ref["test_error"], ref["test_ci"])
     return rows
+
+
+def versus(mean: float, ci, paper_mean: float, paper_ci: float) -> str:
+    """Our test error against the paper's, by their 95 % intervals: ``better`` (ours lies wholly below
+    the paper's), ``worse`` (wholly above) or ``overlaps``; a single run (no interval) counts as a point."""
+    ci = 0.0 if ci is None or math.isnan(ci) else ci
+    if mean + ci < paper_mean - paper_ci:
+        return "better"
+    if mean - ci > paper_mean + paper_ci:
+        return "worse"
+    return "overlaps"
 
 
 HEAD = ["dataset", "solver", "hidden", "dtype", "epochs", "n", "train error %", "test error %",
@@ -185,12 +197,16 @@ def _cells(r, with_val=False):
 def _paper_cells(r):
     p = r.get("paper")
     if p is None:
-        return ["—", "—", "—"]
-    return [_fmt(p["train_error"], p["train_ci"]), _fmt(p["test_error"], p["test_ci"]), f"{r['test_diff']:+.2f}"]
+        return ["—"] * len(PAPER_HEAD)
+    return [_fmt(p["train_error"], p["train_ci"]), _fmt(p["test_error"], p["test_ci"]), f"{p['seconds']:.0f}",
+            f"{r['test_diff']:+.2f}", r["versus_paper"]]
+
+
+PAPER_HEAD = ["paper train %", "paper test %", "paper s", "test diff", "test vs paper"]
 
 
 def write_reports(rows, out_dir: Path, compare: bool):
-    head = _head(rows) + (["paper train %", "paper test %", "test diff"] if compare else [])
+    head = _head(rows) + (PAPER_HEAD if compare else [])
     with_val = "val error %" in head
     body = [_cells(r, with_val) + (_paper_cells(r) if compare else []) for r in rows]
     md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
@@ -206,12 +222,14 @@ def write_reports(rows, out_dir: Path, compare: bool):
     keys = ["dataset", "solver", "hidden", "dtype", "backend", "epochs", "n", "train_error", "train_ci",
             *(["val_error", "val_ci"] if with_val else []), "test_error", "test_ci", "pretrain_seconds",
             "finetune_seconds", "total_seconds"]
-    w.writerow(keys + (["paper_train_error", "paper_train_ci", "paper_test_error", "paper_test_ci"] if compare else []))
+    w.writerow(keys + (["paper_train_error", "paper_train_ci", "paper_test_error", "paper_test_ci", "paper_seconds",
+                        "versus_paper"] if compare else []))
     for r in rows:
         extra = []
         if compare:
             p = r.get("paper") or {}
-            extra = [p.get("train_error", ""), p.get("train_ci", ""), p.get("test_error", ""), p.get("test_ci", "")]
+            extra = [p.get("train_error", ""), p.get("train_ci", ""), p.get("test_error", ""), p.get("test_ci", ""),
+                     p.get("seconds", ""), r.get("versus_paper", "")]
         w.writerow([r[k] for k in keys] + extra)
     atomic_write_bytes(out_dir / "report.csv", buf.getvalue().encode())
     esc = lambda s: s.replace("±", "$\\pm$").replace("%", "\\%").replace("_", "\\_").replace("—", "--")  # noqa: E731
@@ -231,7 +249,7 @@ def print_table(rows, compare: bool, warnings):
     for w in warnings:
         c.print(f"[yellow]warning:[/yellow] {w}")
     t = Table(title="nmfdnn report" + (" (beside the paper's Table 1)" if compare else ""))
-    head = _head(rows) + (["paper train %", "paper test %", "test diff"] if compare else [])
+    head = _head(rows) + (PAPER_HEAD if compare else [])
     for h in head:
         t.add_column(h, justify="right" if h not in ("dataset", "solver", "hidden", "dtype") else "left")
     for r in rows:
