@@ -110,9 +110,9 @@ bench: install ## GEMM rate and a 1-epoch [1000,500] MNIST run: seconds and GFLO
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float64
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float32
 
-bench-tta: install ## time to test error < 2.0 and < 1.6 % on MNIST [1000,500]: nmf float32/float64, bp float32, PyTorch (mse, xent); 3 interleaved rounds (tta.json)
+bench-tta: install ## time to test error < 2.0 and < 1.6 % on MNIST [1000,500]: nmf float32/float64, bp float32, PyTorch (mse, xent); 3 interleaved rounds (outputs/results/tta: tta.json, tta.md)
 	$(PY) -m pip install --quiet --quiet -e '.[bench]'
-	$(NMFDNN) bench --tta --repeats 3 --out outputs/tta dataset=mnist hidden=[1000,500]
+	$(NMFDNN) bench --tta --repeats 3 --out outputs/results/tta dataset=mnist hidden=[1000,500]
 
 scaling: install ## epoch time and peak memory against width/depth and batch size (1 epoch each), as a table
 	rm -rf outputs/scaling

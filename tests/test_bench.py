@@ -157,6 +157,9 @@ def test_bench_tta_command(tmp_path):
         assert w["ratio_to_bp"] == 1.0 and v["ratio_to_bp"] == pytest.approx(v["median_seconds"] / w["median_seconds"])
         assert v["ratio_to_torch"] is None  # no torch run
     assert set(t["gemm_gflops"]) == {"float32", "float64"}
+    md = (tmp_path / "a" / "tta.md").read_text().splitlines()
+    assert md[2].startswith("| run | target % | median s") and len(md) == 4 + 4  # 2 runs x 2 targets
+    assert md[4].startswith(f"| nmf float64 | 70 | {nmf['targets']['70']['median_seconds']:.1f} |")
     t, out = _tta(tmp_path, "b", "--target", "0", "--runs", "nmf:float64", *TTA_COMMON[:-1], "epochs=1")
     (x,) = t["runs"]
     assert x["targets"]["0"] is None and x["curve"][-1]["epochs"] == 1.0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_bytes, atomic_write_json
 
 
 def gemm_rate(dtype: str, n: int = 4000, repeats: int = 3, bk=None) -> float:
@@ -274,7 +274,29 @@ def run_tta(specs, targets, out_dir, gemm_n: int = 4000, repeats: int = 1) -> di
            "gemm_gflops_before_after": rates, "n_train": data.train.m, "blas": blas_info(),
            "cpu_count": os.cpu_count(), "summary": summary, "runs": runs}
     atomic_write_json(Path(out_dir) / "tta.json", out)
+    atomic_write_bytes(Path(out_dir) / "tta.md", tta_markdown(out).encode())
     return out
+
+
+def tta_markdown(t: dict) -> str:
+    """The summary of :func:`run_tta` as a Markdown table (``tta.md``, embedded in the README)."""
+    rates = ", ".join(f"{dt} {v:.1f}" for dt, v in t["gemm_gflops"].items())
+    out = [f"Training seconds until the test error is first below each target (median of {t['repeats']} "
+           f"interleaved rounds; evaluation outside the clock; {t['cpu_count']} cores, GEMM GFLOP/s {rates}).", "",
+           "| run | target % | median s | each round s | epochs | vs torch | vs bp | final test % |",
+           "|---|---|---|---|---|---|---|---|"]
+    for s in t["summary"]:
+        for target, v in s["targets"].items():
+            med = v["median_seconds"]
+            out.append(" | ".join([
+                f"| {s['label']}", target,
+                f"{med:.1f}" if med is not None else f"reached in {v['reached']} of {s['rounds']}",
+                " ".join(f"{x:.1f}" for x in v["seconds"]) or "—",
+                " ".join(f"{e:.2f}" for e in v["epochs"]) or "—",
+                f"{v['ratio_to_torch']:.2f}x" if v.get("ratio_to_torch") else "—",
+                f"{v['ratio_to_bp']:.2f}x" if v.get("ratio_to_bp") else "—",
+                " ".join(f"{e:.2f}" for e in s["final_test_error"])]) + " |")
+    return "\n".join(out) + "\n"
 
 
 def print_tta(t: dict) -> None:
