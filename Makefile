@@ -88,13 +88,19 @@ kill-resume: install ## SIGKILL runs and whole sweeps at random points, resume, 
 	$(PY) tests/helpers/kill_resume.py --trials 3 --solver bp
 	$(PY) tests/helpers/kill_resume.py --trials 3 --solver nmf --sweep
 
-results: install ## regenerate outputs/results/ (defaults [500] and [1000,500] seed 0 + report; bench float64/float32 + table)
+results: install ## regenerate outputs/results/ (defaults and mixed precision runs + reports; bench float64/float32 of [1000,500] and the deepest net)
 	$(NMFDNN) train -m hidden=[500],[1000,500] progress=false resume=true hydra.sweep.dir=outputs/results/defaults \
 	  'hydra.sweep.subdir=$${hydra.job.override_dirname}'
 	$(NMFDNN) report outputs/results/defaults --compare paper-table1
-	rm -rf outputs/results/bench
+	$(NMFDNN) train -m dtype=float32 hidden=[500],[1000,500] seed=0 progress=false resume=true \
+	  hydra.sweep.dir=outputs/results/mixed 'hydra.sweep.subdir=$${hydra.job.override_dirname}'
+	$(NMFDNN) report outputs/results/mixed --compare paper-table1
+	rm -rf outputs/results/bench outputs/results/bench-deep
 	for dt in float64 float32; do $(NMFDNN) bench --out outputs/results/bench/$$dt dataset=mnist hidden=[1000,500] dtype=$$dt || exit 1; done
 	$(NMFDNN) bench --table outputs/results/bench > outputs/results/bench/bench.md
+	for dt in float64 float32; do $(NMFDNN) bench --out outputs/results/bench-deep/$$dt dataset=mnist hidden=[2000,1500,1000,500] \
+	  dtype=$$dt || exit 1; done
+	$(NMFDNN) bench --table outputs/results/bench-deep > outputs/results/bench-deep/bench.md
 
 readme: install ## refresh the README's generated blocks (<!-- generated from PATH -->) from the committed reports
 	$(PY) -m nmfdnn.tools.embed README.md
