@@ -60,3 +60,7 @@ def test_plot_writes_png_and_svg(tmp_path, tiny_sweep):
     assert r.returncode == 0, r.stderr
     png = tmp_path / "fig1.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "fig1.svg").exists()
+    first = {ext: (tmp_path / f"fig1.{ext}").read_bytes() for ext in ("png", "svg")}
+    r = subprocess.run(nmfdnn_command() + ["plot", str(tmp_path)], capture_output=True, text=True,
+                       env=env_without_full_error())
+    assert r.returncode == 0 and all((tmp_path / f"fig1.{e}").read_bytes() == b for e, b in first.items())  # reproducible
