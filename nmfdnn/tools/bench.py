@@ -282,8 +282,10 @@ def tta_markdown(t: dict) -> str:
     """The summary of :func:`run_tta` as a Markdown table (``tta.md``, embedded in the README)."""
     rates = ", ".join(f"{dt} {v:.1f}" for dt, v in t["gemm_gflops"].items())
     out = [f"Training seconds until the test error is first below each target (median of {t['repeats']} "
-           f"interleaved rounds; evaluation outside the clock; {t['cpu_count']} cores, GEMM GFLOP/s {rates}).", "",
-           "| run | target % | median s | each round s | epochs | vs torch | vs bp | final test % |",
+           f"interleaved rounds; evaluation outside the clock; at most {max(s['max_epochs'] for s in t['summary'])} "
+           f"epochs, stopped at the lowest target; "
+           f"{t['cpu_count']} cores, GEMM GFLOP/s {rates}).", "",
+           "| run | target % | median s | each round s | epochs | vs torch | vs bp | test % at stop |",
            "|---|---|---|---|---|---|---|---|"]
     for s in t["summary"]:
         for target, v in s["targets"].items():
@@ -307,7 +309,7 @@ def print_tta(t: dict) -> None:
     tab = Table(title=f"time to test error below {' and '.join(t['targets'])} %, median of {t['repeats']} "
                       f"interleaved round(s) (GEMM GFLOP/s: {rates})")
     for col in ("run", "hidden", "target %", "seconds", "each round", "epochs", "vs torch", "vs bp",
-                "final test %", "pre-training s"):
+                "test % at stop", "pre-training s"):
         tab.add_column(col, justify="left" if col in ("run", "hidden") else "right")
     for s in t["summary"]:
         for i, (target, v) in enumerate(s["targets"].items()):
