@@ -38,13 +38,16 @@ class TorchTrainer:
         torch.set_num_threads(int(cfg.backend.get("threads") or os.cpu_count() or 1))
         torch.manual_seed(int(cfg.seed))
         self.rng = rng
-        self.X = torch.from_numpy(np.ascontiguousarray(X.T)).to(self.dtype)
-        self.Y = torch.from_numpy(np.ascontiguousarray(Y.T)).to(self.dtype)
+        self.X, self.Y = self.samples(X), self.samples(Y)
         self.labels = self.Y.argmax(1)
         self.batch_size, self.loss = int(sol.batch_size), str(sol.loss)
         self.shuffle = bool(sol.shuffle)
         self.widths = [X.shape[0], *map(int, cfg.hidden), Y.shape[0]]
         self.adam = dict(lr=float(sol.lr), betas=(float(sol.beta1), float(sol.beta2)), eps=float(sol.eps))
+
+    def samples(self, A: np.ndarray):
+        """``A`` (features x samples, NumPy) as a row-per-sample tensor of the run's dtype (one copy)."""
+        return self.torch.from_numpy(np.ascontiguousarray(A.T)).to(self.dtype)
 
     @property
     def n_batches(self) -> int:
@@ -81,10 +84,8 @@ class TorchTrainer:
             if on_batch is not None:
                 on_batch(b)
 
-    def test_error(self, net, X_test: np.ndarray, labels: np.ndarray) -> float:
-        """Test error in percent of ``net`` on ``X_test`` (features x samples)."""
-        torch = self.torch
-        with torch.no_grad():
-            Xt = torch.from_numpy(np.ascontiguousarray(X_test.T)).to(self.dtype)
-            pred = net(Xt).argmax(1).numpy()
+    def test_error(self, net, X_test, labels: np.ndarray) -> float:
+        """Test error in percent of ``net`` on ``X_test``, a tensor from :meth:`samples`."""
+        with self.torch.no_grad():
+            pred = net(X_test).argmax(1).numpy()
         return float(np.mean(pred != np.asarray(labels)) * 100.0)

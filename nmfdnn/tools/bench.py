@@ -278,6 +278,15 @@ def run_tta(specs, targets, out_dir, gemm_n: int = 4000, repeats: int = 1) -> di
     return out
 
 
+def _tta_cells(s: dict, v: dict) -> list[str]:
+    """One summary row's cells for one target (``v``): median, each round, epochs, ratios to torch and bp."""
+    med = v["median_seconds"]
+    return [f"{med:.1f}" if med is not None else f"reached in {v['reached']} of {s['rounds']}",
+            " ".join(f"{x:.1f}" for x in v["seconds"]) or "—", " ".join(f"{e:.2f}" for e in v["epochs"]) or "—",
+            f"{v['ratio_to_torch']:.2f}x" if v.get("ratio_to_torch") else "—",
+            f"{v['ratio_to_bp']:.2f}x" if v.get("ratio_to_bp") else "—"]
+
+
 def tta_markdown(t: dict) -> str:
     """The summary of :func:`run_tta` as a Markdown table (``tta.md``, embedded in the README)."""
     rates = ", ".join(f"{dt} {v:.1f}" for dt, v in t["gemm_gflops"].items())
@@ -289,15 +298,8 @@ def tta_markdown(t: dict) -> str:
            "|---|---|---|---|---|---|---|---|"]
     for s in t["summary"]:
         for target, v in s["targets"].items():
-            med = v["median_seconds"]
-            out.append(" | ".join([
-                f"| {s['label']}", target,
-                f"{med:.1f}" if med is not None else f"reached in {v['reached']} of {s['rounds']}",
-                " ".join(f"{x:.1f}" for x in v["seconds"]) or "—",
-                " ".join(f"{e:.2f}" for e in v["epochs"]) or "—",
-                f"{v['ratio_to_torch']:.2f}x" if v.get("ratio_to_torch") else "—",
-                f"{v['ratio_to_bp']:.2f}x" if v.get("ratio_to_bp") else "—",
-                " ".join(f"{e:.2f}" for e in s["final_test_error"])]) + " |")
+            out.append("| " + " | ".join([s["label"], target, *_tta_cells(s, v),
+                                           " ".join(f"{e:.2f}" for e in s["final_test_error"])]) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -313,15 +315,10 @@ def print_tta(t: dict) -> None:
         tab.add_column(col, justify="left" if col in ("run", "hidden") else "right")
     for s in t["summary"]:
         for i, (target, v) in enumerate(s["targets"].items()):
-            med = v["median_seconds"]
-            tab.add_row(s["label"] if i == 0 else "", "-".join(map(str, s["hidden"])) if i == 0 else "", target,
-                        f"{med:.1f}" if med is not None else f"reached in {v['reached']} of {s['rounds']}",
-                        " ".join(f"{x:.1f}" for x in v["seconds"]) or "—",
-                        " ".join(f"{e:.2f}" for e in v["epochs"]) or "—",
-                        f"{v['ratio_to_torch']:.2f}x" if v.get("ratio_to_torch") else "—",
-                        f"{v['ratio_to_bp']:.2f}x" if v.get("ratio_to_bp") else "—",
-                        " ".join(f"{e:.2f}" for e in s["final_test_error"]) if i == 0 else "",
-                        f"{s['median_pretrain_seconds']:.1f}" if i == 0 else "")
+            first = i == 0  # the run's own columns once, on its first target's row
+            tab.add_row(s["label"] if first else "", "-".join(map(str, s["hidden"])) if first else "", target,
+                        *_tta_cells(s, v), " ".join(f"{e:.2f}" for e in s["final_test_error"]) if first else "",
+                        f"{s['median_pretrain_seconds']:.1f}" if first else "")
     c.print(tab)
 
 
@@ -332,8 +329,6 @@ def tta_specs(runs: str, overrides) -> list[dict]:
     """``--runs`` items ``NAME:DTYPE[:LOSS]`` as composed configs: NAME is ``nmf``, ``bp``, ``torch`` (the
     ``solver=bp`` config -- Adam settings, batch, loss -- run in PyTorch) or an experiment preset
     (``nmf_best``: ``experiment=nmf_best``); LOSS (bp, torch) sets ``solver.loss``."""
-    from pathlib import Path
-
     from ..config import compose_config, conf_dir
     from ..errors import NmfdnnError
 

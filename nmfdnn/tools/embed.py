@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     try:
         old = doc.read_text()
         new = embed(old, doc.parent)
-    except (OSError, FileNotFoundError) as e:
+    except OSError as e:  # FileNotFoundError included
         print(f"embed: {e}", file=sys.stderr)
         return 2
     if a.check:

@@ -40,7 +40,7 @@ def time_to_accuracy(cfg, data, targets, checks_per_epoch: int = 12, reporter=No
         from ..baselines.torch_mlp import TorchTrainer
 
         trainer = TorchTrainer(cfg, bk.to_numpy(X), bk.to_numpy(Y), rng)
-        X_test = bk.to_numpy(X_test)
+        X_test = trainer.samples(bk.to_numpy(X_test))  # once, not at every check
 
         def test_error(Ws):
             return trainer.test_error(Ws, X_test, data.test.labels)
