@@ -1,6 +1,7 @@
 """nmfdnn bench: GEMM rate, FLOP model, bench.json."""
 
 import json
+import math
 import subprocess
 
 import pytest
@@ -20,7 +21,9 @@ from nmfdnn.trainers import batches_for_epoch
 
 
 def test_gemm_rate_is_positive():
-    assert gemm_rate("float64", n=300, repeats=2) > 0.1
+    # no speed threshold: a loaded machine may deschedule the product for any time (flaky when it had one)
+    rate = gemm_rate("float64", n=300, repeats=2)
+    assert math.isfinite(rate) and rate > 0
 
 
 def _counted_epoch(hidden, pinv, bias, input_pinv="chol", L=2, n_in=40, m=1200, b=300, n_out=5):
