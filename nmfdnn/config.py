@@ -143,7 +143,8 @@ class BPSolverConfig:
     loss: Loss = Loss.mse  # mse (the paper's objective (3)) or xent (softmax cross-entropy)
     bias: bool = True  # bias vectors (standard in TensorFlow's dense layers)
     batch_size: int = 100  # paper: 100
-    lr: float = 1e-3  # Adam learning rate of the fine-tuning (paper: 1e-3)
+    lr: float = 1e-3  # Adam learning rate of the fine-tuning (paper: "initial learning rate" 1e-3)
+    lr_decay: float = 1.0  # fine-tuning epoch e (0-based) uses lr * lr_decay**e (not stated; 1 = constant)
     ae_lr: float = 1e-3  # Adam learning rate of the autoencoder (paper: 1e-3 MNIST, 5e-4 CIFAR-10)
     ae_samples: int = 5000  # autoencoder trained on this many random samples (paper: 5000)
     ae_epochs: int = 3  # autoencoder epochs per layer over those samples (not stated in the paper)
@@ -191,10 +192,21 @@ def dtype_name(cfg) -> str:
     return cfg.dtype.value if isinstance(cfg.dtype, Enum) else str(cfg.dtype)
 
 
+# Solver keys added after runs were committed, with the value that computes what a run without the
+# key computed: a config that lacks one is read as having it (so that old and new runs group together).
+ADDED_KEYS = {"bp": {"lr_decay": 1.0}}
+
+
 def effective(config: dict) -> dict:
     """A plain config dict with the values that ``null`` stands for filled in (``solver.factor_dtype``
-    null = ``dtype``), so that two configs that run the same computation compare equal."""
+    null = ``dtype``) and the keys of :data:`ADDED_KEYS` that it lacks, so that two configs that run
+    the same computation compare equal."""
     solver = config.get("solver")
+    if isinstance(solver, dict):
+        missing = {k: v for k, v in ADDED_KEYS.get(solver.get("name"), {}).items() if k not in solver}
+        if missing:
+            solver = {**solver, **missing}
+            config = {**config, "solver": solver}
     if isinstance(solver, dict) and "factor_dtype" in solver and solver["factor_dtype"] is None:
         config = {**config, "solver": {**solver, "factor_dtype": config.get("dtype")}}
     return config
@@ -375,6 +387,8 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
         for key in ("lr", "ae_lr", "eps"):
             if not s[key] > 0:
                 raise NmfdnnError(f"solver.{key} must be positive, got {s[key]!r}")
+        if not 0 < s.lr_decay <= 1:
+            raise NmfdnnError(f"solver.lr_decay must be in (0, 1], got {s.lr_decay!r}")
         for key in ("beta1", "beta2"):
             if not 0 <= s[key] < 1:
                 raise NmfdnnError(f"solver.{key} must be in [0, 1), got {s[key]!r}")

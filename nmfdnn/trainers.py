@@ -136,6 +136,9 @@ class BPTrainer(Trainer):
 
         sol = self.sol
         opt = self._optimizer(Ws)
+        # Epoch e (0-based) steps with lr * lr_decay**e. The epoch is read off Adam's step counter,
+        # which the checkpoint keeps, so a run resumed mid-epoch continues with the same rate.
+        opt.lr = sol.lr * sol.lr_decay ** (opt.t // self.n_batches)
         m = self.X.shape[1]
         order = self.rng.permutation(m) if sol.shuffle else np.arange(m)
         for b, s in enumerate(range(0, m, sol.batch_size)):

@@ -63,3 +63,56 @@ def test_float32_gradients_keep_dtype(bk):
     _, grads = loss_and_grads(bk, Ws, bk.asarray(rng.random((5, 7))), bk.asarray(one_hot(np.arange(7) % 3, 3)),
                               "xent", True)
     assert [g.dtype for g in grads] == [bk.dtype, bk.dtype] and [g.shape for g in grads] == [(4, 6), (3, 5)]
+
+
+def _bp_trainer(bk, lr_decay, m=40, batch_size=10):
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    from nmfdnn.config import BPSolverConfig
+    from nmfdnn.trainers import BPTrainer
+
+    rng = np.random.default_rng(1)
+    sol = {**asdict(BPSolverConfig()), "lr_decay": lr_decay, "batch_size": batch_size, "ae_epochs": 0}
+    cfg = OmegaConf.create({"solver": sol, "hidden": [5]})
+    X, Y = bk.asarray(rng.random((6, m))), bk.asarray(one_hot(rng.integers(0, 3, m), 3))
+    return BPTrainer(bk, cfg, X, Y, np.random.default_rng(2))
+
+
+def test_lr_decay_sets_each_epochs_rate_from_the_step_count(bk64):
+    """Fine-tuning epoch e (0-based) steps with lr * lr_decay**e, also when a run resumes mid-epoch
+    (the epoch is read off Adam's step counter, which the checkpoint keeps)."""
+    tr = _bp_trainer(bk64, 0.5)
+    Ws = tr.pretrain()
+    rates = []
+    for _ in range(3):
+        tr.epoch(Ws)
+        rates.append(tr.opt.lr)
+    assert tr.opt.t == 12 and rates == [1e-3, 5e-4, 2.5e-4]
+    tr.opt.t = 2 * tr.n_batches + 1  # a checkpoint taken after batch 1 of epoch 3
+    tr.epoch(Ws, start_batch=1)
+    assert tr.opt.lr == 2.5e-4
+
+
+def test_lr_decay_one_is_the_constant_rate(bk64):
+    """lr_decay = 1 computes exactly what the solver computed before the key existed."""
+    a, b = _bp_trainer(bk64, 1.0), _bp_trainer(bk64, 0.5)
+    Wa, Wb = a.pretrain(), b.pretrain()
+    a.epoch(Wa), b.epoch(Wb)  # epoch 1: both at lr
+    assert all(np.array_equal(x, y) for x, y in zip(Wa, Wb))
+    a.epoch(Wa), b.epoch(Wb)  # epoch 2: 1e-3 against 5e-4
+    assert a.opt.lr == 1e-3 and not all(np.array_equal(x, y) for x, y in zip(Wa, Wb))
+
+
+def test_runs_without_lr_decay_read_as_constant_rate():
+    """Runs committed before ``solver.lr_decay`` existed group and compare with lr_decay = 1 runs."""
+    from nmfdnn.checkpoint import config_differences
+    from nmfdnn.config import effective
+
+    old = {"dtype": "float32", "solver": {"name": "bp", "lr": 1e-3}}
+    new = {"dtype": "float32", "solver": {"name": "bp", "lr": 1e-3, "lr_decay": 1.0}}
+    assert effective(old) == new and config_differences(old, new) == []
+    assert effective({"solver": {"name": "nmf"}}) == {"solver": {"name": "nmf"}}
+    assert config_differences(old, {**new, "solver": {**new["solver"], "lr_decay": 0.5}}) == [
+        "solver.lr_decay: 1.0 -> 0.5"]

@@ -59,6 +59,8 @@ def test_each_dataset_has_its_own_keys():
     (["solver.batch_size=1000"], "must exceed the widest hidden layer (1000 units)"),
     (["solver.batch_size=501", "solver.bias=true", "hidden=[500]"], "(500 units + the bias row)"),
     (["backend.threads=0"], "threads"),
+    (["solver=bp", "solver.lr_decay=0"], "solver.lr_decay must be in (0, 1], got 0"),
+    (["solver=bp", "solver.lr_decay=1.5"], "solver.lr_decay must be in (0, 1], got 1.5"),
 ])
 def test_validate_rejects_bad_values(overrides, message):
     with pytest.raises(NmfdnnError, match=re.escape(message)):
