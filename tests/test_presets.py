@@ -14,7 +14,7 @@ PINNED = [p for p in PRESETS if p.startswith(("paper", "table1"))]
 
 
 def test_the_reproduction_presets_exist():
-    assert {"paper", "paper_cifar10", "paper_bp_mnist", "paper_bp_cifar10", "table1_nmf", "table1_nmf_deep", "table1_bp"} <= set(PINNED)
+    assert {"paper", "paper_cifar10", "paper_bp_mnist", "paper_bp_cifar10", "table1_nmf", "table1_nmf_deep", "table1_bp", "table1_bp_shallow"} <= set(PINNED)
 
 
 @pytest.mark.parametrize("name", PINNED)
@@ -36,5 +36,6 @@ def test_bp_presets_select_their_dataset():
     assert compose_config(["experiment=paper_bp_cifar10"]).dataset.name == "cifar10"
     assert compose_config(["experiment=paper_bp_mnist"]).dataset.name == "mnist"
     assert str(compose_config(["experiment=table1_bp"]).dtype) == "float32"
+    assert str(compose_config(["experiment=table1_bp_shallow"]).dtype) == "float32"
     assert str(compose_config(["experiment=table1_nmf"]).dtype) == "float64"
     assert str(compose_config(["experiment=table1_nmf_deep"]).dtype) == "float64"
