@@ -37,5 +37,8 @@ def test_bp_presets_select_their_dataset():
     assert compose_config(["experiment=paper_bp_mnist"]).dataset.name == "mnist"
     assert str(compose_config(["experiment=table1_bp"]).dtype) == "float32"
     assert str(compose_config(["experiment=table1_bp_shallow"]).dtype) == "float32"
+    # a BP run rerun alone must use the sweep's one thread to reproduce its float32 result
+    assert compose_config(["experiment=table1_bp"]).backend.threads == 1
+    assert compose_config(["experiment=table1_bp_shallow"]).backend.threads == 1
     assert str(compose_config(["experiment=table1_nmf"]).dtype) == "float64"
     assert str(compose_config(["experiment=table1_nmf_deep"]).dtype) == "float64"
