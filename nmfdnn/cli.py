@@ -154,8 +154,12 @@ def _summary(metrics: dict, out_dir: str) -> None:
     t = Table(title=f"nmfdnn {metrics['solver']} {metrics['hidden']} on {metrics['dataset']}", show_header=True)
     for col in ("train error %", "test error %", "pre-training s", "fine-tuning s", "total s"):
         t.add_column(col, justify="right")
-    t.add_row(f"{metrics['train_error']:.2f}", f"{metrics['test_error']:.2f}", f"{metrics['pretrain_seconds']:.1f}",
-              f"{metrics['finetune_seconds']:.1f}", f"{metrics['total_seconds']:.1f}")
+    def cell(key, digits):  # train_error is null in metrics.json when eval_train=false
+        v = metrics.get(key)
+        return "n/a" if v is None else f"{v:.{digits}f}"
+
+    t.add_row(cell("train_error", 2), cell("test_error", 2), cell("pretrain_seconds", 1),
+              cell("finetune_seconds", 1), cell("total_seconds", 1))
     c = Console()
     c.print(t)
     c.print(f"outputs: {out_dir}", soft_wrap=True)

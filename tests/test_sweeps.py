@@ -37,8 +37,9 @@ def test_parallel_sweep_caps_blas_threads(tmp_path, tiny_sweep):
     assert all(f"2 jobs, {expect} BLAS thread(s) each" in log for log in logs)
 
 
-def test_sweep_with_override_dirs_resumes_by_skipping_finished_runs(tmp_path, tiny_sweep):
-    args = ["train", "-m", *tiny_sweep, "seed=0,1", "resume=true", f"hydra.sweep.dir={tmp_path}",
+@pytest.mark.parametrize("extra", [[], ["eval_train=false"]])  # no train error: its summary says n/a
+def test_sweep_with_override_dirs_resumes_by_skipping_finished_runs(tmp_path, tiny_sweep, extra):
+    args = ["train", "-m", *tiny_sweep, *extra, "seed=0,1", "resume=true", f"hydra.sweep.dir={tmp_path}",
             "hydra.sweep.subdir=${hydra.job.override_dirname}"]
     r = subprocess.run(nmfdnn_command() + args, capture_output=True, text=True, env=env_without_full_error())
     assert r.returncode == 0, r.stderr
@@ -48,6 +49,7 @@ def test_sweep_with_override_dirs_resumes_by_skipping_finished_runs(tmp_path, ti
     r = subprocess.run(nmfdnn_command() + args, capture_output=True, text=True, env=env_without_full_error())
     assert r.returncode == 0, r.stderr
     assert [(p / "metrics.json").stat().st_mtime_ns for p in runs] == stamps  # nothing recomputed
+    assert ("n/a" in r.stdout) == bool(extra)
 
 
 def test_plot_writes_png_and_svg(tmp_path, tiny_sweep):
