@@ -48,16 +48,16 @@ clean: ## remove the virtual environment and caches (not outputs/ nor the data c
 # preset (conf/experiment/table1_nmf.yaml: float64, the settings chosen on validation data by make tune
 # for [1000,500]; table1_nmf_deep.yaml: [2000,1500,1000,500], the shipped solver defaults, chosen on
 # validation data for that network (outputs/tune/deep_screen); table1_bp.yaml: the paper's Adam setting
-# in float32, as TensorFlow ran it, for the two deeper networks; table1_bp_shallow.yaml: the same with
-# one autoencoder epoch and a decaying rate, chosen on validation data for [500] and [1000,500]).
+# in float32, as TensorFlow ran it, for [2000,1500,1000,500]; table1_bp_shallow.yaml: the same with
+# one autoencoder epoch and a decaying rate, chosen on validation data, for the three other networks).
 # Each run has a deterministic directory (its overrides) under outputs/table1/, and resume=true skips finished runs (metrics.json present) and continues killed ones,
 # so the committed runs are never rerun. TABLE1_PRESETS and TABLE1_NETS_<preset> narrow it.
 TABLE1_SEEDS ?= 0,1,2,3,4,5,6,7,8,9
 TABLE1_PRESETS ?= nmf nmf_deep bp_shallow bp
 TABLE1_NETS_nmf ?= [500],[1000,500],[1500,1000,500]
 TABLE1_NETS_nmf_deep ?= [2000,1500,1000,500]
-TABLE1_NETS_bp_shallow ?= [500],[1000,500]
-TABLE1_NETS_bp ?= [1500,1000,500],[2000,1500,1000,500]
+TABLE1_NETS_bp_shallow ?= [500],[1000,500],[1500,1000,500]
+TABLE1_NETS_bp ?= [2000,1500,1000,500]
 FIG1_PRESETS ?= nmf bp_shallow
 TABLE1_QUICK = solver=nmf,bp hidden=[500],[1000,500] seed=0,1,2 epochs=2 dataset.train_subset=10000
 # LAUNCHER=slurm (or parallel) hands the sweeps to Hydra's submitit (joblib) launcher; PARTITION=...
