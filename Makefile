@@ -50,8 +50,8 @@ clean: ## remove the virtual environment and caches (not outputs/ nor the data c
 # validation data for that network (outputs/tune/deep_screen); table1_bp.yaml: the paper's Adam setting
 # in float32, as TensorFlow ran it, for [2000,1500,1000,500]; table1_bp_shallow.yaml: the same with
 # one autoencoder epoch and a decaying rate, chosen on validation data, for the three other networks).
-# Each run has a deterministic directory (its overrides) under outputs/table1/, and resume=true skips finished runs (metrics.json present) and continues killed ones,
-# so the committed runs are never rerun. TABLE1_PRESETS and TABLE1_NETS_<preset> narrow it.
+# Each run has a deterministic directory (its overrides) under outputs/table1/, and resume=true skips
+# finished runs (metrics.json present) and continues killed ones, so the committed runs are never rerun. TABLE1_PRESETS and TABLE1_NETS_<preset> narrow it.
 TABLE1_SEEDS ?= 0,1,2,3,4,5,6,7,8,9
 TABLE1_PRESETS ?= nmf nmf_deep bp_shallow bp
 TABLE1_NETS_nmf ?= [500],[1000,500],[1500,1000,500]

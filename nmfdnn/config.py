@@ -202,14 +202,12 @@ def effective(config: dict) -> dict:
     null = ``dtype``) and the keys of :data:`ADDED_KEYS` that it lacks, so that two configs that run
     the same computation compare equal."""
     solver = config.get("solver")
-    if isinstance(solver, dict):
-        missing = {k: v for k, v in ADDED_KEYS.get(solver.get("name"), {}).items() if k not in solver}
-        if missing:
-            solver = {**solver, **missing}
-            config = {**config, "solver": solver}
-    if isinstance(solver, dict) and "factor_dtype" in solver and solver["factor_dtype"] is None:
-        config = {**config, "solver": {**solver, "factor_dtype": config.get("dtype")}}
-    return config
+    if not isinstance(solver, dict):
+        return config
+    solver = {**ADDED_KEYS.get(solver.get("name"), {}), **solver}
+    if "factor_dtype" in solver and solver["factor_dtype"] is None:
+        solver["factor_dtype"] = config.get("dtype")
+    return {**config, "solver": solver}
 
 
 def conf_dir() -> str:
