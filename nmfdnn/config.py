@@ -67,7 +67,7 @@ class FashionMNISTConfig(DatasetConfig):
 class CIFAR10Config(DatasetConfig):
     name: str = "cifar10"
     grayscale: bool = False  # False: RGB flattened to 3072 features, as in the paper
-    folder: Optional[str] = None  # an existing cifar-10-batches-py folder (skips the download)
+    folder: Optional[str] = None  # an existing cifar-10-batches-bin (or -py) folder (skips the download)
 
 
 @dataclass
