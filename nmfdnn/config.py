@@ -192,22 +192,13 @@ def dtype_name(cfg) -> str:
     return cfg.dtype.value if isinstance(cfg.dtype, Enum) else str(cfg.dtype)
 
 
-# Solver keys added after runs were committed, with the value that computes what a run without the
-# key computed: a config that lacks one is read as having it (so that old and new runs group together).
-ADDED_KEYS = {"bp": {"lr_decay": 1.0}}
-
-
 def effective(config: dict) -> dict:
     """A plain config dict with the values that ``null`` stands for filled in (``solver.factor_dtype``
-    null = ``dtype``) and the keys of :data:`ADDED_KEYS` that it lacks, so that two configs that run
-    the same computation compare equal."""
+    null = ``dtype``), so that two configs that run the same computation compare equal."""
     solver = config.get("solver")
-    if not isinstance(solver, dict):
+    if not isinstance(solver, dict) or solver.get("factor_dtype", "") is not None:
         return config
-    solver = {**ADDED_KEYS.get(solver.get("name"), {}), **solver}
-    if "factor_dtype" in solver and solver["factor_dtype"] is None:
-        solver["factor_dtype"] = config.get("dtype")
-    return {**config, "solver": solver}
+    return {**config, "solver": {**solver, "factor_dtype": config.get("dtype")}}
 
 
 def conf_dir() -> str:

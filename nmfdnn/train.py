@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from .archive import RUNS_FILE, archived
 from .backend import get_backend
 from .checkpoint import CHECKPOINT, Checkpoint, config_differences, load_checkpoint, save_checkpoint
 from .config import dtype_name, validate
@@ -294,6 +295,14 @@ def _run_locked(cfg, out_dir, reporter):
                 raise NmfdnnError(f"{out_dir} holds a finished run with another config ({'; '.join(diffs[:3])})")
             log.info("%s already finished; nothing to do", out_dir)
             return done
+        record = archived(out_dir)  # a finished run packed into its study's runs.jsonl
+        if record is not None:
+            diffs = config_differences(record["config"], config_dict(cfg))
+            if diffs:
+                raise NmfdnnError(f"{out_dir}: its study's {RUNS_FILE} holds a finished run of that name with another "
+                                  f"config ({'; '.join(diffs[:3])})")
+            log.info("%s already finished (in its study's %s); nothing to do", out_dir, RUNS_FILE)
+            return record["metrics"]
     t_start = time.perf_counter()
     t0 = time.perf_counter()
     data = load_dataset(cfg.dataset)

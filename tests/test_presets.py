@@ -17,12 +17,31 @@ def test_the_reproduction_presets_exist():
     assert {"paper", "paper_cifar10", "paper_bp_mnist", "paper_bp_cifar10", "table1_nmf", "table1_nmf_deep", "table1_bp", "table1_bp_shallow"} <= set(PINNED)
 
 
+def preset_chain(name: str) -> dict:
+    """The keys a preset sets, through its parents (a preset listed in its defaults, child wins):
+    ``{"defaults": {...}, "solver": {...}, "dataset": {...}, top-level keys...}``."""
+    text = yaml.safe_load((EXPERIMENTS / f"{name}.yaml").read_text())
+    out = {"defaults": {}, "solver": {}, "dataset": {}}
+    for d in text.get("defaults", []):
+        if isinstance(d, str) and d != "_self_":
+            parent = preset_chain(d)
+            for k, v in parent.items():
+                out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) else v
+        elif isinstance(d, dict):
+            out["defaults"].update(d)
+    for k, v in text.items():
+        if k != "defaults":
+            out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) else v
+    return out
+
+
 @pytest.mark.parametrize("name", PINNED)
 def test_preset_pins_every_key(name):
-    """A change of the shipped defaults cannot change what a reproduction preset runs: its YAML sets the
-    solver and dataset, every key of that solver's schema, dtype, epochs and the validation split."""
-    text = yaml.safe_load((EXPERIMENTS / f"{name}.yaml").read_text())
-    chosen = {k: v for d in text["defaults"] for k, v in d.items()}
+    """A change of the shipped defaults cannot change what a reproduction preset runs: its YAML, with
+    its parents' (a child states only what differs), sets the solver and dataset, every key of that
+    solver's schema, dtype, epochs and the validation split."""
+    text = preset_chain(name)
+    chosen = text["defaults"]
     solver = chosen["override /solver"]
     assert chosen["override /dataset"] in ("mnist", "cifar10")
     fields = {f.name for f in dataclasses.fields(SOLVER_SCHEMAS[solver])} - {"name"}
@@ -30,6 +49,27 @@ def test_preset_pins_every_key(name):
     assert {"dtype", "epochs"} <= set(text) and text["dataset"]["val_size"] == 0
     cfg = compose_config([f"experiment={name}"])
     assert cfg.solver.name == solver and cfg.dataset.name == chosen["override /dataset"]
+    for key, value in text["solver"].items():  # what the chain says is what Hydra composes
+        assert cfg.solver[key] == value, f"{name}: solver.{key}"
+
+
+def test_a_preset_unpinned_in_its_chain_fails_the_check(tmp_path, monkeypatch):
+    """The chain check is not vacuous: a child of a preset that drops a key of the parent's chain."""
+    import test_presets as me
+
+    for n in ("nmf_best", "table1_nmf"):
+        (tmp_path / f"{n}.yaml").write_text((EXPERIMENTS / f"{n}.yaml").read_text())
+    text = (tmp_path / "table1_nmf.yaml").read_text().replace("  shuffle: true\n", "")
+    (tmp_path / "table1_nmf.yaml").write_text(text)
+    monkeypatch.setattr(me, "EXPERIMENTS", tmp_path)
+    assert "shuffle" not in me.preset_chain("table1_nmf")["solver"]
+    assert "alpha" in me.preset_chain("table1_nmf")["solver"]  # from the parent
+
+
+def test_no_preset_carries_lab_notes():
+    """Presets say what they are in at most five comment lines; screening tables live in the studies."""
+    for p in EXPERIMENTS.glob("*.yaml"):
+        assert sum(line.lstrip().startswith("#") for line in p.read_text().splitlines()) <= 5, p.name
 
 
 def test_bp_presets_select_their_dataset():

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from ..archive import RUNS_DIR, RUNS_FILE, pack, read_runs
 from ..config import NON_RESULT_KEYS, effective
 from ..errors import NmfdnnError
 from ..fileio import atomic_write_bytes, atomic_write_json
@@ -72,33 +73,59 @@ class Group:
                 "n_train": int(np.max(col("n_train"))) if col("n_train") else None}
 
 
-def collect(paths) -> tuple[list[Group], list[str]]:
-    """Finished runs under ``paths`` grouped by config; also the warnings for skipped runs."""
-    groups: dict[tuple, Group] = {}
-    warnings = []
-    files = []
-    for p in paths:
-        p = Path(p)
-        if not p.exists():
-            raise NmfdnnError(f"{p}: no such file or directory")
-        files += [p] if p.name == "metrics.json" else sorted(p.rglob("metrics.json"))
+def _records(path: Path, warnings: list[str]) -> list[tuple[dict, dict, str]]:
+    """(config, metrics, where) of every finished run under ``path``: the records of each study's
+    ``runs.jsonl``, and every run directory (``metrics.json`` + ``config.yaml``) not yet packed there."""
+    if path.is_file() and path.name == "metrics.json":
+        files, stores = [path], []
+    elif path.is_file():
+        files, stores = [], [path]
+    else:
+        files, stores = sorted(path.rglob("metrics.json")), sorted(path.rglob(RUNS_FILE))
+    out, packed = [], set()
+    for store in stores:
+        for r in read_runs(store, warnings):
+            out.append((r["config"], r["metrics"], f"{store}:{r['name']}"))
+            packed.add((store.parent / RUNS_DIR / r["name"]).resolve())
     for f in files:
+        if f.parent.resolve() in packed:
+            continue
         try:
             m = json.loads(f.read_text())
+            if not isinstance(m, dict):
+                raise ValueError("not a JSON object")
         except (OSError, ValueError) as e:
             warnings.append(f"{f}: unreadable ({e}); skipped")
             continue
         if m.get("status") != "finished":
             warnings.append(f"{f.parent}: status {m.get('status')!r}, not finished; skipped")
             continue
-        cfg_file = f.parent / "config.yaml"
-        if not cfg_file.exists():
+        try:
+            config = OmegaConf.to_container(OmegaConf.load(f.parent / "config.yaml"), resolve=True)
+        except FileNotFoundError:
             warnings.append(f"{f.parent}: no config.yaml; skipped")
             continue
-        flat = _flatten(effective(OmegaConf.to_container(OmegaConf.load(cfg_file), resolve=True)))
-        key = tuple(sorted((k, json.dumps(v)) for k, v in flat.items() if k not in IGNORED))
-        g = groups.setdefault(key, Group(key, flat))
-        g.runs.append(m)
+        except Exception as e:  # noqa: BLE001 (a malformed YAML raises many kinds)
+            warnings.append(f"{f.parent}/config.yaml: unreadable ({type(e).__name__}); skipped")
+            continue
+        out.append((config, m, str(f.parent)))
+    return out
+
+
+def collect(paths) -> tuple[list[Group], list[str]]:
+    """Finished runs under ``paths`` (run directories, study folders with ``runs.jsonl``) grouped by
+    config; also the warnings for skipped runs."""
+    groups: dict[tuple, Group] = {}
+    warnings: list[str] = []
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise NmfdnnError(f"{p}: no such file or directory")
+        for config, m, _ in _records(p, warnings):
+            flat = _flatten(effective(config))
+            key = tuple(sorted((k, json.dumps(v)) for k, v in flat.items() if k not in IGNORED))
+            g = groups.setdefault(key, Group(key, flat))
+            g.runs.append(m)
     return list(groups.values()), warnings
 
 
@@ -268,6 +295,11 @@ def print_table(rows, compare: bool, warnings):
 
 
 def report(paths, compare: str | None = None, out: str | None = None) -> list[dict]:
+    for p in paths:  # a study folder: its finished run directories go into its runs.jsonl first
+        if Path(p).is_dir() and (Path(p) / RUNS_DIR).is_dir():
+            n = pack(Path(p))
+            if n:
+                log.info("%s: %d run(s) packed into %s", p, n, RUNS_FILE)
     groups, warnings = collect(paths)
     for w in warnings:
         log.warning(w)

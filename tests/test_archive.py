@@ -1,0 +1,68 @@
+"""A study's archive (``outputs/<study>/runs.jsonl``): packing finished run directories, reporting
+from the archive alone, and a resumed sweep that skips every archived run."""
+
+import json
+import re
+import shutil
+import subprocess
+
+from nmfdnn.archive import RUNS_FILE, pack, read_runs
+from nmfdnn.tools.report import report
+
+from util import env_without_full_error, nmfdnn_command
+
+SWEEP = ["dataset=synthetic", "hidden=[8]", "epochs=1", "solver.batch_size=300", "solver.ae_samples=300",
+         "solver.ae_iters=1", "progress=false", "resume=true", "seed=0,1", "hydra.sweep.subdir=${hydra.job.override_dirname}"]
+
+
+def sweep(study, extra=()):
+    r = subprocess.run(nmfdnn_command() + ["train", "-m", *SWEEP, *extra, f"hydra.sweep.dir={study / 'runs'}"],
+                       capture_output=True, text=True, timeout=300, env=env_without_full_error())
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_pack_report_and_skip_from_the_archive_alone(tmp_path):
+    study = tmp_path / "study"
+    sweep(study)
+    assert pack(study) == 2 and pack(study) == 0  # a second pack changes nothing
+    records = read_runs(study / RUNS_FILE)
+    assert [r["name"].rsplit(",", 3)[0].endswith(("seed=0", "seed=1")) for r in records] == [True, True]
+    assert [r["metrics"]["seed"] for r in records] == [0, 1]
+    assert records[0]["overrides"][-1] == "seed=0" and records[0]["config"]["solver"]["factor_dtype"] == "float64"
+    assert records[0]["metrics"]["history"]  # the per-epoch history travels in the record
+    first = report([study])
+    md = (study / "report.md").read_bytes()
+    shutil.rmtree(study / "runs")  # a fresh checkout: the archive, no run directories
+    again = report([study])
+    assert (study / "report.md").read_bytes() == md and again == first
+    before = (study / RUNS_FILE).read_bytes()
+    r = sweep(study)  # every run is archived: skipped, nothing trained, the archive unchanged
+    assert r.stderr.count("already finished (in its study's runs.jsonl)") == 2
+    assert not re.search(r"epoch +\d+ +train", r.stdout + r.stderr)  # no epoch was trained
+    report([study])
+    assert (study / RUNS_FILE).read_bytes() == before and (study / "report.md").read_bytes() == md
+
+
+def test_an_archived_run_with_another_config_is_refused(tmp_path):
+    study = tmp_path / "study"
+    sweep(study, ["solver.omega=0.9"])
+    pack(study)
+    shutil.rmtree(study / "runs")
+    text = (study / RUNS_FILE).read_text().replace('"omega": 0.9', '"omega": 0.5')  # not what the name says
+    (study / RUNS_FILE).write_text(text)
+    r = sweep(study, ["solver.omega=0.9"])
+    assert "holds a finished run of that name with another config (solver.omega: 0.5 -> 0.9)" in r.stderr
+
+
+def test_a_malformed_record_is_skipped_with_a_warning(tmp_path):
+    study = tmp_path / "study"
+    sweep(study)
+    pack(study)
+    shutil.rmtree(study / "runs")
+    with open(study / RUNS_FILE, "a") as f:
+        f.write("{not json\n" + json.dumps({"name": "x"}) + "\n")
+    warnings = []
+    assert len(read_runs(study / RUNS_FILE, warnings)) == 2
+    assert len(warnings) == 2 and f"{RUNS_FILE}:3: malformed run record" in warnings[0]
+    assert report([study])[0]["n"] == 2
