@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))  # util, kill_resume: not tests
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))  # util, reference_torch_mlp: not tests
 
 from nmfdnn.backend import get_backend  # noqa: E402
 

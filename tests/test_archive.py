@@ -66,3 +66,28 @@ def test_a_malformed_record_is_skipped_with_a_warning(tmp_path):
     assert len(read_runs(study / RUNS_FILE, warnings)) == 2
     assert len(warnings) == 2 and f"{RUNS_FILE}:3: malformed run record" in warnings[0]
     assert report([study])[0]["n"] == 2
+
+
+def test_every_study_has_a_readme_and_the_index_is_current():
+    """Each committed study states its question, answer and command; outputs/README.md is what
+    `make index` generates from them (regenerate it when a study README changes)."""
+    from pathlib import Path
+
+    from nmfdnn.tools.index import build_index, study_summary
+
+    outputs = Path(__file__).resolve().parent.parent / "outputs"
+    studies = sorted({p.relative_to(outputs).parts[0] for p in outputs.rglob(RUNS_FILE)})
+    assert {"table1", "table1-paper", "tune", "defaults"} <= set(studies)
+    for s in studies:
+        summary = study_summary(outputs / s / "README.md")
+        assert all(summary[f] for f in ("question", "answer", "command")), s
+    assert (outputs / "README.md").read_text() == build_index(outputs)
+
+
+def test_index_reads_the_three_fields(tmp_path):
+    from nmfdnn.tools.index import build_index
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "README.md").write_text("# A study\n\n**Question.** Why\nnot?\n\n**Answer.** See "
+                                              "[r](report.md) and [t](../t/README.md).\n\n**Command.** `make s`\n")
+    assert "| [s](s/README.md) | Why not? | See [r](s/report.md) and [t](t/README.md). | `make s` |" in build_index(tmp_path)

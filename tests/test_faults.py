@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import kill_resume  # tests/helpers/kill_resume.py
+from nmfdnn.tools import kill_resume  # an operator tool (make kill-resume)
 from util import compose_train, env_without_full_error, nmfdnn_command
 from nmfdnn import fileio
 from nmfdnn.checkpoint import load_checkpoint

@@ -11,7 +11,18 @@ from ..errors import NmfdnnError
 from .report import collect
 
 
-def plot(paths, out: str | None = None, name: str = "fig1") -> list[Path]:
+def _selected(config: dict, select: list[str]) -> bool:
+    """Whether a group's flattened config matches every ``KEY=VALUE`` of ``select`` (VALUE read as YAML)."""
+    import yaml
+
+    for item in select:
+        key, _, value = item.partition("=")
+        if config.get(key) != yaml.safe_load(value):
+            return False
+    return True
+
+
+def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | None = None) -> list[Path]:
     try:
         import matplotlib
 
@@ -19,7 +30,11 @@ def plot(paths, out: str | None = None, name: str = "fig1") -> list[Path]:
         import matplotlib.pyplot as plt
     except ImportError:
         raise NmfdnnError("nmfdnn plot needs matplotlib: pip install 'nmfdnn[plot]'") from None
+    for item in select or []:
+        if "=" not in item:
+            raise NmfdnnError(f"--select {item!r}: expected KEY=VALUE, e.g. 'hidden=[1000,500]'")
     groups, warnings = collect(paths)
+    groups = [g for g in groups if _selected(g.config, select or [])]
     if not groups:
         raise NmfdnnError(f"no finished runs under {', '.join(map(str, paths))}")
     datasets = sorted({g.config.get("dataset.name") for g in groups})
@@ -66,7 +81,9 @@ def build_parser():
 
     ap = Parser(prog="nmfdnn plot", description="Figure 1: train/test error against epoch and seconds "
                 "(PNG and SVG).")
-    ap.add_argument("paths", nargs="+", help="run or sweep directories")
+    ap.add_argument("paths", nargs="+", help="run, sweep or study directories (runs.jsonl)")
+    ap.add_argument("--select", action="append", metavar="KEY=VALUE",
+                    help="only the groups whose config has this value, e.g. 'hidden=[1000,500]' (repeatable)")
     ap.add_argument("--out", help="output folder (default: the first PATH)")
     ap.add_argument("--name", default="fig1", help="file name stem (default fig1)")
     return ap
@@ -74,6 +91,6 @@ def build_parser():
 
 def main(argv: list[str]) -> int:
     a = build_parser().parse_args(argv)
-    for f in plot(a.paths, a.out, a.name):
+    for f in plot(a.paths, a.out, a.name, a.select):
         print(f"wrote {f}")
     return 0
