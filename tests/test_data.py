@@ -124,7 +124,7 @@ def test_failed_mirrors_are_one_log_line_per_file_set(tmp_path, caplog):
         files[name] = _digest(name.encode())
     dead = [(tmp_path / "nowhere1").as_uri() + "/", (tmp_path / "nowhere2").as_uri() + "/"]
     with caplog.at_level(logging.INFO, logger="nmfdnn"):
-        with pytest.raises(NmfdnnError):
+        with pytest.raises(NmfdnnError, match=r"cannot obtain TEST files a, b, c \(mirrors unreachable\)"):
             fetch_files(files, tmp_path / "cache", dead, npm_package=None, what="TEST")
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and lines[0].startswith("TEST: 3 file(s) not obtained from") and "nowhere2" in lines[0]

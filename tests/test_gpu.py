@@ -14,7 +14,7 @@ def _cupy_with_device():
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             pytest.skip("no CUDA device")
-    except Exception as e:  # driver missing, ...
+    except cupy.cuda.runtime.CUDARuntimeError as e:  # no driver or no device; any other error fails
         pytest.skip(f"no usable CUDA device ({e})")
     return cupy
 

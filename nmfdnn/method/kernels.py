@@ -9,6 +9,8 @@ float64 took 23 ms with two numexpr threads against 21 ms for two NumPy passes (
 
 from __future__ import annotations
 
+import numpy as np
+
 
 def residual_relu_(bk, B, U):
     """``U <- B - f(U)`` in place: line 3 of Algorithms 2 and 3 (``U = X_s A`` or ``A X_s``)."""
@@ -48,7 +50,8 @@ def semi_nmf_ratio_(bk, Z, absZ, low, WtY, beta: float = 0.0):
         num += beta * Z
         den += beta * Z
     xp.maximum(den, fi.tiny, out=den)
-    num /= den
+    with np.errstate(over="ignore"):  # a ratio over the tiny floor may overflow: clamped on the next line
+        num /= den
     xp.minimum(num, 1.0 / fi.eps, out=num)
     xp.sqrt(num, out=num)
     num *= Z
