@@ -11,6 +11,7 @@ from .method.autoencoder import pretrain
 from .method.finetune import finetune_epoch
 from .method.linalg import input_svd
 from .method.network import affine
+from .method.settings import NMFSettings
 from .timers import NullTimers
 
 log = logging.getLogger("nmfdnn")
@@ -56,6 +57,10 @@ class NMFTrainer(Trainer):
 
     xsvd = None
 
+    def __init__(self, bk, cfg, X, Y, rng, timers=None):
+        super().__init__(bk, cfg, X, Y, rng, timers)
+        self.settings = NMFSettings.from_mapping(cfg.solver)  # what the math reads: plain values
+
     def _input_svd(self):
         if self.xsvd is None:
             with self.timers("input_svd"):
@@ -67,14 +72,15 @@ class NMFTrainer(Trainer):
     def pretrain(self, on_layer=None):
         xsvd = self._input_svd()
         J = self.bk.index(np.sort(self.rng.choice(self.X.shape[1], size=self.sol.ae_samples, replace=False)))
-        return pretrain(self.bk, self.X, self.Y, J, xsvd, self.hidden, self.sol, self.rng, self.timers, on_layer)
+        return pretrain(self.bk, self.X, self.Y, J, xsvd, self.hidden, self.settings, self.rng, self.timers,
+                        on_layer)
 
     def epoch(self, Ws, on_batch=None, start_batch: int = 0):
         """One epoch of Algorithm 4; ``start_batch`` skips the batches a resumed epoch already did."""
         batches = [self.bk.index(J) for J in
                    batches_for_epoch(self.X.shape[1], self.sol.batch_size, self.rng, self.sol.shuffle)]
-        finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.sol, self.timers, on_batch,
-                       start_batch)
+        finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.settings, self.timers,
+                       on_batch, start_batch)
 
 
 class BPTrainer(Trainer):

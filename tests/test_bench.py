@@ -14,6 +14,7 @@ from nmfdnn.backend import get_backend
 from nmfdnn.config import NMFSolverConfig, Pinv
 from nmfdnn.method.autoencoder import pretrain
 from nmfdnn.method.finetune import finetune_epoch
+from nmfdnn.method.settings import NMFSettings
 from nmfdnn.method.linalg import input_svd
 from nmfdnn.tools.bench import gemm_rate
 from nmfdnn.tools.flops import PhaseFlops, counting_backend
@@ -38,8 +39,8 @@ def _counted_epoch(hidden, pinv, bias, input_pinv="chol", L=2, n_in=40, m=1200, 
     with counter.counting():
         xsvd = input_svd(bk, X, sol.input_threshold, bias)
         J = np.sort(rng.choice(m, sol.ae_samples, replace=False))
-        Ws = pretrain(bk, X, Y, J, xsvd, hidden, sol, rng, counter)
-        finetune_epoch(bk, Ws, X, Y, xsvd, batches_for_epoch(m, b, rng), sol, counter)
+        Ws = pretrain(bk, X, Y, J, xsvd, hidden, NMFSettings.from_mapping(sol), rng, counter)
+        finetune_epoch(bk, Ws, X, Y, xsvd, batches_for_epoch(m, b, rng), NMFSettings.from_mapping(sol), counter)
     return counter.flops, xsvd.rank
 
 

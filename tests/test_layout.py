@@ -49,6 +49,21 @@ def test_method_imports_only_the_seam():
             assert not outside, f"{mod} imports {outside}"
 
 
+def test_method_never_sees_a_config_node():
+    """The math takes plain settings (:class:`nmfdnn.method.settings.NMFSettings`): no module of
+    ``method/`` imports omegaconf or hydra, and none reads a setting through ``.get(...)``."""
+    for path in (PKG / "method").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            assert not [n for n in names if n.split(".")[0] in ("omegaconf", "hydra")], f"{path.name} imports {names}"
+        assert "sol.get(" not in path.read_text(), path.name
+
+
 def test_method_package_documents_every_function_it_maps():
     """The table in nmfdnn/method/__init__.py names functions that exist."""
     import importlib

@@ -9,6 +9,7 @@ from nmfdnn.config import NMFSolverConfig
 from nmfdnn.data import one_hot
 from nmfdnn.data.synthetic import make_synthetic
 from nmfdnn.method.finetune import finetune_epoch
+from nmfdnn.method.settings import NMFSettings
 from nmfdnn.method.linalg import input_svd
 from nmfdnn.method.network import evaluate, forward
 from nmfdnn.trainers import batches_for_epoch
@@ -34,7 +35,7 @@ def test_pretrain_shapes_dtypes_and_fit(bk, bias):
     rng = np.random.default_rng(0)
     xsvd = input_svd(bk, X, sol.input_threshold, bias)
     J = np.sort(rng.choice(X.shape[1], sol.ae_samples, replace=False))
-    Ws = pretrain(bk, X, Y, J, xsvd, [40, 20], sol, rng)
+    Ws = pretrain(bk, X, Y, J, xsvd, [40, 20], NMFSettings.from_mapping(sol), rng)
     assert [W.shape for W in Ws] == [(40, 30 + bias), (20, 40 + bias), (4, 20 + bias)]
     assert all(W.dtype == bk.dtype and np.isfinite(W).all() for W in Ws)
     err, _ = evaluate(bk, Ws, bk.asarray(ds.test.X), ds.test.labels, bias)
@@ -48,10 +49,11 @@ def test_finetuning_decreases_objective(bk64, hidden):
     rng = np.random.default_rng(1)
     xsvd = input_svd(bk64, X, sol.input_threshold)
     J = np.sort(rng.choice(X.shape[1], sol.ae_samples, replace=False))
-    Ws = pretrain(bk64, X, Y, J, xsvd, hidden, sol, rng)
+    Ws = pretrain(bk64, X, Y, J, xsvd, hidden, NMFSettings.from_mapping(sol), rng)
     _, obj0 = evaluate(bk64, Ws, X, ds.train.labels, False)
     for _ in range(3):
-        finetune_epoch(bk64, Ws, X, Y, xsvd, batches_for_epoch(X.shape[1], sol.batch_size, rng), sol)
+        finetune_epoch(bk64, Ws, X, Y, xsvd, batches_for_epoch(X.shape[1], sol.batch_size, rng),
+                       NMFSettings.from_mapping(sol))
     err1, obj1 = evaluate(bk64, Ws, X, ds.train.labels, False)
     assert obj1 < obj0
     assert all(np.isfinite(W).all() for W in Ws)

@@ -8,15 +8,17 @@ not from the package: if Algorithm 4 in :mod:`nmfdnn.method` stops computing wha
 (two steps swapped, the step omega dropped, a layer skipped, the wrong target handed down), these fail.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from nmfdnn.config import InputPinv, NMFSolverConfig, Pinv
 from nmfdnn.method.autoencoder import pretrain_layer
 from nmfdnn.method.finetune import finetune_batch
 from nmfdnn.method.linalg import batch_input_pinv, input_svd
 from nmfdnn.method.network import evaluate, output
+from nmfdnn.method.settings import NMFSettings
 from nmfdnn.method.semi_nmf import semi_nmf
 
 relu = lambda U: np.maximum(U, 0)  # noqa: E731  f of the paper
@@ -140,8 +142,12 @@ def problem(hidden, bias, seed=0, n_in=12, m=400, b=80, n_out=4, nonneg=False):
     return X, Y, Ws, J
 
 
+THRESHOLD = 1e-2  # the input SVD's truncation in these tests
+
+
 def sol(**kw):
-    return OmegaConf.structured(NMFSolverConfig(input_threshold=1e-2, **kw))
+    """Plain settings, no config node: the schema's defaults with ``kw`` (the math never sees Hydra)."""
+    return NMFSettings.from_mapping(dataclasses.asdict(NMFSolverConfig(**kw)))
 
 
 def rel(a, b):
@@ -155,11 +161,11 @@ def rel(a, b):
 def test_finetune_batch_is_algorithm_4(bk64, hidden, bias, pinv, input_pinv):
     X, Y, Ws, J = problem(hidden, bias)
     s = sol(pinv=pinv, input_pinv=input_pinv, bias=bias, lsq_iters=3, semi_nmf_iters=2, omega=0.7)
-    xsvd = input_svd(bk64, X, s.input_threshold, bias)
+    xsvd = input_svd(bk64, X, THRESHOLD, bias)
     assert xsvd.rank == 7 + bias
     got = [W.copy() for W in Ws]
     finetune_batch(bk64, got, X[:, J], Y[:, J], batch_input_pinv(bk64, xsvd, J, s.input_pinv), s)
-    ref = naive_alg4_batch(Ws, X[:, J], Y[:, J], naive_input_pinv(X, J, s.input_threshold, input_pinv, bias),
+    ref = naive_alg4_batch(Ws, X[:, J], Y[:, J], naive_input_pinv(X, J, THRESHOLD, input_pinv, bias),
                            s.semi_nmf_iters, s.lsq_iters, s.omega, bias)
     for i, (g, r) in enumerate(zip(got, ref)):
         assert rel(g, r) < 1e-7, f"W_{i + 1}"
@@ -204,8 +210,8 @@ def test_pretrain_layer_is_algorithm_5(bk64, pinv, layer, bias):
     s = sol(pinv=pinv, bias=bias, ae_iters=2, ae_nmf_iters=3, ae_lsq_iters=2, omega=0.8)
     if layer == "first":
         Zprev = X[:, J]
-        P = batch_input_pinv(bk64, input_svd(bk64, X, s.input_threshold, bias), J, s.input_pinv)
-        Pref = naive_input_pinv(X, J, s.input_threshold, s.input_pinv.value, bias)
+        P = batch_input_pinv(bk64, input_svd(bk64, X, THRESHOLD, bias), J, s.input_pinv)
+        Pref = naive_input_pinv(X, J, THRESHOLD, s.input_pinv, bias)
     else:
         Zprev = relu(Ws[0] @ aug(X[:, J], bias))
         P = right_pinv(bk64, aug(Zprev, bias), s.hidden_rcond, s.pinv)

@@ -2,7 +2,8 @@
 
 Columns are samples: ``X`` is ``n_0 x m``, ``Y`` is ``n_d x m``, ``W_i`` is ``n_i x n_{i-1}`` and
 ``Z_i = f(W_i Z_{i-1})`` with ``f`` = ReLU. Every function takes the array backend ``bk``
-(:mod:`nmfdnn.backend`) and the solver config node ``sol`` where it needs settings; nothing here
+(:mod:`nmfdnn.backend`) and, where it needs settings, ``sol``, a frozen
+:class:`settings.NMFSettings` of plain values (never a config node); nothing here
 imports from outside ``method/`` except the backend seam, :mod:`nmfdnn.errors` and
 :mod:`nmfdnn.timers`.
 
@@ -37,7 +38,7 @@ ridge ``alpha`` on the W updates                           :func:`linalg.ridge_r
 ``beta`` on semi-NMF's Z update                            :func:`semi_nmf.update_z`
 Algorithms 2 and 3 with a step safeguard                   :func:`nonlinear_lsq.alg2_right_safe`,
                                                            :func:`nonlinear_lsq.alg3_left_safe`
-one omega per layer                                        :func:`finetune.layer_omega`
+one omega per layer                                        :func:`settings.layer_omega`
 =========================================================  ==============================================
 
 ``tests/test_reference.py`` checks :func:`finetune.finetune_batch`, one layer of Algorithm 5 and

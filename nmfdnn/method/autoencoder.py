@@ -6,10 +6,11 @@ from .linalg import batch_input_pinv, right_pinv
 from .network import affine, augment, check_finite
 from .nmf import nmf
 from .nonlinear_lsq import alg2
+from .settings import NMFSettings
 from ..timers import NullTimers
 
 
-def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol, rng, timers=None, bias=False):
+def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol: NMFSettings, rng, timers=None, bias=False):
     """Algorithm 5, lines 2-7, for one layer ``i``: returns ``(W_i, Z_i)``.
 
     ``Z_prev`` is ``Z_{i-1}`` (the input X for i = 1), both the autoencoder's input and the NMF
@@ -37,7 +38,7 @@ def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol, rng, timers=None, bias=False)
     return W, Z
 
 
-def pretrain(bk, X, Y, J, xsvd, hidden, sol, rng, timers=None, on_layer=None):
+def pretrain(bk, X, Y, J, xsvd, hidden, sol: NMFSettings, rng, timers=None, on_layer=None):
     """Algorithm 5 over all hidden layers on the samples ``J``, then the output layer.
 
     Returns the initial guesses ``[W_1^{(0)}, ..., W_d^{(0)}]`` of Algorithm 4. The first layer
@@ -62,8 +63,7 @@ def pretrain(bk, X, Y, J, xsvd, hidden, sol, rng, timers=None, on_layer=None):
     YJ = Y[:, J]
     with timers("ae_output"):
         if sol.output_init == "lstsq":  # with solver.alpha: ridge, as every W update of Algorithm 4
-            Wd = right_pinv(bk, augment(bk, Z, bias), sol.hidden_rcond, sol.pinv, sol.get("alpha", 0.0),
-                            bias).apply(YJ)
+            Wd = right_pinv(bk, augment(bk, Z, bias), sol.hidden_rcond, sol.pinv, sol.alpha, bias).apply(YJ)
         else:
             Wd = bk.xp.zeros((Y.shape[0], Z.shape[0] + int(bias)), dtype=bk.dtype)
     check_finite(bk, Wd, "initial output weights W_d", "try a larger solver.hidden_rcond")

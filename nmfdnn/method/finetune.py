@@ -6,19 +6,13 @@ from .linalg import batch_input_pinv, left_pinv, right_pinv
 from .network import augment, check_finite, forward
 from .nonlinear_lsq import alg2, alg2_right_safe, alg3_left, alg3_left_safe
 from .semi_nmf import semi_nmf
+from .settings import NMFSettings, layer_omega
 from ..timers import NullTimers
 
 _REMEDY = "try a smaller solver.omega, a larger solver.hidden_rcond or dtype=float64"
 
 
-def layer_omega(sol, i: int) -> float:
-    """omega of Algorithms 2 and 3 for the paper's layer ``i`` (``W_i``, ``Z_{i-1}``):
-    ``solver.layer_omega[i - 1]`` when given, else ``solver.omega``."""
-    per_layer = sol.get("layer_omega")
-    return float(per_layer[i - 1]) if per_layer else sol.omega
-
-
-def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
+def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None):
     """One iteration ``k`` of Algorithm 4 on one mini-batch; updates ``Ws`` in place.
 
     Line 9 of the previous iteration (``Z_i^{(k-1)}``) is the forward pass with the current weights.
@@ -29,16 +23,17 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
     reuses the forward pass: ``W_i`` has not changed since, so ``f(W_i Z_{i-1}) = Z_i``.
 
     Options beyond the paper (all off by default, and then the code path is the paper's): ridge
-    ``solver.alpha`` on every W update (semi-NMF's least squares and Algorithm 2), ``solver.beta`` on
-    semi-NMF's Z update, ``solver.lam`` on Algorithm 3's pseudo-inverse, per-layer omega
-    (``solver.layer_omega``) and the step safeguard (``solver.safeguard``).
+    ``sol.alpha`` on every W update (semi-NMF's least squares and Algorithm 2), ``sol.beta`` on
+    semi-NMF's Z update, ``sol.lam`` on Algorithm 3's pseudo-inverse, per-layer omega
+    (``sol.layer_omega``) and the step safeguard (``sol.safeguard``). ``sol`` is an
+    :class:`~nmfdnn.method.settings.NMFSettings`.
     """
     timers = timers or NullTimers()
     bias = sol.bias
     d = len(Ws)
-    alpha, beta, lam = sol.get("alpha", 0.0), sol.get("beta", 0.0), sol.get("lam", 0.0)
-    solve2 = alg2_right_safe if sol.get("safeguard", False) else alg2
-    solve3 = alg3_left_safe if sol.get("safeguard", False) else alg3_left
+    alpha, beta, lam = sol.alpha, sol.beta, sol.lam
+    solve2 = alg2_right_safe if sol.safeguard else alg2
+    solve3 = alg3_left_safe if sol.safeguard else alg3_left
     with timers("forward"):
         Zs = forward(bk, Ws, XJ, bias)
     with timers("semi_nmf"):
@@ -67,7 +62,7 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers=None):
     check_finite(bk, Ws[0], "weights W_1 after Algorithm 2", _REMEDY)
 
 
-def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol, timers=None, on_batch=None, start_batch: int = 0):
+def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol: NMFSettings, timers=None, on_batch=None, start_batch: int = 0):
     """One epoch of Algorithm 4: :func:`finetune_batch` over the column index sets ``batches``
     (from ``batches[start_batch]`` on, when a resumed epoch already did the first ones)."""
     timers = timers or NullTimers()
@@ -75,7 +70,7 @@ def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol, timers=None, on_batch=None,
         if b < start_batch:
             continue
         with timers("batch_pinv"):
-            X_pinv = batch_input_pinv(bk, xsvd, J, sol.input_pinv, sol.get("alpha", 0.0), sol.bias)
+            X_pinv = batch_input_pinv(bk, xsvd, J, sol.input_pinv, sol.alpha, sol.bias)
         with timers("gather"):
             XJ, YJ = X[:, J], Y[:, J]
         finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers)

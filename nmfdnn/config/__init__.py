@@ -1,0 +1,16 @@
+"""Configuration, by job: :mod:`.schema` (the dataclasses behind ``conf/``), :mod:`.validate` (ranges
+and cross-field checks before any work), :mod:`.hydra` (ConfigStore registration and composition) and
+:mod:`.identity` (which keys say what a run computes). Everything is re-exported here."""
+
+from .hydra import compose_config, conf_dir, one_line, plain_overrides, register_configs
+from .identity import NON_RESULT_KEYS, dtype_name, effective
+from .schema import (DATASET_SCHEMAS, SOLVER_SCHEMAS, ArrayConfig, BackendConfig, BackendName, BPSolverConfig,
+                     CIFAR10Config, DatasetConfig, DType, FashionMNISTConfig, IDXConfig, InputPinv, Loss, MNISTConfig,
+                     NMFSolverConfig, OutputInit, Pinv, SyntheticConfig, TrainConfig)
+from .validate import validate, widest_rows
+
+__all__ = ["NON_RESULT_KEYS", "DATASET_SCHEMAS", "SOLVER_SCHEMAS", "ArrayConfig", "BackendConfig", "BackendName",
+           "BPSolverConfig", "DType", "InputPinv", "Loss", "OutputInit", "Pinv",
+           "CIFAR10Config", "DatasetConfig", "FashionMNISTConfig", "IDXConfig", "MNISTConfig", "NMFSolverConfig",
+           "SyntheticConfig", "TrainConfig", "compose_config", "conf_dir", "dtype_name", "effective", "one_line",
+           "plain_overrides", "register_configs", "validate", "widest_rows"]

@@ -1,0 +1,112 @@
+"""Hydra registration and composition: the configuration directory, the schemas in the ConfigStore,
+the resolvers the YAML files use, and :func:`compose_config` (what the CLI composes, for tests and
+tools); composition errors as one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import NmfdnnError
+from .identity import NON_RESULT_KEYS
+from .schema import DATASET_SCHEMAS, SOLVER_SCHEMAS, BackendConfig, TrainConfig
+from .validate import validate
+
+
+def conf_dir() -> str:
+    """Where the configs are: ``nmfdnn/conf`` in an installed wheel, else the repository's ``conf/``."""
+    here = Path(__file__).resolve().parent.parent  # the nmfdnn package
+    for cand in (here / "conf", here.parent / "conf"):
+        if (cand / "train.yaml").is_file():
+            return str(cand)
+    raise NmfdnnError(f"cannot find the configuration directory (looked in {here / 'conf'} and {here.parent / 'conf'})")
+
+
+def _sqlite_url(path: str) -> str:
+    """``sqlite:///ABSOLUTE_PATH`` for an optuna study, its folder created (the sweep directory does not
+    exist yet when the sweeper opens the study)."""
+    p = Path(path).expanduser().absolute()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{p}"
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore at the root (not in the groups, so that
+    ``--help`` lists only real options); each YAML of a group extends its schema with
+    ``defaults: [/schema_GROUP_NAME@_here_]``."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    # conf/train.yaml names the sweep subdirectories (hydra.job.override_dirname) without these keys
+    OmegaConf.register_new_resolver("nmfdnn_non_result_keys", lambda: list(NON_RESULT_KEYS), replace=True)
+    # conf/hydra/launcher/slurm.yaml: CPUs per task from backend.threads, a GPU for backend=cupy
+    OmegaConf.register_new_resolver("nmfdnn_cpus", lambda threads: int(threads) if threads else 2, replace=True)
+    OmegaConf.register_new_resolver("nmfdnn_gpus", lambda backend: 1 if str(backend) == "cupy" else None,
+                                    replace=True)
+    OmegaConf.register_new_resolver("nmfdnn_sqlite", _sqlite_url, replace=True)  # hparams_search studies
+    OmegaConf.register_new_resolver(  # a short, stable folder name for a long set of overrides
+        "nmfdnn_digest", lambda text: __import__("hashlib").sha1(str(text).encode()).hexdigest()[:12], replace=True)
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    for name, node in DATASET_SCHEMAS.items():
+        cs.store(name=f"schema_dataset_{name}", node=node)
+    for name, node in SOLVER_SCHEMAS.items():
+        cs.store(name=f"schema_solver_{name}", node=node)
+    cs.store(name="schema_backend", node=BackendConfig)
+
+
+def one_line(exc: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line composition errors as one line."""
+    parts, options = [], []
+    for e in (exc, exc.__cause__):
+        if e is None:
+            continue
+        in_options = False
+        for line in str(e).splitlines():
+            line = line.strip()
+            if not line or line.startswith(("provider=", "Config search path", "full_key:", "object_type=",
+                                            "reference_type=", "To append to your config", "Set the environment")):
+                continue
+            if line.startswith("Available options in"):
+                in_options = True
+                parts.append(line.rstrip(":"))
+            elif in_options:
+                options.append(line)
+            else:
+                parts.append(line)
+    text = "; ".join(parts) + (": " + ", ".join(options) if options else "")
+    return text or type(exc).__name__
+
+
+def plain_overrides(args: list[str]) -> list[str]:
+    """The overrides of a command line without sweeps and ``hydra.*`` keys (what a single compose
+    can take); raises :class:`NmfdnnError` with one line for an override that does not parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    except Exception as e:
+        raise NmfdnnError(one_line(e)) from None
+    return [o.input_line for o in parsed
+            if not o.is_sweep_override() and not o.get_key_element().startswith(("hydra", "+hydra", "~hydra"))]
+
+
+def compose_config(overrides: list[str], return_hydra_config: bool = False, check: bool = True):
+    """The ``train`` config composed through Hydra's compose API with ``overrides``, as ``nmfdnn
+    train`` composes it: the one helper every command and test uses. Composition errors (unknown
+    key, wrong type, unknown option) become a one-line :class:`NmfdnnError`; with ``check`` the
+    result is also :func:`validate`-d."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=return_hydra_config)
+    except Exception as e:
+        raise NmfdnnError(one_line(e)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    if check:
+        validate(cfg)
+    return cfg

@@ -1,0 +1,28 @@
+"""Run identity: which keys say what a run computes, and a config in the form two runs are compared
+in (resume, the report's groups, the archive's records)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+# Keys that never change what a run computes: resume compares configs without them, the report
+# groups runs without them (and without the seed, the replicate index), and a sweep's directory
+# names (hydra.job.override_dirname) leave them out. ``backend.threads`` may change the last bits
+# of a BLAS reduction, not the method: runs that differ only in it are replicates.
+NON_RESULT_KEYS = ("resume", "progress", "checkpoint", "save_model", "eval_train", "dataset.data_dir",
+                   "backend.threads")
+
+
+def dtype_name(cfg) -> str:
+    """``cfg.dtype`` as "float32" / "float64" (an Enum in structured configs, a string in plain ones)."""
+    return cfg.dtype.value if isinstance(cfg.dtype, Enum) else str(cfg.dtype)
+
+
+def effective(config: dict) -> dict:
+    """A plain config dict with the values that ``null`` stands for filled in (``solver.factor_dtype``
+    null = ``dtype``), so that two configs that run the same computation compare equal."""
+    solver = config.get("solver")
+    if not isinstance(solver, dict) or solver.get("factor_dtype", "") is not None:
+        return config
+    return {**config, "solver": {**solver, "factor_dtype": config.get("dtype")}}

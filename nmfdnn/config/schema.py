@@ -1,0 +1,173 @@
+"""The schema of ``conf/``: one dataclass per data set, solver and backend, registered with Hydra's
+ConfigStore (:mod:`nmfdnn.config.hydra`). Every key and its default are set here, and only here;
+Hydra rejects unknown keys and values of the wrong type while composing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+class Choice(str, Enum):
+    """A config choice: compares, prints and formats as its value ("chol", not "Pinv.chol")."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+def _choices(name: str, *values: str) -> type[Choice]:
+    """A string enum (OmegaConf rejects any other value while composing), picklable by name."""
+    return Choice(name, {v: v for v in values}, module=__name__, qualname=name)
+
+
+DType = _choices("DType", "float32", "float64")
+Pinv = _choices("Pinv", "chol", "gram", "svd")  # hidden-layer pseudo-inverses (nmfdnn.method.linalg)
+InputPinv = _choices("InputPinv", "chol", "qr", "literal")  # the batch input pseudo-inverse of Sec. 3.3
+OutputInit = _choices("OutputInit", "lstsq", "zeros")
+Loss = _choices("Loss", "mse", "xent")
+BackendName = _choices("BackendName", "numpy", "cupy")
+
+
+# -- data sets: one schema each, so that a key of another data set is rejected while composing ---------
+@dataclass
+class DatasetConfig:
+    """What every data set has."""
+
+    name: str = MISSING
+    data_dir: Optional[str] = None  # default: $NMFDNN_DATA, else ~/.cache/nmfdnn
+    train_subset: Optional[int] = None  # use only this many training samples (fixed random subset)
+    test_subset: Optional[int] = None
+    val_size: int = 0  # hold out this many training samples for validation (0: none, the paper's setting)
+    val_seed: int = 0  # which ones (fixed, independent of the run's seed)
+
+
+@dataclass
+class MNISTConfig(DatasetConfig):
+    name: str = "mnist"
+
+
+@dataclass
+class FashionMNISTConfig(DatasetConfig):
+    name: str = "fashion_mnist"
+
+
+@dataclass
+class CIFAR10Config(DatasetConfig):
+    name: str = "cifar10"
+    grayscale: bool = False  # False: RGB flattened to 3072 features, as in the paper
+    folder: Optional[str] = None  # an existing cifar-10-batches-bin (or -py) folder (skips the download)
+
+
+@dataclass
+class IDXConfig(DatasetConfig):
+    name: str = "idx"
+    train_images: str = MISSING
+    train_labels: str = MISSING
+    test_images: str = MISSING
+    test_labels: str = MISSING
+    n_classes: int = 10
+
+
+@dataclass
+class SyntheticConfig(DatasetConfig):
+    name: str = "synthetic"
+    n_train: int = 600
+    n_test: int = 200
+    n_features: int = 20
+    n_classes: int = 3
+    seed: int = 0
+
+
+@dataclass
+class ArrayConfig(DatasetConfig):
+    """In-memory arrays handed to the estimators (:mod:`nmfdnn.estimator`)."""
+
+    name: str = "array"
+
+
+DATASET_SCHEMAS = {"mnist": MNISTConfig, "fashion_mnist": FashionMNISTConfig, "cifar10": CIFAR10Config,
+                   "idx": IDXConfig, "synthetic": SyntheticConfig}
+
+
+# -- solvers -------------------------------------------------------------------------------------
+@dataclass
+class NMFSolverConfig:
+    """Every choice of the NMF method: the one set of defaults (the YAML and the functions take them
+    from here); chosen by measurement (outputs/results/)."""
+
+    name: str = "nmf"
+    batch_size: int = 5000  # mini-batch of Algorithm 4 (paper: 5000); must exceed the widest layer
+    ae_samples: int = 5000  # random samples for the autoencoder (Alg. 5; paper: 5000)
+    ae_iters: int = 5  # outer iterations of Alg. 5 (paper: 5)
+    ae_nmf_iters: int = 5  # NMF (9) updates per outer iteration (10 in the paper preset)
+    ae_lsq_iters: int = 3  # Algorithm 2 iterations for (10) per outer iteration (paper: 10)
+    lsq_iters: int = 1  # Algorithm 2 and 3 iterations per batch in fine-tuning (paper: 10)
+    semi_nmf_iters: int = 1  # semi-NMF (4) iterations per batch
+    omega: float = 1.0  # step of Algorithms 2 and 3
+    input_threshold: float = 4e-2  # truncation s_i/s_1 of the input SVD (paper: 4e-2 for MNIST)
+    input_pinv: InputPinv = InputPinv.chol  # chol or qr (both exact for the batch) or literal (paper's slice)
+    pinv: Pinv = Pinv.chol  # hidden-layer pseudo-inverses: chol (regularised normal equations), gram or svd
+    hidden_rcond: float = 1e-14  # truncation s_i/s_1 of hidden-layer pseudo-inverses
+    # precision of the small factorisations (Cholesky/eigen/SVD/QR of the Gram and batch matrices; the
+    # products, the Gram products included, stay in dtype): float64 whatever dtype (mixed precision under
+    # dtype=float32, no change under float64); null: dtype (pure float32, as before; outputs/results/)
+    factor_dtype: Optional[DType] = DType.float64
+    output_init: OutputInit = OutputInit.lstsq  # W_d after pre-training: lstsq or zeros
+    bias: bool = False  # bias vectors (the paper has none; its follow-up adds them)
+    shuffle: bool = True  # new random mini-batches every epoch
+    # Beyond the paper (Arai, Imakura and Sakurai 2018); 0 / off / null: the paper's method, unchanged.
+    alpha: float = 0.0  # ridge on every W update of Alg. 4 and W_d's init: W = B A^T (A A^T + a I)^-1, a = alpha trace(A A^T)/p
+    beta: float = 0.0  # + beta Z in numerator and denominator of semi-NMF's Z update
+    lam: float = 0.0  # Algorithm 3 with (A^T A + l I)^-1 A^T for A^dagger, l = lam ||A||_F^2 / min(q, p)
+    safeguard: bool = False  # Algorithms 2/3 accept a step only if the residual falls, else halve omega
+    layer_omega: Optional[list[float]] = None  # omega per layer (W_1 ... W_{d-1}); null: omega everywhere
+
+
+@dataclass
+class BPSolverConfig:
+    """Backpropagation + Adam, as the paper's baseline (Sec. 5)."""
+
+    name: str = "bp"
+    loss: Loss = Loss.mse  # mse (the paper's objective (3)) or xent (softmax cross-entropy)
+    bias: bool = True  # bias vectors (standard in TensorFlow's dense layers)
+    batch_size: int = 100  # paper: 100
+    lr: float = 1e-3  # Adam learning rate of the fine-tuning (paper: "initial learning rate" 1e-3)
+    lr_decay: float = 1.0  # fine-tuning epoch e (0-based) uses lr * lr_decay**e (not stated; 1 = constant)
+    ae_lr: float = 1e-3  # Adam learning rate of the autoencoder (paper: 1e-3 MNIST, 5e-4 CIFAR-10)
+    ae_samples: int = 5000  # autoencoder trained on this many random samples (paper: 5000)
+    ae_epochs: int = 3  # autoencoder epochs per layer over those samples (not stated in the paper)
+    beta1: float = 0.9  # TensorFlow's defaults
+    beta2: float = 0.999
+    eps: float = 1e-8
+    shuffle: bool = True
+
+
+SOLVER_SCHEMAS = {"nmf": NMFSolverConfig, "bp": BPSolverConfig}
+
+
+@dataclass
+class BackendConfig:
+    name: BackendName = BackendName.numpy
+    threads: Optional[int] = None  # BLAS threads; None = library default (all cores)
+
+
+@dataclass
+class TrainConfig:
+    dataset: Any = MISSING
+    solver: Any = MISSING
+    backend: BackendConfig = MISSING
+    hidden: list[int] = field(default_factory=lambda: [1000, 500])
+    epochs: int = 10
+    seed: int = 0
+    dtype: DType = DType.float64
+    eval_train: bool = True  # evaluate the full training set after every epoch
+    progress: bool = True  # rich progress bars
+    save_model: bool = True
+    checkpoint: bool = True  # save checkpoint.npz after pre-training and after every epoch
+    resume: bool = False  # continue from checkpoint.npz in the run directory (a finished run: no-op)

@@ -1,0 +1,93 @@
+"""Validation of a composed config: ranges and cross-field constraints (a batch larger than the data,
+not larger than the widest layer, ...) checked before any work, each a one-line error."""
+
+from __future__ import annotations
+
+from ..errors import NmfdnnError
+
+
+def _positive_int(value, key):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise NmfdnnError(f"{key} must be a positive integer, got {value!r}")
+
+
+def widest_rows(cfg) -> int:
+    """Rows of the widest hidden layer's ``[Z_i; e^T]`` (the bias row counts): an NMF mini-batch must
+    have more samples, or every batch is fitted exactly."""
+    return max(cfg.hidden) + int(bool(cfg.solver.get("bias", False)))
+
+
+def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
+    """Check ranges and cross-field constraints; raise :class:`NmfdnnError` with one line.
+
+    ``n_train`` (known once the data are loaded) enables the checks against the data size.
+    ``batch_guard=False`` skips the check that NMF mini-batches exceed the widest layer (the
+    estimators' automatic batch size on tiny data sets: they warn instead).
+    """
+    hidden = list(cfg.hidden)
+    if not hidden:
+        raise NmfdnnError("hidden must list at least one hidden layer width, e.g. hidden=[500]")
+    for i, n in enumerate(hidden):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise NmfdnnError(f"hidden[{i}] = {n!r}: every hidden width must be a positive integer")
+    if not isinstance(cfg.epochs, int) or cfg.epochs < 0:
+        raise NmfdnnError(f"epochs must be a nonnegative integer, got {cfg.epochs!r}")
+    val_size = cfg.dataset.get("val_size", 0) or 0
+    if val_size < 0:
+        raise NmfdnnError(f"dataset.val_size must be 0 or more, got {val_size}")
+    if cfg.backend.get("threads") is not None:
+        _positive_int(cfg.backend.threads, "backend.threads")
+    s = cfg.solver
+    if s.name == "nmf":
+        for key in ("batch_size", "ae_samples"):
+            _positive_int(s[key], f"solver.{key}")
+        for key in ("ae_iters", "ae_nmf_iters", "ae_lsq_iters", "lsq_iters", "semi_nmf_iters"):
+            if not isinstance(s[key], int) or s[key] < 0:
+                raise NmfdnnError(f"solver.{key} must be a nonnegative integer, got {s[key]!r}")
+        if not (0 < s.omega <= 2):
+            raise NmfdnnError(f"solver.omega must be in (0, 2], got {s.omega!r}")
+        for key in ("alpha", "beta", "lam"):
+            if not s[key] >= 0:
+                raise NmfdnnError(f"solver.{key} must be 0 or more, got {s[key]!r}")
+        if s.layer_omega is not None:
+            if len(s.layer_omega) != len(hidden) or not all(0 < w <= 2 for w in s.layer_omega):
+                raise NmfdnnError(f"solver.layer_omega must list one omega in (0, 2] per hidden layer "
+                                  f"({len(hidden)}), got {list(s.layer_omega)}")
+        if not (0 <= s.input_threshold < 1):
+            raise NmfdnnError(f"solver.input_threshold must be in [0, 1), got {s.input_threshold!r}")
+        if not (0 <= s.hidden_rcond < 1):
+            raise NmfdnnError(f"solver.hidden_rcond must be in [0, 1), got {s.hidden_rcond!r}")
+        if n_train is not None:
+            if s.batch_size > n_train:
+                raise NmfdnnError(f"solver.batch_size={s.batch_size} is larger than the training set ({n_train} samples); "
+                                  f"set solver.batch_size={n_train} or less")
+            if s.ae_samples > n_train:
+                raise NmfdnnError(f"solver.ae_samples={s.ae_samples} is larger than the training set ({n_train} samples); "
+                                  f"set solver.ae_samples={n_train} or less")
+        widest = widest_rows(cfg)
+        smallest = s.batch_size if n_train is None else n_train // max(1, -(-n_train // s.batch_size))
+        if smallest <= widest and batch_guard:
+            what = f"solver.batch_size={s.batch_size}" if smallest == s.batch_size else \
+                f"the smallest mini-batch ({smallest} samples of {n_train} at solver.batch_size={s.batch_size})"
+            rows = f"{max(hidden)} units + the bias row" if s.bias else f"{widest} units"
+            raise NmfdnnError(f"{what} must exceed the widest hidden layer ({rows}): "
+                              "with no more samples than rows every batch is fitted exactly and the network "
+                              f"fails; use solver.batch_size={max(5000, 2 * widest)} or narrower layers")
+    elif s.name == "bp":
+        for key in ("batch_size", "ae_samples"):
+            _positive_int(s[key], f"solver.{key}")
+        if not isinstance(s.ae_epochs, int) or s.ae_epochs < 0:
+            raise NmfdnnError(f"solver.ae_epochs must be a nonnegative integer, got {s.ae_epochs!r}")
+        for key in ("lr", "ae_lr", "eps"):
+            if not s[key] > 0:
+                raise NmfdnnError(f"solver.{key} must be positive, got {s[key]!r}")
+        if not 0 < s.lr_decay <= 1:
+            raise NmfdnnError(f"solver.lr_decay must be in (0, 1], got {s.lr_decay!r}")
+        for key in ("beta1", "beta2"):
+            if not 0 <= s[key] < 1:
+                raise NmfdnnError(f"solver.{key} must be in [0, 1), got {s[key]!r}")
+        if n_train is not None and s.batch_size > n_train:
+            raise NmfdnnError(f"solver.batch_size={s.batch_size} is larger than the training set ({n_train} samples); "
+                              f"set solver.batch_size={n_train} or less")
+    else:
+        raise NmfdnnError(f"unknown solver {s.name!r}")
