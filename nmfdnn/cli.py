@@ -17,6 +17,7 @@ from . import __version__
 from .config import compose_config, conf_dir, plain_overrides, register_configs
 from .errors import NmfdnnError
 from .fileio import writable_dir_problem
+from .record import check_override, quote, recorded_overrides, unquote
 from .tools import Parser
 
 log = logging.getLogger("nmfdnn")
@@ -62,7 +63,7 @@ def error(msg: str, code: int = 2) -> int:
 def _output_dir(args: list[str]) -> str:
     """Where Hydra will write: ``hydra.run.dir`` (``hydra.sweep.dir`` with ``-m``) if given, else ``outputs``."""
     key = "hydra.sweep.dir=" if any(a in ("-m", "--multirun") for a in args) else "hydra.run.dir="
-    given = [a.split("=", 1)[1] for a in args if a.startswith(key)]
+    given = [unquote(a.split("=", 1)[1]) for a in args if a.startswith(key)]
     return given[-1] if given and "${" not in given[-1] else "outputs"
 
 
@@ -104,7 +105,7 @@ def _train(args: list[str], debug: bool) -> int:
         _cap_threads_for_parallel_sweeps(cfg, hc)
         reporter = RichReporter() if cfg.progress and sys.stderr.isatty() else Reporter()
         try:
-            metrics = run(cfg, hc.runtime.output_dir, reporter)
+            metrics = run(cfg, hc.runtime.output_dir, reporter, record=list(hc.overrides.task))
         except Interrupted as e:
             hint = f"resume with: nmfdnn resume {hc.runtime.output_dir}"
             if hc.mode == RunMode.MULTIRUN:
@@ -126,7 +127,9 @@ def _train(args: list[str], debug: bool) -> int:
         # validation data); without a validation split there is nothing to return.
         return metrics.get("val_error")
 
-    sys.argv = ["nmfdnn-train", *args]
+    # Hydra writes no record of its own (it would before any check: a refused command would rewrite
+    # the run's record); nmfdnn.record writes it once the run has passed every check.
+    sys.argv = ["nmfdnn-train", *args, *([] if _is_help(args) else ["hydra.output_subdir=null"])]
     task()
     return 0
 
@@ -205,14 +208,9 @@ def _resume(args: list[str], debug: bool) -> int:
                     "(e.g. progress=false)")
     a = ap.parse_args(args)
     run_dir = Path(a.run_dir)
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    if not overrides_file.is_file():
-        return error(f"{run_dir} is not a run directory of nmfdnn train (no .hydra/overrides.yaml)")
-    from omegaconf import OmegaConf
-
-    saved = [str(o) for o in OmegaConf.load(overrides_file)
-             if not str(o).startswith(("resume=", "hydra.run.dir="))]
-    return _train([*saved, *a.overrides, "resume=true", f"hydra.run.dir={run_dir}"], debug)
+    saved = recorded_overrides(run_dir)  # data, never a command line: plain overrides of the schema only
+    extra = [check_override(o, "nmfdnn resume") for o in a.overrides]
+    return _train([*saved, *extra, "resume=true", f"hydra.run.dir={quote(run_dir)}"], debug)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from .config import SOLVER_SCHEMAS, ArrayConfig, BackendConfig, TrainConfig, validate, widest_rows
+from .config import SOLVER_SCHEMAS, ArrayConfig, BackendConfig, TrainConfig, has_bias, validate, widest_rows
 from .data import DataSplit, Dataset
 
 
@@ -174,7 +174,7 @@ class _NetClassifier(*_BASES):
         self.weights_ = [np.asarray(W) for W in weights]
         self.config_ = cfg
         self.history_ = history or []
-        self.n_features_in_ = self.weights_[0].shape[1] - int(bool(cfg.solver.get("bias", False)))
+        self.n_features_in_ = self.weights_[0].shape[1] - int(has_bias(cfg))
 
     def _check_fitted(self):
         if not hasattr(self, "weights_"):
@@ -195,7 +195,7 @@ class _NetClassifier(*_BASES):
                     type(self).__name__)
         bk = get_backend(self.backend, self.dtype)
         Ws = [bk.asarray(W) for W in self.weights_]
-        return predict_scores(bk, Ws, bk.asarray(X.T), bool(self.config_.solver.get("bias", False))).T
+        return predict_scores(bk, Ws, bk.asarray(X.T), has_bias(self.config_)).T
 
     def predict(self, X):
         scores = self._scores(X)

@@ -12,7 +12,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from .checkpoint import DAMAGED, load_checkpoint
-from .config import dtype_name
+from .config import dtype_name, has_bias
 from .errors import NmfdnnError, NumericalError
 from .fileio import atomic_write_bytes, atomic_write_json
 
@@ -92,7 +92,7 @@ def write_run(out_dir, cfg, data, result) -> dict:
     if cfg.get("save_model", True):
         mbuf = io.BytesIO()
         np.savez(mbuf, **{f"W{i + 1}": W for i, W in enumerate(result.weights)},
-                 hidden=np.asarray(list(cfg.hidden)), bias=np.asarray(bool(cfg.solver.get("bias", False))))
+                 hidden=np.asarray(list(cfg.hidden)), bias=np.asarray(has_bias(cfg)))
         atomic_write_bytes(out / "model.npz", mbuf.getvalue())
     atomic_write_bytes(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
     atomic_write_json(out / "metrics.json", metrics)  # last: its presence means the run finished

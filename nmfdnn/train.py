@@ -22,12 +22,14 @@ from omegaconf import OmegaConf
 from .archive import RUNS_FILE, archived
 from .backend import get_backend
 from .checkpoint import CHECKPOINT, Checkpoint, config_differences, load_checkpoint, save_checkpoint
-from .config import dtype_name, validate
+from .config import dtype_name, has_bias, validate
 from .data import Dataset, load_dataset, one_hot
 from .errors import NmfdnnError, NumericalError
 from .fileio import run_lock, writable_dir_problem
+from .loop import Hooks, train_loop
 from .method.network import evaluate
 from .progress import Reporter
+from .record import write_record
 from .timers import Timers
 from .trainers import TRAINERS
 
@@ -44,11 +46,6 @@ class StopFlag:
 
     requested: bool = False
     signal: str = ""
-
-
-class _StopAfterBatch(Exception):
-    def __init__(self, batch: int):
-        self.batch = batch
 
 
 @dataclass
@@ -124,10 +121,98 @@ def training_arrays(bk, data: Dataset):
     return X, Y, bk.asarray(data.test.X)
 
 
+class _FitHooks(Hooks):
+    """What ``nmfdnn train`` does around the loop: the error rates after pre-training and after every
+    epoch (outside the training clock), a checkpoint after each, progress, and the stop flag of a
+    signal checked after every batch."""
+
+    def __init__(self, cfg, bk, data, arrays, trainer, rng, timers, reporter, stop, ck_path):
+        self.cfg, self.bk, self.data, self.trainer, self.rng = cfg, bk, data, trainer, rng
+        self.X, self.X_test, self.X_val = arrays
+        self.timers, self.reporter, self.stop, self.ck_path = timers, reporter, stop, ck_path
+        self.bias = has_bias(cfg)
+        self.cfg_plain = config_dict(cfg)
+        self.result = FitResult(weights=[])
+        self.partial = 0.0  # seconds a resumed epoch had already trained
+        self.epoch_state = None
+
+    def record(self, epoch, Ws, epoch_seconds):
+        bk, data, result = self.bk, self.data, self.result
+        t0 = time.perf_counter()
+        if self.cfg.eval_train:
+            train_err, obj = evaluate(bk, Ws, self.X, data.train.labels, self.bias)
+        else:
+            train_err, obj = float("nan"), float("nan")
+        test_err, _ = evaluate(bk, Ws, self.X_test, data.test.labels, self.bias)
+        row = dict(epoch=epoch, train_error=train_err, test_error=test_err, objective=obj,
+                   epoch_seconds=epoch_seconds, seconds=result.pretrain_seconds + result.finetune_seconds)
+        if self.X_val is not None:
+            row["val_error"], _ = evaluate(bk, Ws, self.X_val, data.val.labels, self.bias)
+        result.eval_seconds += time.perf_counter() - t0
+        result.history.append(row)
+        self.reporter.epoch_done(row)
+
+    def checkpoint(self, Ws, epoch, next_batch, rng_state, partial=0.0):
+        if self.ck_path is None:
+            return
+        r = self.result
+        seconds = dict(pretrain=r.pretrain_seconds, finetune=r.finetune_seconds, eval=r.eval_seconds,
+                       partial_epoch=partial)
+        save_checkpoint(self.ck_path, Checkpoint(
+            weights=[self.bk.to_numpy(W) for W in Ws], epoch=epoch, next_batch=next_batch, rng_state=rng_state,
+            history=r.history, seconds=seconds, config=self.cfg_plain, solver_arrays=self.trainer.state_arrays(),
+            phases=self.timers.as_dict()))
+
+    def restore(self, ck) -> tuple[list, int, int]:
+        """The weights, epoch and batch to continue from, out of checkpoint ``ck``."""
+        Ws = [self.bk.asarray(W) for W in ck.weights]
+        self.trainer.load_state_arrays(ck.solver_arrays, Ws)
+        self.rng.bit_generator.state = ck.rng_state
+        r = self.result
+        r.history = list(ck.history)
+        r.pretrain_seconds, r.finetune_seconds, r.eval_seconds = (ck.seconds[k] for k in ("pretrain", "finetune",
+                                                                                           "eval"))
+        for k, v in ck.phases.items():
+            self.timers.seconds[k] = v
+        self.partial = ck.seconds.get("partial_epoch", 0.0)
+        log.info("resuming from %s: epoch %d, batch %d", self.ck_path, ck.epoch + 1, ck.next_batch)
+        return Ws, ck.epoch + 1, ck.next_batch
+
+    def layer_done(self, i):
+        self.reporter.layer_done(i)
+
+    def pretrained(self, Ws, seconds):
+        self.result.pretrain_seconds = seconds
+        self.record(0, Ws, seconds)
+        self.checkpoint(Ws, 0, 0, self.rng.bit_generator.state)
+        if self.stop is not None and self.stop.requested:
+            raise Interrupted(f"interrupted ({self.stop.signal}) after pre-training; checkpoint saved")
+
+    def epoch_start(self, epoch):
+        self.reporter.epoch_start(epoch)
+        self.epoch_state = self.rng.bit_generator.state  # a mid-epoch checkpoint replays the epoch's batches
+        self.t_epoch = time.perf_counter()
+
+    def batch_done(self, epoch, b, Ws):
+        self.reporter.batch_done(b)
+        if self.stop is not None and self.stop.requested:
+            self.bk.synchronize()
+            self.checkpoint(Ws, epoch - 1, b + 1, self.epoch_state, self.partial + time.perf_counter() - self.t_epoch)
+            raise Interrupted(f"interrupted ({self.stop.signal}) in epoch {epoch} after batch {b + 1} of "
+                              f"{self.trainer.n_batches}; checkpoint saved")
+
+    def epoch_done(self, epoch, Ws, seconds):
+        dt, self.partial = self.partial + seconds, 0.0
+        self.result.finetune_seconds += dt
+        self.record(epoch, Ws, dt)
+        self.checkpoint(Ws, epoch, 0, self.rng.bit_generator.state)
+
+
 def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop: StopFlag | None = None,
         bk=None, timers: Timers | None = None) -> FitResult:
     """Train the network of ``cfg`` on ``data``: the solver's pre-training, then ``cfg.epochs``
-    epochs, evaluating train and test error after pre-training and after every epoch.
+    epochs (:func:`nmfdnn.loop.train_loop`), evaluating train and test error after pre-training and
+    after every epoch.
 
     With ``run_dir`` and ``cfg.checkpoint``, a checkpoint is saved after pre-training and after every
     epoch; with ``cfg.resume`` the run continues from it.
@@ -136,97 +221,27 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     bk = bk or backend_for(cfg)
     timers = timers or Timers(bk)
     rng = np.random.default_rng(cfg.seed)
-    bias = bool(cfg.solver.get("bias", False))
     ck_path = Path(run_dir) / CHECKPOINT if run_dir is not None and cfg.get("checkpoint", True) else None
-    cfg_plain = config_dict(cfg)
-
     X, Y, X_test = training_arrays(bk, data)
     X_val = bk.asarray(data.val.X) if data.val is not None else None
     trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers)
-    result = FitResult(weights=[])
-
-    def record(epoch, Ws, epoch_seconds):
-        t0 = time.perf_counter()
-        if cfg.eval_train:
-            train_err, obj = evaluate(bk, Ws, X, data.train.labels, bias)
-        else:
-            train_err, obj = float("nan"), float("nan")
-        test_err, _ = evaluate(bk, Ws, X_test, data.test.labels, bias)
-        row = dict(epoch=epoch, train_error=train_err, test_error=test_err, objective=obj,
-                   epoch_seconds=epoch_seconds, seconds=result.pretrain_seconds + result.finetune_seconds)
-        if X_val is not None:
-            row["val_error"], _ = evaluate(bk, Ws, X_val, data.val.labels, bias)
-        result.eval_seconds += time.perf_counter() - t0
-        result.history.append(row)
-        reporter.epoch_done(row)
-
-    def checkpoint(Ws, epoch, next_batch, rng_state, partial=0.0):
-        if ck_path is None:
-            return
-        seconds = dict(pretrain=result.pretrain_seconds, finetune=result.finetune_seconds,
-                       eval=result.eval_seconds, partial_epoch=partial)
-        save_checkpoint(ck_path, Checkpoint(
-            weights=[bk.to_numpy(W) for W in Ws], epoch=epoch, next_batch=next_batch, rng_state=rng_state,
-            history=result.history, seconds=seconds, config=cfg_plain, solver_arrays=trainer.state_arrays(),
-            phases=timers.as_dict()))
+    hooks = _FitHooks(cfg, bk, data, (X, X_test, X_val), trainer, rng, timers, reporter, stop, ck_path)
 
     ck = None
     if cfg.get("resume", False) and ck_path is not None and ck_path.exists():
         ck = load_checkpoint(ck_path)
-        diffs = config_differences(ck.config, cfg_plain)
+        diffs = config_differences(ck.config, hooks.cfg_plain)
         if diffs:
             raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
                               "use a new run directory or the same overrides")
 
     reporter.start(len(cfg.hidden), cfg.epochs, trainer.n_batches)
     try:
-        if ck is not None:
-            Ws = [bk.asarray(W) for W in ck.weights]
-            trainer.load_state_arrays(ck.solver_arrays, Ws)
-            rng.bit_generator.state = ck.rng_state
-            result.history = list(ck.history)
-            result.pretrain_seconds = ck.seconds["pretrain"]
-            result.finetune_seconds = ck.seconds["finetune"]
-            result.eval_seconds = ck.seconds["eval"]
-            for k, v in ck.phases.items():
-                timers.seconds[k] = v
-            start_epoch, start_batch, partial = ck.epoch + 1, ck.next_batch, ck.seconds.get("partial_epoch", 0.0)
-            log.info("resuming from %s: epoch %d, batch %d", ck_path, start_epoch, start_batch)
-        else:
-            t0 = time.perf_counter()
-            Ws = trainer.pretrain(on_layer=reporter.layer_done)
-            bk.synchronize()
-            result.pretrain_seconds = time.perf_counter() - t0
-            record(0, Ws, result.pretrain_seconds)
-            checkpoint(Ws, 0, 0, rng.bit_generator.state)
-            start_epoch, start_batch, partial = 1, 0, 0.0
-            if stop is not None and stop.requested:
-                raise Interrupted(f"interrupted ({stop.signal}) after pre-training; checkpoint saved")
-
-        def on_batch(b):
-            reporter.batch_done(b)
-            if stop is not None and stop.requested:
-                raise _StopAfterBatch(b)
-
-        for epoch in range(start_epoch, cfg.epochs + 1):
-            reporter.epoch_start(epoch)
-            epoch_state = rng.bit_generator.state
-            t0 = time.perf_counter()
-            try:
-                trainer.epoch(Ws, on_batch=on_batch, start_batch=start_batch)
-            except _StopAfterBatch as s:
-                bk.synchronize()
-                checkpoint(Ws, epoch - 1, s.batch + 1, epoch_state, partial + time.perf_counter() - t0)
-                raise Interrupted(f"interrupted ({stop.signal}) in epoch {epoch} after batch {s.batch + 1} of "
-                                  f"{trainer.n_batches}; checkpoint saved") from None
-            bk.synchronize()
-            dt = partial + time.perf_counter() - t0
-            start_batch, partial = 0, 0.0
-            result.finetune_seconds += dt
-            record(epoch, Ws, dt)
-            checkpoint(Ws, epoch, 0, rng.bit_generator.state)
+        Ws, start_epoch, start_batch = hooks.restore(ck) if ck is not None else (None, 1, 0)
+        Ws = train_loop(trainer, bk, cfg.epochs, hooks, Ws, start_epoch, start_batch)
     finally:
         reporter.stop()
+    result = hooks.result
     result.weights = [bk.to_numpy(W) for W in Ws]
     result.phases = timers.as_dict()
     result.info.update(trainer.info)
@@ -266,19 +281,20 @@ def finished_metrics(run_dir) -> dict | None:
     return m if m.get("status") == "finished" else None
 
 
-def run(cfg, out_dir: str | Path, reporter: Reporter | None = None) -> dict:
+def run(cfg, out_dir: str | Path, reporter: Reporter | None = None, record: list[str] | None = None) -> dict:
     """The whole run of ``nmfdnn train``, holding the run directory's lock (one writer per run);
-    returns the metrics written to ``metrics.json``."""
+    returns the metrics written to ``metrics.json``. ``record``: the overrides to keep in the run's
+    ``.hydra/`` record (:mod:`nmfdnn.record`), written only once every check has passed."""
     validate(cfg)
     backend_for(cfg)  # fail before loading data if the backend is missing
     problem = writable_dir_problem(out_dir)
     if problem:
         raise NmfdnnError(f"cannot write the run directory {problem}")
     with run_lock(out_dir):
-        return _run_locked(cfg, out_dir, reporter)
+        return _run_locked(cfg, out_dir, reporter, record)
 
 
-def _run_locked(cfg, out_dir, reporter):
+def _run_locked(cfg, out_dir, reporter, record=None):
     from .outputs import write_run, write_status
 
     if not cfg.get("resume", False):
@@ -295,14 +311,22 @@ def _run_locked(cfg, out_dir, reporter):
                 raise NmfdnnError(f"{out_dir} holds a finished run with another config ({'; '.join(diffs[:3])})")
             log.info("%s already finished; nothing to do", out_dir)
             return done
-        record = archived(out_dir)  # a finished run packed into its study's runs.jsonl
-        if record is not None:
-            diffs = config_differences(record["config"], config_dict(cfg))
+        record_ = archived(out_dir)  # a finished run packed into its study's runs.jsonl
+        if record_ is not None:
+            diffs = config_differences(record_["config"], config_dict(cfg))
             if diffs:
                 raise NmfdnnError(f"{out_dir}: its study's {RUNS_FILE} holds a finished run of that name with another "
                                   f"config ({'; '.join(diffs[:3])})")
             log.info("%s already finished (in its study's %s); nothing to do", out_dir, RUNS_FILE)
-            return record["metrics"]
+            return record_["metrics"]
+        ck_path = Path(out_dir) / CHECKPOINT
+        if cfg.get("checkpoint", True) and ck_path.exists():  # refused before anything is written
+            diffs = config_differences(load_checkpoint(ck_path).config, config_dict(cfg))
+            if diffs:
+                raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
+                                  "use a new run directory or the same overrides")
+    if record is not None:
+        write_record(out_dir, OmegaConf.to_yaml(cfg), record)
     t_start = time.perf_counter()
     t0 = time.perf_counter()
     data = load_dataset(cfg.dataset)

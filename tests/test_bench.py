@@ -16,7 +16,7 @@ from nmfdnn.method.autoencoder import pretrain
 from nmfdnn.method.finetune import finetune_epoch
 from nmfdnn.method.settings import NMFSettings
 from nmfdnn.method.linalg import input_svd
-from nmfdnn.tools.bench import gemm_rate
+from nmfdnn.tools.machine import gemm_rate
 from nmfdnn.tools.flops import PhaseFlops, counting_backend
 from nmfdnn.trainers import batches_for_epoch
 
@@ -208,7 +208,7 @@ def test_bench_tta_bad_options():
 
 
 def test_shape_rates_lists_the_products_of_each_layer():
-    from nmfdnn.tools.bench import shape_rates
+    from nmfdnn.tools.machine import shape_rates
 
     r = shape_rates([20, 10], 30, 200, "float32", gemm_n=100, repeats=1)
     assert r["gemm_gflops"] > 0 and len(r["products"]) == 8
@@ -218,7 +218,7 @@ def test_shape_rates_lists_the_products_of_each_layer():
 
 def test_tta_runs_take_presets_and_losses():
     from nmfdnn.errors import NmfdnnError
-    from nmfdnn.tools.bench import tta_specs
+    from nmfdnn.tools.tta import tta_specs
 
     specs = tta_specs("nmf_best:float32,bp:float32:xent,nmf:float64", ["dataset=synthetic"])
     best, bp, nmf = (s["cfg"] for s in specs)

@@ -67,11 +67,14 @@ class TorchTrainer:
         self.opt = torch.optim.Adam(self.net.parameters(), **self.adam)
         return self.net
 
-    def epoch(self, net, on_batch=None):
+    def epoch(self, net, on_batch=None, start_batch: int = 0):
+        """One epoch of Adam steps; ``start_batch`` skips the first batches of the epoch's order."""
         torch = self.torch
         m = self.X.shape[0]
         order = torch.from_numpy(self.rng.permutation(m) if self.shuffle else np.arange(m))
         for b, s in enumerate(range(0, m, self.batch_size)):
+            if b < start_batch:
+                continue
             J = order[s:s + self.batch_size]
             out = net(self.X[J])
             if self.loss == "mse":

@@ -3,7 +3,7 @@ and cross-field checks before any work), :mod:`.hydra` (ConfigStore registration
 :mod:`.identity` (which keys say what a run computes). Everything is re-exported here."""
 
 from .hydra import compose_config, conf_dir, one_line, plain_overrides, register_configs
-from .identity import NON_RESULT_KEYS, dtype_name, effective
+from .identity import NON_RESULT_KEYS, dtype_name, effective, has_bias
 from .schema import (DATASET_SCHEMAS, SOLVER_SCHEMAS, ArrayConfig, BackendConfig, BackendName, BPSolverConfig,
                      CIFAR10Config, DatasetConfig, DType, FashionMNISTConfig, IDXConfig, InputPinv, Loss, MNISTConfig,
                      NMFSolverConfig, OutputInit, Pinv, SyntheticConfig, TrainConfig)
@@ -12,5 +12,5 @@ from .validate import validate, widest_rows
 __all__ = ["NON_RESULT_KEYS", "DATASET_SCHEMAS", "SOLVER_SCHEMAS", "ArrayConfig", "BackendConfig", "BackendName",
            "BPSolverConfig", "DType", "InputPinv", "Loss", "OutputInit", "Pinv",
            "CIFAR10Config", "DatasetConfig", "FashionMNISTConfig", "IDXConfig", "MNISTConfig", "NMFSolverConfig",
-           "SyntheticConfig", "TrainConfig", "compose_config", "conf_dir", "dtype_name", "effective", "one_line",
+           "SyntheticConfig", "TrainConfig", "compose_config", "conf_dir", "dtype_name", "effective", "has_bias", "one_line",
            "plain_overrides", "register_configs", "validate", "widest_rows"]

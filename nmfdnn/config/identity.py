@@ -26,3 +26,8 @@ def effective(config: dict) -> dict:
     if not isinstance(solver, dict) or solver.get("factor_dtype", "") is not None:
         return config
     return {**config, "solver": {**solver, "factor_dtype": config.get("dtype")}}
+
+
+def has_bias(cfg) -> bool:
+    """Whether the network of ``cfg`` has bias vectors (``solver.bias``; a solver without the key has none)."""
+    return bool(cfg.solver.get("bias", False))

@@ -4,6 +4,7 @@ not larger than the widest layer, ...) checked before any work, each a one-line 
 from __future__ import annotations
 
 from ..errors import NmfdnnError
+from .identity import has_bias
 
 
 def _positive_int(value, key):
@@ -14,7 +15,7 @@ def _positive_int(value, key):
 def widest_rows(cfg) -> int:
     """Rows of the widest hidden layer's ``[Z_i; e^T]`` (the bias row counts): an NMF mini-batch must
     have more samples, or every batch is fitted exactly."""
-    return max(cfg.hidden) + int(bool(cfg.solver.get("bias", False)))
+    return max(cfg.hidden) + int(has_bias(cfg))
 
 
 def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:

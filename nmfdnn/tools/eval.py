@@ -13,17 +13,26 @@ from ..errors import NmfdnnError
 from ..fileio import atomic_write_json
 from ..method.network import evaluate
 from ..outputs import load_model
+from ..record import OVERRIDES, RECORD_DIR, check_override, recorded_overrides
 
 
 def compose_run_config(run_dir: Path, overrides: list[str]):
-    """The run's config, recomposed from its recorded overrides plus ``overrides`` (e.g. dataset=idx)."""
-    recorded = run_dir / ".hydra" / "overrides.yaml"
-    saved = [str(o) for o in OmegaConf.load(recorded)] if recorded.is_file() else []
-    saved = [o for o in saved if not o.startswith(("resume=", "hydra."))]
-    cfg = compose_config([*saved, *overrides], check=False)
-    if not recorded.is_file():  # a run directory without Hydra's record: trust its config.yaml
-        cfg = OmegaConf.merge(cfg, OmegaConf.load(run_dir / "config.yaml"), OmegaConf.from_dotlist(overrides))
-    return cfg
+    """The run's config, recomposed from its recorded overrides (checked as data:
+    :func:`nmfdnn.record.recorded_overrides`) plus ``overrides`` (e.g. dataset=idx); a run directory
+    without a record is composed with its own data set and solver, then given its ``config.yaml``."""
+    overrides = [check_override(o, "nmfdnn eval") for o in overrides]
+    if (run_dir / RECORD_DIR / OVERRIDES).is_file():
+        return compose_config([*recorded_overrides(run_dir), *overrides], check=False)
+    try:
+        saved = OmegaConf.load(run_dir / "config.yaml")
+        groups = [f"dataset={saved.dataset.name}", f"solver={saved.solver.name}"]
+        cfg = compose_config(groups, check=False)
+        return OmegaConf.merge(cfg, saved, OmegaConf.from_dotlist(overrides))
+    except NmfdnnError:
+        raise
+    except Exception as e:  # noqa: BLE001 (a missing or malformed config.yaml)
+        raise NmfdnnError(f"{run_dir}: neither a run record ({RECORD_DIR}/{OVERRIDES}) nor a readable config.yaml "
+                          f"({type(e).__name__})") from None
 
 
 def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
