@@ -208,6 +208,9 @@ def _resume(args: list[str], debug: bool) -> int:
                     "(e.g. progress=false)")
     a = ap.parse_args(args)
     run_dir = Path(a.run_dir)
+    if "${" in str(run_dir.absolute()):
+        return error(f"{run_dir}: a run directory whose path contains '${{' cannot be resumed (Hydra's logging reads "
+                     "it as an interpolation); rename or move it")
     saved = recorded_overrides(run_dir)  # data, never a command line: plain overrides of the schema only
     extra = [check_override(o, "nmfdnn resume") for o in a.overrides]
     return _train([*saved, *extra, "resume=true", f"hydra.run.dir={quote(run_dir)}"], debug)

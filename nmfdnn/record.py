@@ -81,15 +81,22 @@ def recorded_overrides(run_dir: Path) -> list[str]:
 
 
 def quote(value: str) -> str:
-    """``value`` as a quoted Hydra override value (any characters, quotes and backslashes escaped)."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """``value`` as a single-quoted Hydra override value: Hydra's grammar escapes a quote with a
+    backslash, and a run of backslashes only where it precedes a quote or the closing quote; ``${``
+    is escaped so that OmegaConf does not read it as an interpolation."""
+    escaped = re.sub(r"(\\*)(?='|$)", lambda m: m.group(1) * 2, str(value))
+    return "'" + escaped.replace("'", "\\'").replace("${", "\\${") + "'"  # \${: a literal ${ for OmegaConf
 
 
 def unquote(value: str) -> str:
-    """The inverse of :func:`quote` (an unquoted value is returned as it is)."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
+    """An override value as Hydra reads it (quotes removed, escapes resolved); ``value`` itself if
+    Hydra cannot parse it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return str(OverridesParser.create().parse_override(f"k={value}").value())
+    except Exception:  # noqa: BLE001 (not a value Hydra reads: the caller's check reports it)
+        return value
 
 
 def write_record(run_dir: Path, cfg_yaml: str, overrides: list[str]) -> None:

@@ -325,13 +325,13 @@ def _run_locked(cfg, out_dir, reporter, record=None):
             if diffs:
                 raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
                                   "use a new run directory or the same overrides")
-    if record is not None:
-        write_record(out_dir, OmegaConf.to_yaml(cfg), record)
     t_start = time.perf_counter()
     t0 = time.perf_counter()
     data = load_dataset(cfg.dataset)
     load_seconds = time.perf_counter() - t0
     validate(cfg, n_train=data.train.m)
+    if record is not None:  # every check has passed: the run's record, as Hydra would have written it
+        write_record(out_dir, OmegaConf.to_yaml(cfg), record)
     log.info("data %s: %d train, %d test samples, %d features, %d classes", data.name, data.train.m,
              data.test.m, data.n_in, data.n_classes)
     stop = StopFlag()
