@@ -71,6 +71,59 @@ def load_checkpoint(path: Path) -> Checkpoint:
                       config=meta["config"], solver_arrays=solver_arrays, phases=meta.get("phases", {}))
 
 
+def check_weights(weights, n_in: int, hidden, n_out: int, bias: bool, where: str) -> None:
+    """Refuse weights whose content does not fit the run: one float matrix per layer, ``W_i`` of shape
+    ``n_i x (n_{i-1} + bias)`` from ``n_in`` inputs through ``hidden`` to ``n_out`` outputs, all finite.
+    One line: ``WHERE does not match this run`` or ``WHERE is damaged``."""
+    dims = [n_in, *hidden, n_out]
+    if len(weights) != len(dims) - 1:
+        raise NmfdnnError(f"{where} does not match this run: {len(weights)} weight matrices for {len(dims) - 1} "
+                          f"layers; remove it to start over")
+    for i, W in enumerate(weights):
+        want = (dims[i + 1], dims[i] + int(bias))
+        if not isinstance(W, np.ndarray) or W.dtype.kind != "f":
+            raise NmfdnnError(f"{where} is damaged: W_{i + 1} is not a float matrix; remove it to start over")
+        if W.shape != want:
+            raise NmfdnnError(f"{where} does not match this run: W_{i + 1} has shape {W.shape}, the network needs "
+                              f"{want}; remove it to start over")
+        if not np.isfinite(W).all():
+            raise NmfdnnError(f"{where} is damaged: W_{i + 1} holds non-finite values; remove it to start over")
+
+
+def check_position(ck: "Checkpoint", epochs: int, n_batches: int, where: str) -> None:
+    """Refuse a checkpoint whose position, history or timers are not what a run of ``epochs`` epochs of
+    ``n_batches`` batches writes (types and ranges)."""
+    def bad(what):
+        raise NmfdnnError(f"{where} is damaged: {what}; remove it to start over")
+
+    if type(ck.epoch) is not int or not 0 <= ck.epoch <= epochs:
+        bad(f"epoch {ck.epoch!r} is not in 0..{epochs}")
+    if type(ck.next_batch) is not int or not 0 <= ck.next_batch <= n_batches:  # n_batches: stopped after the last
+        bad(f"next batch {ck.next_batch!r} is not in 0..{n_batches}")
+    if not isinstance(ck.history, list) or len(ck.history) != ck.epoch + 1 or \
+            not all(isinstance(r, dict) and r.get("epoch") == i for i, r in enumerate(ck.history)):
+        bad("its history does not list epochs 0.."f"{ck.epoch}")
+    if not isinstance(ck.seconds, dict) or not all(
+            isinstance(ck.seconds.get(k), (int, float)) and np.isfinite(ck.seconds[k]) and ck.seconds[k] >= 0
+            for k in ("pretrain", "finetune", "eval")):
+        bad("its timers are not finite seconds")
+    if not isinstance(ck.rng_state, dict) or not isinstance(ck.config, dict) or not isinstance(ck.phases, dict):
+        bad("its random state, config or timers have the wrong type")
+
+
+def check_content(ck: "Checkpoint", n_in: int, hidden, n_out: int, bias: bool, epochs: int, n_batches: int,
+                  where: str) -> None:
+    """A checkpoint's weights, position, history, timers and random state against the run that would
+    resume it (:func:`check_weights`, :func:`check_position`); one line if anything is off."""
+    check_weights(ck.weights, n_in, hidden, n_out, bias, where)
+    check_position(ck, epochs, n_batches, where)
+    try:
+        np.random.default_rng().bit_generator.state = ck.rng_state
+    except (TypeError, ValueError, KeyError) as e:
+        raise NmfdnnError(f"{where} is damaged: its random state ({type(e).__name__}); remove it to start over") \
+            from None
+
+
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
     """Keys whose values differ between two plain config dicts, ignoring the keys that do not change
     a result (:data:`nmfdnn.config.NON_RESULT_KEYS`) and keys that only one of them has (a schema that

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import compose_config, conf_dir, plain_overrides, register_configs
+from .config import compose_config, conf_dir, plain_overrides, register_configs, sweep_jobs
 from .errors import NmfdnnError
 from .fileio import writable_dir_problem
 from .record import check_override, quote, recorded_overrides, unquote
@@ -72,6 +72,9 @@ def _is_help(args: list[str]) -> bool:
                for a in args)
 
 
+_FAILED_JOBS: list[str] = []  # the jobs of the current sweep that failed (in-process launcher)
+
+
 def _train(args: list[str], debug: bool) -> int:
     """``nmfdnn train [OVERRIDES] [-m]``: Hydra composes, sweeps and launches; each job calls
     :func:`nmfdnn.train.run`. A typo or a value out of range is a one-line error before any work."""
@@ -88,6 +91,13 @@ def _train(args: list[str], debug: bool) -> int:
             plain = plain_overrides(args)
             sweeping = len(plain) < len([a for a in args if not a.startswith("-") and not a.startswith("hydra")])
             compose_config(plain, check=not sweeping)
+            if sweeping:  # every job of the sweep checked before the first one starts
+                for job in sweep_jobs(args) or []:
+                    try:
+                        compose_config(job, check=True)
+                    except NmfdnnError as e:
+                        varying = [o for o in job if o not in plain]
+                        raise NmfdnnError(f"sweep job {' '.join(varying)}: {e}") from None
         except NmfdnnError as e:
             if not debug:
                 return error(str(e))
@@ -117,6 +127,8 @@ def _train(args: list[str], debug: bool) -> int:
                 raise
             if hc.mode == RunMode.MULTIRUN:
                 log.error("%s", e)
+                where = str(hc.runtime.output_dir)
+                _FAILED_JOBS.append(str(e) if where in str(e) else f"{where}: {e}")
                 return None  # the sweep goes on; this job has no finished metrics.json
             raise SystemExit(error(str(e))) from None
         except KeyboardInterrupt:
@@ -130,7 +142,10 @@ def _train(args: list[str], debug: bool) -> int:
     # Hydra writes no record of its own (it would before any check: a refused command would rewrite
     # the run's record); nmfdnn.record writes it once the run has passed every check.
     sys.argv = ["nmfdnn-train", *args, *([] if _is_help(args) else ["hydra.output_subdir=null"])]
+    _FAILED_JOBS.clear()
     task()
+    if _FAILED_JOBS:  # jobs run in this process (the basic launcher) that stopped with an error
+        return error(f"{len(_FAILED_JOBS)} job(s) of the sweep failed; first: {_FAILED_JOBS[0]}", 1)
     return 0
 
 

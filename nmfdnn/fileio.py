@@ -64,14 +64,27 @@ def run_lock(run_dir):
     a lock left by a killed process does not block (the kernel drops it with the process)."""
     path = Path(run_dir) / LOCK
     path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+")
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        pid = f.read().strip() or "unknown"
+    for _ in range(100):
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            f.close()
+            raise NmfdnnError(f"{run_dir} is being written by process {pid}; wait for it or stop it first") from None
+        # The holder unlinks the file while it still holds the lock: a descriptor opened before that
+        # unlink locks a file no longer at the path. Only the file at the path counts; else retry.
+        try:
+            held = os.fstat(f.fileno())
+            current = os.stat(path)
+            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                break
+        except FileNotFoundError:
+            pass
         f.close()
-        raise NmfdnnError(f"{run_dir} is being written by process {pid}; wait for it or stop it first") from None
+    else:  # pragma: no cover - a path replaced a hundred times in a row
+        raise NmfdnnError(f"{run_dir}: cannot take the lock {path} (it keeps being replaced)")
     try:
         f.seek(0)
         f.truncate()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from .checkpoint import DAMAGED, load_checkpoint
+from .checkpoint import DAMAGED, check_weights, load_checkpoint
 from .config import dtype_name, has_bias
 from .errors import NmfdnnError, NumericalError
 from .fileio import atomic_write_bytes, atomic_write_json
@@ -25,11 +25,17 @@ def load_model(run_dir) -> tuple[list, bool]:
     try:
         with np.load(path, allow_pickle=False) as z:
             n = len([k for k in z.files if k.startswith("W")])
-            return [z[f"W{i + 1}"] for i in range(n)], bool(z["bias"])
+            Ws = [z[f"W{i + 1}"] for i in range(n)]
+            flag = z["bias"]
     except FileNotFoundError:
         raise
     except DAMAGED as e:
         raise NmfdnnError(f"{path} is damaged: {type(e).__name__}: {e}; remove it to start over") from None
+    if n == 0 or flag.shape != () or flag.dtype != np.bool_ or any(W.ndim != 2 for W in Ws):
+        raise NmfdnnError(f"{path} is damaged: not the weights and bias flag nmfdnn writes")
+    bias = bool(flag)
+    check_weights(Ws, Ws[0].shape[1] - int(bias), [W.shape[0] for W in Ws[:-1]], Ws[-1].shape[0], bias, str(path))
+    return Ws, bias
 
 
 def write_status(out_dir, cfg, status: str, message: str) -> dict:

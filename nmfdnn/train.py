@@ -21,7 +21,8 @@ from omegaconf import OmegaConf
 
 from .archive import RUNS_FILE, archived
 from .backend import get_backend
-from .checkpoint import CHECKPOINT, Checkpoint, config_differences, load_checkpoint, save_checkpoint
+from .checkpoint import (CHECKPOINT, Checkpoint, check_content, config_differences, load_checkpoint,
+                         save_checkpoint)
 from .config import dtype_name, has_bias, validate
 from .data import Dataset, load_dataset, one_hot
 from .errors import NmfdnnError, NumericalError
@@ -164,7 +165,10 @@ class _FitHooks(Hooks):
             phases=self.timers.as_dict()))
 
     def restore(self, ck) -> tuple[list, int, int]:
-        """The weights, epoch and batch to continue from, out of checkpoint ``ck``."""
+        """The weights, epoch and batch to continue from, out of checkpoint ``ck`` (its content checked
+        against this run first)."""
+        check_content(ck, self.X.shape[0], list(self.cfg.hidden), self.data.n_classes, self.bias, self.cfg.epochs,
+                      self.trainer.n_batches, str(self.ck_path))
         Ws = [self.bk.asarray(W) for W in ck.weights]
         self.trainer.load_state_arrays(ck.solver_arrays, Ws)
         self.rng.bit_generator.state = ck.rng_state
@@ -175,6 +179,10 @@ class _FitHooks(Hooks):
         for k, v in ck.phases.items():
             self.timers.seconds[k] = v
         self.partial = ck.seconds.get("partial_epoch", 0.0)
+        t0 = time.perf_counter()  # booked where an uninterrupted run books it: pre-training
+        self.trainer.prepare()
+        self.bk.synchronize()
+        r.pretrain_seconds += time.perf_counter() - t0
         log.info("resuming from %s: epoch %d, batch %d", self.ck_path, ck.epoch + 1, ck.next_batch)
         return Ws, ck.epoch + 1, ck.next_batch
 
@@ -294,6 +302,16 @@ def run(cfg, out_dir: str | Path, reporter: Reporter | None = None, record: list
         return _run_locked(cfg, out_dir, reporter, record)
 
 
+def _check_checkpoint_content(cfg, out_dir, data) -> None:
+    """A checkpoint a resume would read, checked against this run (weights, position, history, timers)
+    before anything is written: a damaged one is refused in one line and the directory left as it was."""
+    ck_path = Path(out_dir) / CHECKPOINT
+    if not (cfg.get("resume", False) and cfg.get("checkpoint", True) and ck_path.exists()):
+        return
+    check_content(load_checkpoint(ck_path), data.n_in, list(cfg.hidden), data.n_classes, has_bias(cfg), cfg.epochs,
+                  max(1, -(-data.train.m // cfg.solver.batch_size)), str(ck_path))
+
+
 def _run_locked(cfg, out_dir, reporter, record=None):
     from .outputs import write_run, write_status
 
@@ -330,6 +348,7 @@ def _run_locked(cfg, out_dir, reporter, record=None):
     data = load_dataset(cfg.dataset)
     load_seconds = time.perf_counter() - t0
     validate(cfg, n_train=data.train.m)
+    _check_checkpoint_content(cfg, out_dir, data)
     if record is not None:  # every check has passed: the run's record, as Hydra would have written it
         write_record(out_dir, OmegaConf.to_yaml(cfg), record)
     log.info("data %s: %d train, %d test samples, %d features, %d classes", data.name, data.train.m,

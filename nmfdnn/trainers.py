@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 
+from .errors import NmfdnnError
 from .method.autoencoder import pretrain
 from .method.finetune import finetune_epoch
 from .method.linalg import input_svd
@@ -44,6 +45,9 @@ class Trainer:
     def state_arrays(self) -> dict:
         return {}
 
+    def prepare(self) -> None:
+        """What pre-training computes that a resumed run needs again (NMF: the input SVD)."""
+
     def load_state_arrays(self, arrays: dict, Ws) -> None:
         pass
 
@@ -60,6 +64,9 @@ class NMFTrainer(Trainer):
     def __init__(self, bk, cfg, X, Y, rng, timers=None):
         super().__init__(bk, cfg, X, Y, rng, timers)
         self.settings = NMFSettings.from_mapping(cfg.solver)  # what the math reads: plain values
+
+    def prepare(self) -> None:
+        self._input_svd()
 
     def _input_svd(self):
         if self.xsvd is None:
@@ -132,10 +139,22 @@ class BPTrainer(Trainer):
     def load_state_arrays(self, arrays: dict, Ws) -> None:
         if "adam_t" not in arrays:
             return
+        try:
+            t = arrays["adam_t"]
+            ms = [arrays[f"adam_m{i}"] for i in range(len(Ws))]
+            vs = [arrays[f"adam_v{i}"] for i in range(len(Ws))]
+            ok = t.shape == () and t.dtype.kind in "iu" and int(t) >= 0 and all(
+                a.shape == tuple(W.shape) and a.dtype.kind == "f" and np.isfinite(a).all()
+                for W, m, v in zip(Ws, ms, vs) for a in (m, v)) and all((v >= 0).all() for v in vs)
+        except KeyError:
+            ok = False
+        if not ok:
+            raise NmfdnnError("the checkpoint's Adam state is damaged or does not match this network; "
+                              "remove checkpoint.npz to start over")
         opt = self._optimizer(Ws)
-        opt.t = int(arrays["adam_t"])
-        opt.m = [self.bk.asarray(arrays[f"adam_m{i}"]) for i in range(len(Ws))]
-        opt.v = [self.bk.asarray(arrays[f"adam_v{i}"]) for i in range(len(Ws))]
+        opt.t = int(t)
+        opt.m = [self.bk.asarray(m) for m in ms]
+        opt.v = [self.bk.asarray(v) for v in vs]
 
     def epoch(self, Ws, on_batch=None, start_batch: int = 0):
         from .baselines.backprop import loss_and_grads

@@ -15,10 +15,10 @@ SWEEP = ["dataset=synthetic", "hidden=[8]", "epochs=1", "solver.batch_size=300",
          "solver.ae_iters=1", "progress=false", "resume=true", "seed=0,1", "hydra.sweep.subdir=${hydra.job.override_dirname}"]
 
 
-def sweep(study, extra=()):
+def sweep(study, extra=(), rc=0):
     r = subprocess.run(nmfdnn_command() + ["train", "-m", *SWEEP, *extra, f"hydra.sweep.dir={study / 'runs'}"],
                        capture_output=True, text=True, timeout=300, env=env_without_full_error())
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == rc, r.stderr
     return r
 
 
@@ -51,8 +51,9 @@ def test_an_archived_run_with_another_config_is_refused(tmp_path):
     shutil.rmtree(study / "runs")
     text = (study / RUNS_FILE).read_text().replace('"omega": 0.9', '"omega": 0.5')  # not what the name says
     (study / RUNS_FILE).write_text(text)
-    r = sweep(study, ["solver.omega=0.9"])
+    r = sweep(study, ["solver.omega=0.9"], rc=1)  # both jobs refused: the sweep says so in its exit status
     assert "holds a finished run of that name with another config (solver.omega: 0.5 -> 0.9)" in r.stderr
+    assert "2 job(s) of the sweep failed" in r.stderr
 
 
 def test_a_malformed_record_is_skipped_with_a_warning(tmp_path):

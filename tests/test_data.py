@@ -63,7 +63,7 @@ def test_malformed_idx_is_a_data_format_error(mutate, message):
 
 def test_label_count_mismatch_and_range(tmp_path):
     (pi, _), _, _ = write_pair(tmp_path, n=20)
-    with pytest.raises(DataFormatError, match="20 images but 19 labels"):
+    with pytest.raises(DataFormatError, match="20 images but t holds 19 labels"):
         idx_pair(read_idx(pi), np.zeros(19, np.uint8), "t")
     with pytest.raises(DataFormatError, match="labels out of range"):
         idx_pair(read_idx(pi), np.full(20, 12, np.uint8), "t")

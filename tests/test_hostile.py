@@ -173,3 +173,196 @@ def test_a_run_directory_named_like_an_interpolation_is_refused_in_one_line(run_
     before = tree_hash(d)
     refused(nmfdnn(["resume", d], tmp_path), "cannot be resumed", "rename or move it")
     assert tree_hash(d) == before
+
+
+# -- config values: every key validated before any work --------------------------------------------
+
+@pytest.mark.parametrize("override,message", [
+    ("seed=-1", "seed must be an integer >= 0"),
+    ("solver.alpha=inf", "solver.alpha must be a finite number >= 0"),
+    ("solver.beta=nan", "solver.beta must be a finite number >= 0"),
+    ("dataset.train_subset=-5", "dataset.train_subset must be a positive integer"),
+    ("dataset.test_subset=0", "dataset.test_subset must be a positive integer"),
+    ("dataset.val_seed=-1", "dataset.val_seed must be an integer >= 0"),
+    ("dataset.n_features=0", "dataset.n_features must be a positive integer"),
+    ("dataset.n_test=0", "dataset.n_test must be a positive integer"),
+    ("dataset.n_classes=1", "dataset.n_classes must be an integer >= 2"),
+    ("dataset.seed=-3", "dataset.seed must be an integer >= 0"),
+])
+def test_bad_values_are_refused_before_any_work(override, message):
+    from nmfdnn.config import validate
+    from nmfdnn.errors import NmfdnnError
+
+    from util import compose_train
+
+    with pytest.raises(NmfdnnError, match=re.escape(message)):
+        validate(compose_train(TINY + [override]))
+
+
+def test_bp_rates_must_be_finite():
+    from nmfdnn.config import validate
+    from nmfdnn.errors import NmfdnnError
+
+    from util import compose_train
+
+    with pytest.raises(NmfdnnError, match="solver.lr must be a finite positive number"):
+        validate(compose_train(TINY[:1] + ["solver=bp", "solver.lr=inf"]))
+
+
+def test_idx_without_its_paths_is_one_line(tmp_path):
+    refused(nmfdnn(["train", "dataset=idx", "progress=false", f"hydra.run.dir={tmp_path / 'r'}"], tmp_path),
+            "dataset=idx needs dataset.train_images=PATH")
+
+
+def test_a_sweep_with_a_bad_job_stops_before_the_first_job(tmp_path):
+    r = nmfdnn(["train", "-m", *TINY, "seed=0,-1", f"hydra.sweep.dir={tmp_path / 's'}"], tmp_path)
+    refused(r, "sweep job seed=-1: seed must be an integer >= 0")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_sweep_whose_job_fails_exits_non_zero(tmp_path):
+    """A job that fails at run time (here: its batch exceeds the data) lets the sweep go on, and the
+    sweep's exit status says that a job failed."""
+    r = nmfdnn(["train", "-m", *TINY, "dataset.n_train=600,200", f"hydra.sweep.dir={tmp_path / 's'}"], tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "1 job(s) of the sweep failed" in r.stderr and "larger than the training set" in r.stderr
+    assert len(list((tmp_path / "s").glob("*/metrics.json"))) == 1  # the other job ran
+
+
+# -- data files: regular files only, the header first, values checked ------------------------------
+
+def idx_file(path, code, dims, payload):
+    import struct
+
+    Path(path).write_bytes(bytes([0, 0, code, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + payload)
+    return path
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: idx_file(p, 0x08, [2 ** 31, 2 ** 31, 2 ** 31], b""), "announces"),
+    (lambda p: idx_file(p, 0x0D, [20, 2, 2], __import__("numpy").full(80, float("nan"), ">f4").tobytes()),
+     "non-finite values"),
+    (lambda p: idx_file(p, 0x0D, [20, 2, 2], __import__("numpy").full(80, 3.0, ">f4").tobytes()),
+     "must lie in [0, 1]"),
+    (lambda p: idx_file(p, 0x08, [0, 2, 2], b""), "no samples"),
+    (lambda p: idx_file(p, 0x08, [20, 2, 2], bytes(10)), "truncated"),
+    (lambda p: p.mkdir(), "not a regular file"),
+    (lambda p: __import__("os").mkfifo(p), "not a regular file"),  # would block a reader forever
+])
+def test_hostile_idx_images(tmp_path, make, message):
+    from nmfdnn.data.mnist import load_idx_pair
+    from nmfdnn.errors import DataFormatError
+
+    good_img = idx_file(tmp_path / "gi", 0x08, [20, 2, 2], bytes(range(80)))
+    good_lab = idx_file(tmp_path / "gl", 0x08, [20], bytes([i % 3 for i in range(20)]))
+    bad = tmp_path / "bad"
+    make(bad)
+    with pytest.raises(DataFormatError, match=re.escape(message)) as e:
+        load_idx_pair(bad, good_lab, good_img, good_lab, n_classes=3)
+    assert str(bad) in str(e.value)
+
+
+def test_idx_label_errors_name_the_labels_file(tmp_path):
+    import numpy as np
+
+    from nmfdnn.data.mnist import load_idx_pair
+    from nmfdnn.errors import DataFormatError
+
+    img = idx_file(tmp_path / "gi", 0x08, [20, 2, 2], bytes(range(80)))
+    lab = idx_file(tmp_path / "gl", 0x08, [20], bytes([i % 3 for i in range(20)]))
+    flab = idx_file(tmp_path / "flab", 0x0D, [20], np.full(20, 1.0, ">f4").tobytes())
+    with pytest.raises(DataFormatError, match=f"{re.escape(str(flab))}: labels must be integers"):
+        load_idx_pair(img, flab, img, lab, n_classes=3)
+    big = idx_file(tmp_path / "big", 0x08, [20], bytes([9] * 20))
+    with pytest.raises(DataFormatError, match=f"{re.escape(str(big))}: labels out of range"):
+        load_idx_pair(img, big, img, lab, n_classes=3)
+
+
+# -- checkpoints and models whose structure is intact but whose content is not ----------------------
+
+def _edit_npz(path, edit):
+    import json
+
+    import numpy as np
+
+    z = dict(np.load(path))
+    meta = json.loads(bytes(z["meta"]).decode()) if "meta" in z else None
+    edit(z, meta)
+    if meta is not None:
+        z["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(path, **z)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda z, _m: z.update(W1=z["W1"][:, :3]), "does not match this run: W_1 has shape"),
+    (lambda z, _m: z.update(W1=z["W1"] * float("nan")), "is damaged: W_1 holds non-finite values"),
+    (lambda _z, m: m.update(epoch=-7), "is damaged: epoch -7"),
+    (lambda _z, m: m.update(next_batch="a"), "is damaged: next batch 'a'"),
+    (lambda _z, m: m.update(history="x"), "is damaged: its history"),
+    (lambda _z, m: m.update(rng_state={"bit_generator": "nope"}), "is damaged: its random state"),
+])
+def test_a_damaged_checkpoint_is_refused_in_one_line(run_copy, tmp_path, edit, message):
+    _edit_npz(run_copy / "checkpoint.npz", edit)
+    (run_copy / "metrics.json").unlink()  # as if killed: the resume reads the checkpoint
+    before = tree_hash(run_copy)
+    refused(nmfdnn(["resume", run_copy], tmp_path), message)
+    assert tree_hash(run_copy) == before
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda z, _m: z.update(W2=z["W2"] * float("inf")), "is damaged: W_2 holds non-finite values"),
+    (lambda z, _m: z.update(W2=z["W2"][:, :2]), "W_2 has shape"),
+    (lambda z, _m: z.update(W1=z["W1"].astype("U8")), "is damaged: W_1 is not a float matrix"),
+    (lambda z, _m: z.update(bias=__import__("numpy").asarray([1, 2])), "not the weights and bias flag"),
+])
+def test_a_damaged_model_is_refused_by_eval(run_copy, tmp_path, edit, message):
+    _edit_npz(run_copy / "model.npz", edit)
+    before = tree_hash(run_copy)
+    refused(nmfdnn(["eval", run_copy], tmp_path), message)
+    assert tree_hash(run_copy) == before
+
+
+# -- tools that read many files keep going; an --out that is a file is one line ------------------------
+
+def test_report_and_plot_skip_a_bad_run_and_refuse_a_file_as_out(finished_run, tmp_path):
+    import shutil
+
+    for name in ("a", "b", "c"):
+        shutil.copytree(finished_run, tmp_path / "runs" / name)
+    (tmp_path / "runs" / "b" / "metrics.json").write_text("{bad")
+    (tmp_path / "runs" / "c" / "metrics.json").write_text('{"status": "finished", "test_error": "x"}')
+    r = nmfdnn(["report", tmp_path / "runs"], tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    assert "runs/b/metrics.json: unreadable" in r.stderr + r.stdout and "no numeric test_error" in r.stderr + r.stdout
+    (tmp_path / "afile").write_text("x")
+    for cmd in ("report", "plot"):
+        refused(nmfdnn([cmd, tmp_path / "runs" / "a", "--out", tmp_path / "afile"], tmp_path), "is a file")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_bench_checks_the_data_size_like_train(tmp_path):
+    refused(nmfdnn(["bench", *TINY, "solver.batch_size=100000", "--out", tmp_path / "b"], tmp_path),
+            "larger than the training set")
+
+
+def test_a_resumed_nmf_run_books_the_input_svd_to_pretraining(run_copy, tmp_path):
+    """The resume recomputes the input SVD (Sec. 3.3) where an uninterrupted run computes it."""
+    import json
+
+    (run_copy / "metrics.json").unlink()
+    r = nmfdnn(["resume", run_copy], tmp_path)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((run_copy / "metrics.json").read_text())
+    assert m["phase_seconds"]["input_svd"] > 0
+    assert m["finetune_seconds"] == pytest.approx(sum(h["epoch_seconds"] for h in m["history"][1:]))
+
+
+def test_eval_of_a_run_without_its_record_uses_its_own_data_set(run_copy, tmp_path):
+    """A run folder without .hydra (copied without it) is evaluated on the data set its config.yaml
+    names, not on MNIST."""
+    import shutil
+
+    shutil.rmtree(run_copy / ".hydra")
+    r = nmfdnn(["eval", run_copy], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "synthetic:" in r.stdout

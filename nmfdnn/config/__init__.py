@@ -2,7 +2,7 @@
 and cross-field checks before any work), :mod:`.hydra` (ConfigStore registration and composition) and
 :mod:`.identity` (which keys say what a run computes). Everything is re-exported here."""
 
-from .hydra import compose_config, conf_dir, one_line, plain_overrides, register_configs
+from .hydra import compose_config, conf_dir, one_line, plain_overrides, register_configs, sweep_jobs
 from .identity import NON_RESULT_KEYS, dtype_name, effective, has_bias
 from .schema import (DATASET_SCHEMAS, SOLVER_SCHEMAS, ArrayConfig, BackendConfig, BackendName, BPSolverConfig,
                      CIFAR10Config, DatasetConfig, DType, FashionMNISTConfig, IDXConfig, InputPinv, Loss, MNISTConfig,
@@ -13,4 +13,4 @@ __all__ = ["NON_RESULT_KEYS", "DATASET_SCHEMAS", "SOLVER_SCHEMAS", "ArrayConfig"
            "BPSolverConfig", "DType", "InputPinv", "Loss", "OutputInit", "Pinv",
            "CIFAR10Config", "DatasetConfig", "FashionMNISTConfig", "IDXConfig", "MNISTConfig", "NMFSolverConfig",
            "SyntheticConfig", "TrainConfig", "compose_config", "conf_dir", "dtype_name", "effective", "has_bias", "one_line",
-           "plain_overrides", "register_configs", "validate", "widest_rows"]
+           "plain_overrides", "register_configs", "sweep_jobs", "validate", "widest_rows"]

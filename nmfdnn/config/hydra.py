@@ -90,6 +90,35 @@ def plain_overrides(args: list[str]) -> list[str]:
             if not o.is_sweep_override() and not o.get_key_element().startswith(("hydra", "+hydra", "~hydra"))]
 
 
+def sweep_jobs(args: list[str], limit: int = 2000) -> list[list[str]] | None:
+    """The overrides of every job of a ``-m`` command line (the cartesian product of its choice and
+    range sweeps, ``hydra.*`` left out), so that each can be checked before the first one runs; None
+    when a sweep is not a list of values (an optimiser's intervals) or there are more than ``limit``."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    except Exception as e:
+        raise NmfdnnError(one_line(e)) from None
+    parsed = [o for o in parsed if not o.get_key_element().startswith(("hydra", "+hydra", "~hydra"))]
+    choices = []
+    for o in parsed:
+        if not o.is_sweep_override():
+            choices.append([o.input_line])
+        elif o.is_choice_sweep() or o.is_range_sweep():
+            choices.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
+        else:
+            return None
+    n = 1
+    for c in choices:
+        n *= len(c)
+    if n > limit:
+        return None
+    return [list(job) for job in itertools.product(*choices)]
+
+
 def compose_config(overrides: list[str], return_hydra_config: bool = False, check: bool = True):
     """The ``train`` config composed through Hydra's compose API with ``overrides``, as ``nmfdnn
     train`` composes it: the one helper every command and test uses. Composition errors (unknown

@@ -3,13 +3,45 @@ not larger than the widest layer, ...) checked before any work, each a one-line 
 
 from __future__ import annotations
 
+import math
+
 from ..errors import NmfdnnError
 from .identity import has_bias
 
 
+def _int_at_least(value, key, low: int):
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise NmfdnnError(f"{key} must be {what}, got {value!r}")
+
+
 def _positive_int(value, key):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise NmfdnnError(f"{key} must be a positive integer, got {value!r}")
+    _int_at_least(value, key, 1)
+
+
+def _finite_at_least_zero(value, key):
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise NmfdnnError(f"{key} must be a finite number >= 0, got {value!r}")
+
+
+def _validate_dataset(d) -> None:
+    """The data set's keys: subsets and the validation split, and the keys of idx and synthetic."""
+    from omegaconf import OmegaConf
+
+    for key in ("train_subset", "test_subset"):
+        if d.get(key) is not None:
+            _int_at_least(d[key], f"dataset.{key}", 1)
+    _int_at_least(d.get("val_size", 0) or 0, "dataset.val_size", 0)
+    _int_at_least(d.get("val_seed", 0) or 0, "dataset.val_seed", 0)
+    if d.name == "idx":
+        for key in ("train_images", "train_labels", "test_images", "test_labels"):
+            if OmegaConf.is_missing(d, key):
+                raise NmfdnnError(f"dataset=idx needs dataset.{key}=PATH (the four IDX files: train_images, "
+                                  "train_labels, test_images, test_labels)")
+        _int_at_least(d.n_classes, "dataset.n_classes", 2)
+    elif d.name == "synthetic":
+        for key, low in (("n_train", 1), ("n_test", 1), ("n_features", 1), ("n_classes", 2), ("seed", 0)):
+            _int_at_least(d[key], f"dataset.{key}", low)
 
 
 def widest_rows(cfg) -> int:
@@ -33,9 +65,8 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
             raise NmfdnnError(f"hidden[{i}] = {n!r}: every hidden width must be a positive integer")
     if not isinstance(cfg.epochs, int) or cfg.epochs < 0:
         raise NmfdnnError(f"epochs must be a nonnegative integer, got {cfg.epochs!r}")
-    val_size = cfg.dataset.get("val_size", 0) or 0
-    if val_size < 0:
-        raise NmfdnnError(f"dataset.val_size must be 0 or more, got {val_size}")
+    _int_at_least(cfg.seed, "seed", 0)
+    _validate_dataset(cfg.dataset)
     if cfg.backend.get("threads") is not None:
         _positive_int(cfg.backend.threads, "backend.threads")
     s = cfg.solver
@@ -48,8 +79,7 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
         if not (0 < s.omega <= 2):
             raise NmfdnnError(f"solver.omega must be in (0, 2], got {s.omega!r}")
         for key in ("alpha", "beta", "lam"):
-            if not s[key] >= 0:
-                raise NmfdnnError(f"solver.{key} must be 0 or more, got {s[key]!r}")
+            _finite_at_least_zero(s[key], f"solver.{key}")
         if s.layer_omega is not None:
             if len(s.layer_omega) != len(hidden) or not all(0 < w <= 2 for w in s.layer_omega):
                 raise NmfdnnError(f"solver.layer_omega must list one omega in (0, 2] per hidden layer "
@@ -80,8 +110,8 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
         if not isinstance(s.ae_epochs, int) or s.ae_epochs < 0:
             raise NmfdnnError(f"solver.ae_epochs must be a nonnegative integer, got {s.ae_epochs!r}")
         for key in ("lr", "ae_lr", "eps"):
-            if not s[key] > 0:
-                raise NmfdnnError(f"solver.{key} must be positive, got {s[key]!r}")
+            if not (math.isfinite(s[key]) and s[key] > 0):
+                raise NmfdnnError(f"solver.{key} must be a finite positive number, got {s[key]!r}")
         if not 0 < s.lr_decay <= 1:
             raise NmfdnnError(f"solver.lr_decay must be in (0, 1], got {s.lr_decay!r}")
         for key in ("beta1", "beta2"):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import stat
+import zlib
 
 import numpy as np
 
@@ -41,34 +44,84 @@ def parse_idx(buf: bytes, name: str = "IDX data") -> np.ndarray:
     return np.frombuffer(buf, dtype=dt, count=count, offset=head).reshape(shape)
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (``.gz`` decompressed on the fly)."""
-    path = os.fspath(path)
+MAX_IDX_BYTES = 1 << 33  # 8 GiB: far above any IDX data set this tool reads; a header asking more is refused
+
+
+def _open(path: str):
+    """A binary stream of the file (``.gz`` decompressed), for regular files only (a FIFO or a device
+    could block or never end)."""
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                buf = f.read()
-        else:
-            with open(path, "rb") as f:
-                buf = f.read()
+        st = os.stat(path)
     except FileNotFoundError:
         raise DataFormatError(f"{path}: no such file") from None
-    except (OSError, EOFError) as e:
+    except OSError as e:
+        raise DataFormatError(f"{path}: cannot read: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataFormatError(f"{path}: not a regular file")
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def _read_exactly(f, n: int, path: str, what: str) -> bytes:
+    buf = f.read(n)
+    if len(buf) != n:
+        raise DataFormatError(f"{path}: truncated {what} ({len(buf)} of {n} bytes)")
+    return buf
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (``.gz`` decompressed on the fly): the header first, then exactly the bytes it
+    announces (a size computed in Python integers, refused above :data:`MAX_IDX_BYTES`), and one byte
+    more to tell trailing data; decompression never goes further than that."""
+    path = os.fspath(path)
+    try:
+        with _open(path) as f:
+            head = _read_exactly(f, 4, path, "IDX header")
+            if head[0] != 0 or head[1] != 0:
+                raise DataFormatError(f"{path}: bad magic number (first bytes {head.hex()}), not an IDX file")
+            code, ndim = head[2], head[3]
+            if code not in _TYPES:
+                raise DataFormatError(f"{path}: unknown IDX data type 0x{code:02x}")
+            if ndim == 0:
+                raise DataFormatError(f"{path}: IDX header declares zero dimensions")
+            dims = _read_exactly(f, 4 * ndim, path, "IDX header")
+            shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+            dt = np.dtype(_TYPES[code])
+            expect = math.prod(shape) * dt.itemsize  # Python integers: no overflow
+            if expect > MAX_IDX_BYTES:
+                raise DataFormatError(f"{path}: IDX header shape {shape} announces {expect} bytes; refused")
+            body = f.read(expect + 1)
+    except DataFormatError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:
         raise DataFormatError(f"{path}: cannot read: {e}") from None
-    return parse_idx(buf, path)
+    if len(body) != expect:
+        what = "truncated" if len(body) < expect else "has trailing bytes"
+        raise DataFormatError(f"{path}: {what}: header shape {shape} needs {expect} bytes of data")
+    return np.frombuffer(body, dtype=dt).reshape(shape)
 
 
-def idx_pair(images: np.ndarray, labels: np.ndarray, name: str, n_classes: int = 10):
-    """Check an (images, labels) pair and return ``X`` (features x samples, float in [0,1]) and labels."""
+def idx_pair(images: np.ndarray, labels: np.ndarray, name: str, n_classes: int = 10, labels_name: str | None = None):
+    """Check an (images, labels) pair and return ``X`` (features x samples, float in [0,1]) and labels;
+    an error names the images file ``name`` or, for the labels, ``labels_name``."""
+    lname = labels_name or name
     if images.ndim < 2:
         raise DataFormatError(f"{name}: images must have at least 2 dimensions, got shape {images.shape}")
     if labels.ndim != 1:
-        raise DataFormatError(f"{name}: labels must be 1-dimensional, got shape {labels.shape}")
+        raise DataFormatError(f"{lname}: labels must be 1-dimensional, got shape {labels.shape}")
+    if images.shape[0] == 0:
+        raise DataFormatError(f"{name}: no samples")
     if images.shape[0] != labels.shape[0]:
-        raise DataFormatError(f"{name}: {images.shape[0]} images but {labels.shape[0]} labels")
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise DataFormatError(f"{name}: labels out of range 0..{n_classes - 1} "
+        raise DataFormatError(f"{name}: {images.shape[0]} images but {lname} holds {labels.shape[0]} labels")
+    if labels.dtype.kind not in "iu":
+        raise DataFormatError(f"{lname}: labels must be integers, the file holds {labels.dtype}")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise DataFormatError(f"{lname}: labels out of range 0..{n_classes - 1} "
                               f"(found {int(labels.min())}..{int(labels.max())})")
     X = images.reshape(images.shape[0], -1).T
     scale = 255.0 if images.dtype == np.uint8 else 1.0
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        raise DataFormatError(f"{name}: images hold non-finite values")
+    if images.dtype != np.uint8 and (images.min() < 0 or images.max() > scale):
+        raise DataFormatError(f"{name}: image values must lie in [0, 1] (found {float(images.min()):g}.."
+                              f"{float(images.max()):g}); scale them first")
     return X, labels.astype(np.int64), scale

@@ -29,7 +29,8 @@ def fetch_mnist(data_dir: str | None = None):
 
 
 def _split(images_path, labels_path, n_classes: int) -> DataSplit:
-    X, labels, scale = idx_pair(read_idx(images_path), read_idx(labels_path), str(images_path), n_classes)
+    X, labels, scale = idx_pair(read_idx(images_path), read_idx(labels_path), str(images_path), n_classes,
+                                str(labels_path))
     Xf = np.ascontiguousarray(X, dtype=np.float32)
     Xf /= scale
     return DataSplit(Xf, labels)

@@ -45,11 +45,13 @@ def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
 
     from ..backend import get_backend
     from ..config import dtype_name
+    from ..config import validate
     from ..data import load_dataset
     from ..train import blas_threads, fit
 
     dtype = dtype_name(cfg)
     data = load_dataset(cfg.dataset)
+    validate(cfg, n_train=data.train.m)  # the data-size checks of nmfdnn train
     with blas_threads(cfg.backend.get("threads")):
         bk = get_backend(cfg.backend.name, dtype)
         # The machine's rate is measured before and after the run and the higher one is used: on a

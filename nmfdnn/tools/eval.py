@@ -7,6 +7,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ..backend import get_backend
+from ..checkpoint import check_weights
 from ..config import compose_config, dtype_name
 from ..data import load_dataset
 from ..errors import NmfdnnError
@@ -48,6 +49,7 @@ def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
     n_in = weights[0].shape[1] - int(bias)
     if data.n_in != n_in:
         raise NmfdnnError(f"the model takes {n_in} features, data set {data.name} has {data.n_in}")
+    check_weights(weights, n_in, list(cfg.hidden), data.n_classes, bias, str(run_dir / "model.npz"))
     Ws = [bk.asarray(W) for W in weights]
     train_err, obj = evaluate(bk, Ws, bk.xp.asfortranarray(bk.asarray(data.train.X)), data.train.labels, bias)
     test_err, _ = evaluate(bk, Ws, bk.asarray(data.test.X), data.test.labels, bias)

@@ -35,6 +35,9 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
             raise NmfdnnError(f"--select {item!r}: expected KEY=VALUE, e.g. 'hidden=[1000,500]'")
     groups, warnings = collect(paths)
     groups = [g for g in groups if _selected(g.config, select or [])]
+    for g in groups:  # a run without its per-epoch history has no curve to draw
+        g.runs = [r for r in g.runs if r.get("history")]
+    groups = [g for g in groups if g.runs]
     if not groups:
         raise NmfdnnError(f"no finished runs under {', '.join(map(str, paths))}")
     datasets = sorted({g.config.get("dataset.name") for g in groups})
@@ -64,7 +67,12 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
     fig.suptitle("Convergence history (mean over seeds)")
     fig.tight_layout()
     out_dir = Path(out) if out else Path(paths[0])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NmfdnnError(f"--out {out_dir} is a file, not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NmfdnnError(f"cannot create the folder {out_dir}: {e.strerror}") from None
     files = []
     for ext in ("png", "svg"):
         f = out_dir / f"{name}.{ext}"

@@ -113,6 +113,24 @@ def _records(path: Path, warnings: list[str]) -> list[tuple[dict, dict, str]]:
     return out
 
 
+def _malformed(m: dict) -> str | None:
+    """Why a finished run's metrics cannot be reported, or None."""
+    import numbers
+
+    if not isinstance(m.get("test_error"), numbers.Real):
+        return "no numeric test_error"
+    history = m.get("history", [])  # the report needs none; plot skips runs without one
+    if not isinstance(history, list) or not all(
+            isinstance(h, dict) and isinstance(h.get("test_error"), numbers.Real) and isinstance(h.get("seconds"),
+                                                                                                    numbers.Real)
+            for h in history):
+        return "its history is not a list of epochs with test_error and seconds"
+    for key in ("train_error", "val_error", "pretrain_seconds", "finetune_seconds", "total_seconds", "n_train"):
+        if m.get(key) is not None and not isinstance(m[key], numbers.Real):
+            return f"{key} is not a number"
+    return None
+
+
 def collect(paths) -> tuple[list[Group], list[str]]:
     """Finished runs under ``paths`` (run directories, study folders with ``runs.jsonl``) grouped by
     config; also the warnings for skipped runs."""
@@ -122,7 +140,11 @@ def collect(paths) -> tuple[list[Group], list[str]]:
         p = Path(p)
         if not p.exists():
             raise NmfdnnError(f"{p}: no such file or directory")
-        for config, m, _ in _records(p, warnings):
+        for config, m, where in _records(p, warnings):
+            problem = _malformed(m)
+            if problem:
+                warnings.append(f"{where}: {problem}; skipped")
+                continue
             flat = _flatten(effective(config))
             key = tuple(sorted((k, json.dumps(v)) for k, v in flat.items() if k not in IGNORED))
             g = groups.setdefault(key, Group(key, flat))
@@ -318,6 +340,8 @@ def report(paths, compare: str | None = None, out: str | None = None) -> list[di
         raise NmfdnnError(f"no finished runs under {', '.join(map(str, paths))}")
     rows = build_rows(groups, compare)
     out_dir = Path(out) if out else Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NmfdnnError(f"--out {out_dir} is a file, not a folder")
     write_reports(rows, out_dir, bool(compare))
     print_table(rows, bool(compare), warnings)
     return rows

@@ -127,7 +127,7 @@ def run_tta(specs, targets, out_dir, gemm_n: int = 4000, repeats: int = 1) -> di
     import statistics
 
     from ..backend import get_backend
-    from ..config import dtype_name
+    from ..config import dtype_name, validate
     from ..data import load_dataset
     from ..train import blas_threads
 
@@ -138,6 +138,8 @@ def run_tta(specs, targets, out_dir, gemm_n: int = 4000, repeats: int = 1) -> di
     with blas_threads(threads):
         rates = {dt: [gemm_rate(dt, n=gemm_n, bk=get_backend(cfgs[0].backend.name, dt))] for dt in dtypes}
     data = load_dataset(cfgs[0].dataset)
+    for c in cfgs:  # the data-size checks of nmfdnn train, before any run
+        validate(c, n_train=data.train.m)
     runs = []
     for rep in range(repeats):
         for k, spec in enumerate(specs):
