@@ -53,7 +53,7 @@ def test_idx_pair_gives_features_by_samples_in_unit_interval(tmp_path):
     (lambda b: b[:-1], "truncated"),
     (lambda b: b + b"\x00", "trailing bytes"),
     (lambda b: b[:6], "truncated IDX header"),
-    (lambda b: b[:2], "too short"),
+    (lambda b: b[:2], "truncated IDX header"),
 ])
 def test_malformed_idx_is_a_data_format_error(mutate, message):
     good = idx_bytes(np.zeros((3, 2, 2), np.uint8))

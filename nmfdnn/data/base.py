@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import NmfdnnError
-
+from ..errors import DataFormatError, NmfdnnError
 
 
 @dataclass
@@ -57,3 +58,18 @@ def hold_out(split: DataSplit, n: int, seed: int) -> tuple[DataSplit, DataSplit]
     val[np.random.default_rng(seed).permutation(split.m)[:n]] = True
     take = lambda mask: DataSplit(np.ascontiguousarray(split.X[:, mask]), split.labels[mask])  # noqa: E731
     return take(~val), take(val)
+
+
+def regular_file(path, max_bytes: int | None = None) -> None:
+    """Refuse, in one line, a data file that is missing, not a regular file (a FIFO or a device could
+    block a reader or never end) or larger than ``max_bytes``."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: no such file") from None
+    except OSError as e:
+        raise DataFormatError(f"{path}: cannot read it ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataFormatError(f"{path}: not a regular file")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise DataFormatError(f"{path}: {st.st_size} bytes, larger than any file of this data set")

@@ -18,7 +18,6 @@ import logging
 import os
 import pickle
 import shutil
-import stat
 import tarfile
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 import pooch
 
 from ..errors import DataFormatError, NmfdnnError
-from .base import DataSplit, Dataset
+from .base import DataSplit, Dataset, regular_file
 from .fetch import NpmDownloader, URLDownloader, data_root, ensure_dir
 
 log = logging.getLogger(__name__)
@@ -168,16 +167,7 @@ def _check_labels(labels, n: int, path: Path, n_classes: int):
 
 
 def _check_regular(path: Path) -> None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DataFormatError(f"{path}: cannot read it ({e.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DataFormatError(f"{path}: not a regular file")
-    if st.st_size > MAX_BATCH_BYTES:
-        raise DataFormatError(f"{path}: {st.st_size} bytes, larger than any CIFAR-10 batch")
+    regular_file(path, MAX_BATCH_BYTES)
 
 
 def read_bin_batch(path: Path, n_classes: int = 10):

@@ -3,101 +3,74 @@
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
-import stat
 import zlib
 
 import numpy as np
 
 from ..errors import DataFormatError
+from .base import regular_file
 
 _TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def parse_idx(buf: bytes, name: str = "IDX data") -> np.ndarray:
-    """Parse the bytes of an IDX file; raise :class:`DataFormatError` for anything malformed.
-
-    Layout: two zero bytes, a type code, the number of dimensions ``k``, ``k`` big-endian uint32
-    sizes, then the data in C order. The body must hold exactly ``prod(sizes)`` items.
-    """
-    if len(buf) < 4:
-        raise DataFormatError(f"{name}: too short for an IDX header ({len(buf)} bytes)")
-    if buf[0] != 0 or buf[1] != 0:
-        raise DataFormatError(f"{name}: bad magic number (first bytes {buf[:4].hex()}), not an IDX file")
-    code, ndim = buf[2], buf[3]
-    if code not in _TYPES:
-        raise DataFormatError(f"{name}: unknown IDX data type 0x{code:02x}")
-    if ndim == 0:
-        raise DataFormatError(f"{name}: IDX header declares zero dimensions")
-    head = 4 + 4 * ndim
-    if len(buf) < head:
-        raise DataFormatError(f"{name}: truncated IDX header")
-    shape = tuple(int(v) for v in np.frombuffer(buf, dtype=">u4", count=ndim, offset=4))
-    dt = np.dtype(_TYPES[code])
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 0
-    expect = count * dt.itemsize
-    body = len(buf) - head
-    if body != expect:
-        what = "truncated" if body < expect else "has trailing bytes"
-        raise DataFormatError(f"{name}: {what}: header shape {shape} needs {expect} bytes of data, file has {body}")
-    return np.frombuffer(buf, dtype=dt, count=count, offset=head).reshape(shape)
 
 
 MAX_IDX_BYTES = 1 << 33  # 8 GiB: far above any IDX data set this tool reads; a header asking more is refused
 
 
-def _open(path: str):
-    """A binary stream of the file (``.gz`` decompressed), for regular files only (a FIFO or a device
-    could block or never end)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DataFormatError(f"{path}: cannot read: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DataFormatError(f"{path}: not a regular file")
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
-
-
-def _read_exactly(f, n: int, path: str, what: str) -> bytes:
+def _read_exactly(f, n: int, name: str, what: str) -> bytes:
     buf = f.read(n)
     if len(buf) != n:
-        raise DataFormatError(f"{path}: truncated {what} ({len(buf)} of {n} bytes)")
+        raise DataFormatError(f"{name}: truncated {what} ({len(buf)} of {n} bytes)")
     return buf
 
 
+def _read_idx_stream(f, name: str) -> np.ndarray:
+    """The IDX array of a binary stream: the header first, then exactly the bytes it announces (a size
+    computed in Python integers, refused above :data:`MAX_IDX_BYTES`) and one byte more to tell
+    trailing data; nothing further is read (a compressed stream is never inflated past that).
+
+    Layout: two zero bytes, a type code, the number of dimensions ``k``, ``k`` big-endian uint32
+    sizes, then the data in C order."""
+    head = _read_exactly(f, 4, name, "IDX header")
+    if head[0] != 0 or head[1] != 0:
+        raise DataFormatError(f"{name}: bad magic number (first bytes {head.hex()}), not an IDX file")
+    code, ndim = head[2], head[3]
+    if code not in _TYPES:
+        raise DataFormatError(f"{name}: unknown IDX data type 0x{code:02x}")
+    if ndim == 0:
+        raise DataFormatError(f"{name}: IDX header declares zero dimensions")
+    dims = _read_exactly(f, 4 * ndim, name, "IDX header")
+    shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+    dt = np.dtype(_TYPES[code])
+    expect = math.prod(shape) * dt.itemsize  # Python integers: no overflow
+    if expect > MAX_IDX_BYTES:
+        raise DataFormatError(f"{name}: IDX header shape {shape} announces {expect} bytes; refused")
+    body = f.read(expect + 1)
+    if len(body) != expect:
+        what = "truncated" if len(body) < expect else "has trailing bytes"
+        raise DataFormatError(f"{name}: {what}: header shape {shape} needs {expect} bytes of data")
+    return np.frombuffer(body, dtype=dt).reshape(shape)
+
+
+def parse_idx(buf: bytes, name: str = "IDX data") -> np.ndarray:
+    """Parse the bytes of an IDX file; raise :class:`DataFormatError` for anything malformed."""
+    return _read_idx_stream(io.BytesIO(buf), name)
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (``.gz`` decompressed on the fly): the header first, then exactly the bytes it
-    announces (a size computed in Python integers, refused above :data:`MAX_IDX_BYTES`), and one byte
-    more to tell trailing data; decompression never goes further than that."""
+    """Read an IDX file (``.gz`` decompressed on the fly) from a regular file (a FIFO or a device
+    could block or never end)."""
     path = os.fspath(path)
+    regular_file(path)
     try:
-        with _open(path) as f:
-            head = _read_exactly(f, 4, path, "IDX header")
-            if head[0] != 0 or head[1] != 0:
-                raise DataFormatError(f"{path}: bad magic number (first bytes {head.hex()}), not an IDX file")
-            code, ndim = head[2], head[3]
-            if code not in _TYPES:
-                raise DataFormatError(f"{path}: unknown IDX data type 0x{code:02x}")
-            if ndim == 0:
-                raise DataFormatError(f"{path}: IDX header declares zero dimensions")
-            dims = _read_exactly(f, 4 * ndim, path, "IDX header")
-            shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(ndim))
-            dt = np.dtype(_TYPES[code])
-            expect = math.prod(shape) * dt.itemsize  # Python integers: no overflow
-            if expect > MAX_IDX_BYTES:
-                raise DataFormatError(f"{path}: IDX header shape {shape} announces {expect} bytes; refused")
-            body = f.read(expect + 1)
+        with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
+            return _read_idx_stream(f, path)
     except DataFormatError:
         raise
     except (OSError, EOFError, zlib.error) as e:
         raise DataFormatError(f"{path}: cannot read: {e}") from None
-    if len(body) != expect:
-        what = "truncated" if len(body) < expect else "has trailing bytes"
-        raise DataFormatError(f"{path}: {what}: header shape {shape} needs {expect} bytes of data")
-    return np.frombuffer(body, dtype=dt).reshape(shape)
 
 
 def idx_pair(images: np.ndarray, labels: np.ndarray, name: str, n_classes: int = 10, labels_name: str | None = None):
