@@ -7,7 +7,7 @@ NMFDNN := $(VENV)/bin/nmfdnn
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index \
+.PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
 	table1 table1-paper cifar10 fig1 defaults tune speed bench bench-tta scaling bench-gpu kill-resume
 
 help: ## list the targets
@@ -53,6 +53,9 @@ kill-resume: install ## SIGKILL runs and sweeps at random points, resume, compar
 
 readme: install ## refresh the README's generated blocks (<!-- generated from PATH -->)
 	$(PY) -m nmfdnn.tools.embed README.md
+
+claims: install ## outputs/table1/claims.md: the paper's three claims, from Table 1's report
+	$(PY) -m nmfdnn.tools.claims outputs/table1
 
 index: install ## outputs/README.md: the index of the studies, from their READMEs
 	$(PY) -m nmfdnn.tools.index outputs
