@@ -127,6 +127,7 @@ class NMFSolverConfig:
     lam: float = 0.0  # Algorithm 3 with (A^T A + l I)^-1 A^T for A^dagger, l = lam ||A||_F^2 / min(q, p)
     safeguard: bool = False  # Algorithms 2/3 accept a step only if the residual falls, else halve omega
     layer_omega: Optional[list[float]] = None  # omega per layer (W_1 ... W_{d-1}); null: omega everywhere
+    ae_normalize: bool = False  # Alg. 5: rescale each NMF factor row of Z_hat to max 1 (W~ compensates)
 
 
 @dataclass

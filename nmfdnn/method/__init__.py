@@ -39,6 +39,7 @@ ridge ``alpha`` on the W updates                           :func:`linalg.ridge_r
 Algorithms 2 and 3 with a step safeguard                   :func:`nonlinear_lsq.alg2_right_safe`,
                                                            :func:`nonlinear_lsq.alg3_left_safe`
 one omega per layer                                        :func:`settings.layer_omega`
+Alg. 5's NMF factors at unit row scale (``ae_normalize``)   :func:`nmf.normalize_rows`
 =========================================================  ==============================================
 
 ``tests/test_reference.py`` checks :func:`finetune.finetune_batch`, one layer of Algorithm 5 and

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .linalg import batch_input_pinv, right_pinv
 from .network import affine, augment, check_finite
-from .nmf import nmf
+from .nmf import nmf, normalize_rows
 from .nonlinear_lsq import alg2
 from .settings import NMFSettings
 from ..timers import NullTimers
@@ -29,6 +29,8 @@ def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol: NMFSettings, rng, timers=None
     for _ in range(sol.ae_iters):
         with timers("ae_nmf"):
             Wt, Z_hat = nmf(bk, Z_prev, Wt, Z, sol.ae_nmf_iters)
+            if sol.ae_normalize:  # beyond the paper: the same product, Z_hat at unit scale
+                Wt, Z_hat = normalize_rows(bk, Wt, Z_hat)
         with timers("ae_alg2"):
             W = alg2(bk, Z_hat, A, A_pinv, W, sol.ae_lsq_iters, sol.omega)
         check_finite(bk, W, f"autoencoder weights of hidden layer (n={n_out})",
