@@ -78,8 +78,7 @@ DEEP = [2000,1500,1000,500]
 table1: install ## Table 1: 4 networks x {nmf, bp} x 10 seeds (many hours; finished runs skipped)
 	$(SWEEP) $(call IN,table1) experiment=table1_nmf hidden=$(NETS3) seed=$(SEEDS)
 	$(SWEEP) $(call IN,table1) experiment=table1_nmf_deep hidden=$(DEEP) seed=$(SEEDS)
-	$(SWEEP) $(call IN,table1) experiment=table1_bp_shallow hidden=$(NETS3) seed=$(SEEDS)
-	$(SWEEP) $(call IN,table1) experiment=table1_bp hidden=$(DEEP) seed=$(SEEDS)
+	$(SWEEP) $(call IN,table1) experiment=table1_bp hidden=$(NETS3),$(DEEP) seed=$(SEEDS)
 	$(NMFDNN) report outputs/table1 --compare paper-table1
 
 table1-paper: install ## the paper's own setting (experiment=paper), [500] and [1000,500], 3 seeds

@@ -14,7 +14,7 @@ PINNED = [p for p in PRESETS if p.startswith(("paper", "table1"))]
 
 
 def test_the_reproduction_presets_exist():
-    assert {"paper", "paper_cifar10", "paper_bp_mnist", "paper_bp_cifar10", "table1_nmf", "table1_nmf_deep", "table1_bp", "table1_bp_shallow"} <= set(PINNED)
+    assert {"paper", "paper_cifar10", "paper_bp_mnist", "paper_bp_cifar10", "table1_nmf", "table1_nmf_deep", "table1_bp", "table1_bp_constant"} <= set(PINNED)
 
 
 def preset_chain(name: str) -> dict:
@@ -76,9 +76,9 @@ def test_bp_presets_select_their_dataset():
     assert compose_config(["experiment=paper_bp_cifar10"]).dataset.name == "cifar10"
     assert compose_config(["experiment=paper_bp_mnist"]).dataset.name == "mnist"
     assert str(compose_config(["experiment=table1_bp"]).dtype) == "float32"
-    assert str(compose_config(["experiment=table1_bp_shallow"]).dtype) == "float32"
+    assert str(compose_config(["experiment=table1_bp_constant"]).dtype) == "float32"
     # a BP run rerun alone must use the sweep's one thread to reproduce its float32 result
     assert compose_config(["experiment=table1_bp"]).backend.threads == 1
-    assert compose_config(["experiment=table1_bp_shallow"]).backend.threads == 1
+    assert compose_config(["experiment=table1_bp_constant"]).backend.threads == 1
     assert str(compose_config(["experiment=table1_nmf"]).dtype) == "float64"
     assert str(compose_config(["experiment=table1_nmf_deep"]).dtype) == "float64"
