@@ -111,12 +111,35 @@ def check_position(ck: "Checkpoint", epochs: int, n_batches: int, where: str) ->
         bad("its random state, config or timers have the wrong type")
 
 
+def check_adam_state(arrays: dict, weights, where: str):
+    """Adam's step counter and moments from a checkpoint's solver arrays, checked against ``weights``
+    (a nonnegative integer step; finite float moments of the weights' shapes, second moments >= 0);
+    ``None`` when the checkpoint holds no Adam state."""
+    if "adam_t" not in arrays:
+        return None
+    try:
+        t = arrays["adam_t"]
+        ms = [arrays[f"adam_m{i}"] for i in range(len(weights))]
+        vs = [arrays[f"adam_v{i}"] for i in range(len(weights))]
+        ok = t.shape == () and t.dtype.kind in "iu" and int(t) >= 0 and all(
+            a.shape == tuple(W.shape) and a.dtype.kind == "f" and np.isfinite(a).all()
+            for W, m, v in zip(weights, ms, vs) for a in (m, v)) and all((v >= 0).all() for v in vs)
+    except KeyError:
+        ok = False
+    if not ok:
+        raise NmfdnnError(f"{where}: its Adam state is damaged or does not match this network; remove it to "
+                          "start over")
+    return int(t), ms, vs
+
+
 def check_content(ck: "Checkpoint", n_in: int, hidden, n_out: int, bias: bool, epochs: int, n_batches: int,
                   where: str) -> None:
-    """A checkpoint's weights, position, history, timers and random state against the run that would
-    resume it (:func:`check_weights`, :func:`check_position`); one line if anything is off."""
+    """A checkpoint's weights, position, history, timers, random state and solver state against the run
+    that would resume it (:func:`check_weights`, :func:`check_position`, :func:`check_adam_state`); one
+    line if anything is off."""
     check_weights(ck.weights, n_in, hidden, n_out, bias, where)
     check_position(ck, epochs, n_batches, where)
+    check_adam_state(ck.solver_arrays, ck.weights, where)
     try:
         np.random.default_rng().bit_generator.state = ck.rng_state
     except (TypeError, ValueError, KeyError) as e:

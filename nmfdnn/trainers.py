@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 
-from .errors import NmfdnnError
+from .checkpoint import check_adam_state
 from .method.autoencoder import pretrain
 from .method.finetune import finetune_epoch
 from .method.linalg import input_svd
@@ -139,20 +139,9 @@ class BPTrainer(Trainer):
     def load_state_arrays(self, arrays: dict, Ws) -> None:
         if "adam_t" not in arrays:
             return
-        try:
-            t = arrays["adam_t"]
-            ms = [arrays[f"adam_m{i}"] for i in range(len(Ws))]
-            vs = [arrays[f"adam_v{i}"] for i in range(len(Ws))]
-            ok = t.shape == () and t.dtype.kind in "iu" and int(t) >= 0 and all(
-                a.shape == tuple(W.shape) and a.dtype.kind == "f" and np.isfinite(a).all()
-                for W, m, v in zip(Ws, ms, vs) for a in (m, v)) and all((v >= 0).all() for v in vs)
-        except KeyError:
-            ok = False
-        if not ok:
-            raise NmfdnnError("the checkpoint's Adam state is damaged or does not match this network; "
-                              "remove checkpoint.npz to start over")
+        t, ms, vs = check_adam_state(arrays, Ws, "checkpoint.npz")
         opt = self._optimizer(Ws)
-        opt.t = int(t)
+        opt.t = t
         opt.m = [self.bk.asarray(m) for m in ms]
         opt.v = [self.bk.asarray(v) for v in vs]
 

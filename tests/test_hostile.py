@@ -366,3 +366,16 @@ def test_eval_of_a_run_without_its_record_uses_its_own_data_set(run_copy, tmp_pa
     r = nmfdnn(["eval", run_copy], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "synthetic:" in r.stdout
+
+
+def test_a_damaged_adam_state_is_refused_before_anything_is_written(tmp_path):
+    d = tmp_path / "bp"
+    r = nmfdnn(["train", "dataset=synthetic", "hidden=[8]", "solver=bp", "solver.batch_size=100",
+                "solver.ae_samples=300", "solver.ae_epochs=1", "epochs=2", "progress=false", f"hydra.run.dir={d}"],
+               tmp_path)
+    assert r.returncode == 0, r.stderr
+    _edit_npz(d / "checkpoint.npz", lambda z, _m: z.update(solver__adam_m0=z["solver__adam_m0"][:, :2]))
+    (d / "metrics.json").unlink()
+    before = tree_hash(d)
+    refused(nmfdnn(["resume", d], tmp_path), "its Adam state is damaged or does not match this network")
+    assert tree_hash(d) == before
