@@ -8,7 +8,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
-	table1 table1-paper cifar10 fig1 defaults tune speed bench bench-tta scaling bench-gpu kill-resume
+	table1 table1-times table1-paper cifar10 fig1 defaults tune speed bench bench-tta scaling bench-gpu kill-resume
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
@@ -80,6 +80,15 @@ table1: install ## Table 1: 4 networks x {nmf, bp} x 10 seeds (many hours; finis
 	$(SWEEP) $(call IN,table1) experiment=table1_nmf_deep hidden=$(DEEP) seed=$(SEEDS)
 	$(SWEEP) $(call IN,table1) experiment=table1_bp hidden=$(NETS3),$(DEEP) seed=$(SEEDS)
 	$(NMFDNN) report outputs/table1 --compare paper-table1
+
+CORES ?= $(shell nproc)
+table1-times: install ## Table 1's seconds as the paper measured them: seed 0 of each row, one run at a time
+	@echo "table1-times: run with nothing else on the machine; BLAS threads = $(CORES)"
+	$(SWEEP) $(call IN,table1-times) experiment=table1_nmf hidden=$(NETS3) seed=0 backend.threads=$(CORES)
+	$(SWEEP) $(call IN,table1-times) experiment=table1_nmf_deep hidden=$(DEEP) seed=0 backend.threads=$(CORES)
+	$(SWEEP) $(call IN,table1-times) experiment=table1_bp hidden=$(NETS3),$(DEEP) seed=0 backend.threads=$(CORES)
+	$(NMFDNN) report outputs/table1-times --compare paper-table1
+	$(PY) -m nmfdnn.tools.claims outputs/table1
 
 table1-paper: install ## the paper's own setting (experiment=paper), [500] and [1000,500], 3 seeds
 	$(SWEEP) $(call IN,table1-paper) experiment=paper hidden=[500],[1000,500] seed=0,1,2
