@@ -37,3 +37,22 @@ def test_verdicts(tmp_path):
 
 def test_the_committed_claims_are_current():
     assert (OUTPUTS / "table1" / "claims.md").read_text() == claims(OUTPUTS / "table1", OUTPUTS / "table1-times")
+
+
+def test_time_claim_from_runs_timed_alone(tmp_path):
+    p = {"test_error": 1.5, "test_ci": 0.06, "seconds": 310.0}
+    q = {"test_error": 1.4, "test_ci": 0.08, "seconds": 330.0}
+    report = [row("nmf", "1000-500", 1.5, 0.05, paper=p), row("bp", "1000-500", 1.5, 0.05, paper=q),
+              row("nmf", "500", 3.4, 0.1), row("bp", "500", 1.8, 0.1)]
+    (tmp_path / "t1").mkdir()
+    (tmp_path / "t1" / "report.json").write_text(json.dumps(report))
+    timed = [dict(row("nmf", "1000-500", 1.5, None, n=1), pretrain_seconds=20.0, finetune_seconds=110.0,
+                  total_seconds=140.0),
+             dict(row("bp", "1000-500", 1.4, None, n=1), pretrain_seconds=2.0, finetune_seconds=40.0,
+                  total_seconds=44.0)]
+    (tmp_path / "times").mkdir()
+    (tmp_path / "times" / "report.json").write_text(json.dumps(timed))
+    text = claims(tmp_path / "t1", tmp_path / "times")
+    assert "| 1000-500 | 20 / 110 | 2 / 40 | 3.18 | 310 / 330 = 0.94 |" in text
+    assert "**does not hold here** — autoencoder faster on 0 of 1 networks, fine-tuning within 1.25x on 0 of 1; " \
+           "not yet timed: 500." in text
