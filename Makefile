@@ -8,7 +8,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
-	table1 table1-times table1-paper cifar10 fig1 defaults tune speed bench bench-tta scaling bench-gpu kill-resume
+	table1 table1-times table1-paper cifar10 fig1 defaults tune speed bench bench-tta scaling mpi bench-gpu kill-resume
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
@@ -137,6 +137,24 @@ scaling: install ## epoch time and peak memory against width, depth and batch si
 	for b in 1000 20000; do \
 	  $(NMFDNN) bench --out outputs/scaling/b$$b solver.batch_size=$$b || exit 1; done
 	$(NMFDNN) bench --table outputs/scaling | tee outputs/scaling/scaling.md
+
+# The MPI study (outputs/mpi): one process against `mpiexec -n 2` on [1000,500] (10 epochs), the
+# deepest network's fine-tuning per phase with 1 rank x 1 thread, 2 x 1 and 1 x 2 (one epoch each,
+# nothing else running), FLOPs and all-reduce bytes per batch of each Table 1 network, the model.
+MPI_RUN = $(NMFDNN) train progress=false resume=true
+MPI_IN = hydra.run.dir=outputs/mpi/runs/$(1)
+MPI_TOOL = $(PY) -m nmfdnn.tools.mpi --out outputs/mpi
+MPIEXEC2 = $(VENV)/bin/mpiexec -n 2
+mpi: install ## outputs/mpi: one run over 2 MPI processes against one; scaling measured and modelled
+	$(MPI_RUN) hidden=[1000,500] $(call MPI_IN,mnist-1rank)
+	$(MPIEXEC2) $(MPI_RUN) hidden=[1000,500] $(call MPI_IN,mnist-2ranks)
+	$(MPI_TOOL) compare $(addprefix outputs/mpi/runs/mnist-,1rank 2ranks)
+	$(MPI_RUN) hidden=$(DEEP) epochs=1 backend.threads=1 $(call MPI_IN,deep-1x1)
+	$(MPIEXEC2) $(MPI_RUN) hidden=$(DEEP) epochs=1 backend.threads=1 $(call MPI_IN,deep-2x1)
+	$(MPI_RUN) hidden=$(DEEP) epochs=1 backend.threads=2 $(call MPI_IN,deep-1x2)
+	$(MPI_TOOL) scaling $(addprefix outputs/mpi/runs/deep-,1x1 2x1 1x2)
+	$(MPI_TOOL) count
+	$(MPI_TOOL) model outputs/mpi/counts.json outputs/mpi/scaling.json
 
 bench-gpu: install ## on a GPU machine: CuPy, the CPU-vs-GPU tests, the GPU benchmark
 	$(PY) -m pip install --quiet --quiet -e '.[gpu]'

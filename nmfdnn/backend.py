@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NmfdnnError
+from .parallel import SINGLE, World
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -30,6 +31,9 @@ class Backend:
         eigen-decompositions, triangular solves, SVDs; :mod:`nmfdnn.method.linalg`); None: ``dtype``.
         float64 with a float32 ``dtype`` keeps the large products in single precision and makes the
         pseudo-inverses' floors independent of it.
+    world : the processes of the run (:mod:`nmfdnn.parallel`); one by default. With several, each
+        holds a share of every column set (:meth:`share`) and :meth:`allreduce` is the one place
+        where their partial sums over columns meet.
     """
 
     name: str
@@ -39,6 +43,9 @@ class Backend:
     _cho_factor: Any = None
     _cho_solve: Any = None
     factor_dtype: Any = None
+    world: World = SINGLE
+    reduce_bytes: int = 0  # what the all-reduces moved (counted in one process too: the volume P ranks would)
+    reduce_calls: int = 0
 
     def __post_init__(self):
         if self.factor_dtype is None:
@@ -123,7 +130,31 @@ class Backend:
         return self._solve_triangular(L, T, lower=True, trans="T")
 
     def check_finite(self, A) -> bool:
-        return bool(self.xp.isfinite(A).all())
+        """Whether ``A`` is finite on every rank (collective: all ranks get the same answer)."""
+        return not self.world.any(not bool(self.xp.isfinite(A).all()))
+
+    # -- several processes (nmfdnn.parallel); identities with one --------------------------------
+    def allreduce(self, A, op: str = "sum"):
+        """``A`` summed (``op="max"``: maxed) over the ranks, in place: the reduction hook of the method.
+        It follows every product that contracts over the columns (the samples), e.g. ``A A^T`` or
+        ``R A^T``, so that each rank works on its share of the columns. Returns ``A``."""
+        self.reduce_bytes += A.nbytes
+        self.reduce_calls += 1
+        if not self.world.parallel:
+            return A
+        if self.name == "cupy":  # through host memory (an MPI need not be CUDA-aware)
+            host = self.world.allreduce(self.to_numpy(A).copy(), op)
+            A[...] = self.xp.asarray(host)
+            return A
+        return self.world.allreduce(A, op)
+
+    def share(self, A):
+        """This rank's columns of ``A`` (all of them with one rank): see :meth:`World.share`."""
+        return self.world.share(A)
+
+    def total(self, x):
+        """A scalar (a count, a sum of squares) summed over the ranks."""
+        return type(x)(self.world.sum(x)) if self.world.parallel else x
 
     def synchronize(self) -> None:
         """Wait for queued device work (for honest timers); a no-op on the CPU."""

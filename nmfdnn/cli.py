@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import compose_config, conf_dir, plain_overrides, register_configs, sweep_jobs
+from .config import compose_config, conf_dir, plain_overrides, register_configs, sweep_jobs, validate_ranks
 from .errors import NmfdnnError
 from .fileio import writable_dir_problem
 from .record import check_override, quote, recorded_overrides, unquote
@@ -56,8 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def error(msg: str, code: int = 2) -> int:
-    print(f"nmfdnn: error: {msg}", file=sys.stderr)
+    """Print ``msg`` as one line (once: under mpiexec only rank 0 prints) and return ``code``."""
+    from .parallel import launcher_rank
+
+    if launcher_rank() == 0:
+        print(f"nmfdnn: error: {msg}", file=sys.stderr)
     return code
+
+
+def _follower_args(args: list[str], rank: int) -> list[str]:
+    """The overrides of a rank other than 0 of an MPI run: rank 0 writes the run directory and the log;
+    the others get a private scratch directory (removed at exit) and no log files."""
+    import atexit
+    import shutil
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix=f"nmfdnn-rank{rank}-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    mine = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra/job_logging=", "hydra/hydra_logging=")
+    return [*(a for a in args if not a.startswith(mine)), f"hydra.run.dir={scratch}", f"hydra.sweep.dir={scratch}",
+            "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
 
 
 def _output_dir(args: list[str]) -> str:
@@ -82,6 +100,9 @@ def _train(args: list[str], debug: bool) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from .parallel import world
+
+    w = world()  # under mpiexec: MPI starts here (a one-line error without mpi4py)
     register_configs()
     if not _is_help(args):
         problem = writable_dir_problem(_output_dir(args))
@@ -90,11 +111,13 @@ def _train(args: list[str], debug: bool) -> int:
         try:
             plain = plain_overrides(args)
             sweeping = len(plain) < len([a for a in args if not a.startswith("-") and not a.startswith("hydra")])
-            compose_config(plain, check=not sweeping)
+            composed = compose_config(plain, check=not sweeping)
+            if not sweeping:
+                validate_ranks(composed, w.size)  # what mpiexec cannot split, before Hydra writes anything
             if sweeping:  # every job of the sweep checked before the first one starts
                 for job in sweep_jobs(args) or []:
                     try:
-                        compose_config(job, check=True)
+                        validate_ranks(compose_config(job, check=True), w.size)
                     except NmfdnnError as e:
                         varying = [o for o in job if o not in plain]
                         raise NmfdnnError(f"sweep job {' '.join(varying)}: {e}") from None
@@ -109,6 +132,9 @@ def _train(args: list[str], debug: bool) -> int:
         from .train import Interrupted, run
 
         hc = HydraConfig.get()
+        w = world()  # again here: under hydra/launcher=slurm this runs in each SLURM task, not where _train ran
+        if not w.root:  # the log is rank 0's
+            logging.getLogger("nmfdnn").setLevel(logging.ERROR)
         if "optuna" in str(hc.sweeper.get("_target_", "")).lower() and not cfg.dataset.get("val_size"):
             raise SystemExit(error("a hyper-parameter search optimises the validation error: set dataset.val_size "
                                    "(e.g. dataset.val_size=10000), never the test error"))
@@ -133,14 +159,26 @@ def _train(args: list[str], debug: bool) -> int:
             raise SystemExit(error(str(e))) from None
         except KeyboardInterrupt:
             reporter.stop()
+            if w.parallel:  # a second signal: the ranks are not at the same point; end them all
+                w.abort(130)
             raise SystemExit(error("interrupted", 130)) from None
-        _summary(metrics, hc.runtime.output_dir)
+        except Exception:  # one rank's unexpected error: end them all, none left waiting in a collective
+            if w.parallel:
+                import traceback
+
+                traceback.print_exc()
+                w.abort(1)
+            raise
+        if w.root:
+            _summary(metrics, hc.runtime.output_dir)
         # What a sweeper optimises: the validation error, never the test error (settings are chosen on
         # validation data); without a validation split there is nothing to return.
         return metrics.get("val_error")
 
     # Hydra writes no record of its own (it would before any check: a refused command would rewrite
     # the run's record); nmfdnn.record writes it once the run has passed every check.
+    if not w.root and not _is_help(args):
+        args = _follower_args(args, w.rank)
     sys.argv = ["nmfdnn-train", *args, *([] if _is_help(args) else ["hydra.output_subdir=null"])]
     _FAILED_JOBS.clear()
     task()
@@ -154,6 +192,13 @@ def _cap_threads_for_parallel_sweeps(cfg, hc) -> None:
     in a SLURM job, the CPUs SLURM gave it."""
     if cfg.backend.get("threads") is None and os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
         cfg.backend.threads = int(os.environ["SLURM_CPUS_PER_TASK"])
+        return
+    from .parallel import world
+
+    w = world()
+    if w.parallel and cfg.backend.get("threads") is None:  # ranks x threads <= cores on each machine
+        cfg.backend.threads = max(1, (os.cpu_count() or 1) // w.local_size())
+        log.info("%d processes on this machine: %d BLAS thread(s) each", w.local_size(), cfg.backend.threads)
         return
     launcher = str(hc.launcher.get("_target_", "")) if hc.get("launcher") is not None else ""
     if "joblib" not in launcher.lower() or cfg.backend.get("threads") is not None:

@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,12 +23,13 @@ from .archive import RUNS_FILE, archived
 from .backend import get_backend
 from .checkpoint import (CHECKPOINT, Checkpoint, check_content, config_differences, load_checkpoint,
                          save_checkpoint)
-from .config import dtype_name, has_bias, validate
+from .config import dtype_name, has_bias, validate, validate_ranks
 from .data import Dataset, load_dataset, one_hot
 from .errors import NmfdnnError, NumericalError
 from .fileio import run_lock, writable_dir_problem
 from .loop import Hooks, train_loop
 from .method.network import evaluate
+from .parallel import World, world
 from .progress import Reporter
 from .record import write_record
 from .timers import Timers
@@ -107,11 +108,14 @@ def blas_threads(n):
             lib.set_num_threads(k)
 
 
-def backend_for(cfg, name: str | None = None):
+def backend_for(cfg, name: str | None = None, w: World | None = None):
     """The backend of a run: ``backend.name`` (or ``name``), ``dtype``, and the solver's
-    ``factor_dtype`` for the factorisations (NMF; backprop has none)."""
+    ``factor_dtype`` for the factorisations (NMF; backprop has none), over the processes ``w``
+    (:func:`nmfdnn.parallel.world` when None)."""
     factor = cfg.solver.get("factor_dtype")
-    return get_backend(name or cfg.backend.name, dtype_name(cfg), str(factor) if factor is not None else None)
+    bk = get_backend(name or cfg.backend.name, dtype_name(cfg), str(factor) if factor is not None else None)
+    bk.world = w if w is not None else world()
+    return bk
 
 
 def training_arrays(bk, data: Dataset):
@@ -136,6 +140,8 @@ class _FitHooks(Hooks):
         self.result = FitResult(weights=[])
         self.partial = 0.0  # seconds a resumed epoch had already trained
         self.epoch_state = None
+        self.batches = 0  # fine-tuning batches trained by this process
+        self.comm_start = bk.world.seconds, bk.reduce_bytes, bk.reduce_calls  # when fine-tuning began
 
     def record(self, epoch, Ws, epoch_seconds):
         bk, data, result = self.bk, self.data, self.result
@@ -189,12 +195,18 @@ class _FitHooks(Hooks):
     def layer_done(self, i):
         self.reporter.layer_done(i)
 
+    def stop_requested(self) -> bool:
+        """Whether a signal asked to stop, on any rank (collective: every rank stops at the same batch)."""
+        return self.bk.world.any(self.stop is not None and self.stop.requested)
+
     def pretrained(self, Ws, seconds):
         self.result.pretrain_seconds = seconds
         self.record(0, Ws, seconds)
         self.checkpoint(Ws, 0, 0, self.rng.bit_generator.state)
-        if self.stop is not None and self.stop.requested:
-            raise Interrupted(f"interrupted ({self.stop.signal}) after pre-training; checkpoint saved")
+        self.comm_start = self.bk.world.seconds, self.bk.reduce_bytes, self.bk.reduce_calls
+        if self.stop_requested():
+            raise Interrupted(f"interrupted ({self.stop.signal or 'on another rank'}) after pre-training; "
+                              "checkpoint saved")
 
     def epoch_start(self, epoch):
         self.reporter.epoch_start(epoch)
@@ -203,10 +215,11 @@ class _FitHooks(Hooks):
 
     def batch_done(self, epoch, b, Ws):
         self.reporter.batch_done(b)
-        if self.stop is not None and self.stop.requested:
+        self.batches += 1
+        if self.stop_requested():
             self.bk.synchronize()
             self.checkpoint(Ws, epoch - 1, b + 1, self.epoch_state, self.partial + time.perf_counter() - self.t_epoch)
-            raise Interrupted(f"interrupted ({self.stop.signal}) in epoch {epoch} after batch {b + 1} of "
+            raise Interrupted(f"interrupted ({self.stop.signal or 'on another rank'}) in epoch {epoch} after batch {b + 1} of "
                               f"{self.trainer.n_batches}; checkpoint saved")
 
     def epoch_done(self, epoch, Ws, seconds):
@@ -235,14 +248,20 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers)
     hooks = _FitHooks(cfg, bk, data, (X, X_test, X_val), trainer, rng, timers, reporter, stop, ck_path)
 
-    ck = None
-    if cfg.get("resume", False) and ck_path is not None and ck_path.exists():
+    def read_checkpoint():
+        if not (cfg.get("resume", False) and ck_path is not None and ck_path.exists()):
+            return None
         ck = load_checkpoint(ck_path)
         diffs = config_differences(ck.config, hooks.cfg_plain)
         if diffs:
             raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
                               "use a new run directory or the same overrides")
+        return ck
 
+    # with several processes rank 0 reads it (only rank 0 writes run directories) and sends it on
+    ck = bk.world.agree(read_checkpoint, root_only=True)
+
+    comm0 = bk.world.seconds
     reporter.start(len(cfg.hidden), cfg.epochs, trainer.n_batches)
     try:
         Ws, start_epoch, start_batch = hooks.restore(ck) if ck is not None else (None, 1, 0)
@@ -253,6 +272,14 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     result.weights = [bk.to_numpy(W) for W in Ws]
     result.phases = timers.as_dict()
     result.info.update(trainer.info)
+    w, (s0, b0, c0), n = bk.world, hooks.comm_start, max(1, hooks.batches)
+    result.info["ranks"] = w.size
+    # the all-reduces of fine-tuning per batch (counted in one process too: what P ranks would send)
+    result.info["allreduce_bytes_per_batch"] = (bk.reduce_bytes - b0) // n
+    result.info["allreduce_calls_per_batch"] = (bk.reduce_calls - c0) // n
+    if w.parallel:  # seconds in all-reduces: fine-tuning, and the whole run
+        result.info["finetune_comm_seconds"] = w.seconds - s0
+        result.info["comm_seconds"] = w.seconds - comm0
     return result
 
 
@@ -294,12 +321,21 @@ def run(cfg, out_dir: str | Path, reporter: Reporter | None = None, record: list
     returns the metrics written to ``metrics.json``. ``record``: the overrides to keep in the run's
     ``.hydra/`` record (:mod:`nmfdnn.record`), written only once every check has passed."""
     validate(cfg)
-    backend_for(cfg)  # fail before loading data if the backend is missing
-    problem = writable_dir_problem(out_dir)
-    if problem:
-        raise NmfdnnError(f"cannot write the run directory {problem}")
-    with run_lock(out_dir):
-        return _run_locked(cfg, out_dir, reporter, record)
+    w = world()
+    validate_ranks(cfg, w.size)
+    backend_for(cfg, w=w)  # fail before loading data if the backend is missing
+    with ExitStack() as held:
+        def claim():  # with several processes only rank 0 writes: it alone checks and locks the directory
+            problem = writable_dir_problem(out_dir)
+            if problem:
+                raise NmfdnnError(f"cannot write the run directory {problem}")
+            held.enter_context(run_lock(out_dir))
+            return _finished_or_none(cfg, out_dir)
+
+        done = w.agree(claim, root_only=True)
+        if done is not None:
+            return done
+        return _run_locked(cfg, out_dir, reporter, record, w)
 
 
 def _check_checkpoint_content(cfg, out_dir, data) -> None:
@@ -312,9 +348,9 @@ def _check_checkpoint_content(cfg, out_dir, data) -> None:
                   max(1, -(-data.train.m // cfg.solver.batch_size)), str(ck_path))
 
 
-def _run_locked(cfg, out_dir, reporter, record=None):
-    from .outputs import write_run, write_status
-
+def _finished_or_none(cfg, out_dir) -> dict | None:
+    """The checks of ``out_dir`` before a run: the metrics of a finished run a resume finds there (or in
+    its study's archive), None to train; a one-line error for a directory that holds another run."""
     if not cfg.get("resume", False):
         held = [f for f in ("metrics.json", CHECKPOINT) if (Path(out_dir) / f).exists()]
         if held:
@@ -343,26 +379,49 @@ def _run_locked(cfg, out_dir, reporter, record=None):
             if diffs:
                 raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
                                   "use a new run directory or the same overrides")
+    return None
+
+
+def _run_locked(cfg, out_dir, reporter, record=None, w: World | None = None):
+    from .outputs import write_run, write_status
+
+    w = w or world()
     t_start = time.perf_counter()
-    t0 = time.perf_counter()
-    data = load_dataset(cfg.dataset)
-    load_seconds = time.perf_counter() - t0
-    validate(cfg, n_train=data.train.m)
-    _check_checkpoint_content(cfg, out_dir, data)
-    if record is not None:  # every check has passed: the run's record, as Hydra would have written it
-        write_record(out_dir, OmegaConf.to_yaml(cfg), record)
+    loaded = {}
+
+    def load():  # rank 0 first (it may download and cache the data), then the others from the cache
+        t0 = time.perf_counter()
+        data = load_dataset(cfg.dataset)
+        loaded["seconds"] = time.perf_counter() - t0
+        validate(cfg, n_train=data.train.m)
+        validate_ranks(cfg, w.size, n_train=data.train.m)
+        if w.root:
+            _check_checkpoint_content(cfg, out_dir, data)
+            if record is not None:  # every check has passed: the run's record, as Hydra would have written it
+                write_record(out_dir, OmegaConf.to_yaml(cfg), record)
+        loaded["data"] = data
+
+    w.agree(load, root_only=True)
+    if w.parallel:
+        w.agree(load if not w.root else (lambda: None))
+    data = loaded["data"]
     log.info("data %s: %d train, %d test samples, %d features, %d classes", data.name, data.train.m,
              data.test.m, data.n_in, data.n_classes)
+    if w.parallel:
+        log.info("%d processes, each with 1/%d of every column set", w.size, w.size)
     stop = StopFlag()
     try:
         with blas_threads(cfg.backend.get("threads")), stop_on_signals(stop):
-            result = fit(cfg, data, reporter, run_dir=out_dir, stop=stop)
+            result = fit(cfg, data, reporter if w.root else Reporter(), run_dir=out_dir if w.root else None,
+                         stop=stop, bk=backend_for(cfg, w=w))
     except Interrupted as e:
-        write_status(out_dir, cfg, "interrupted", str(e))
+        if w.root:
+            write_status(out_dir, cfg, "interrupted", str(e))
         raise
     except NumericalError as e:
-        write_status(out_dir, cfg, "failed", str(e))
+        if w.root:
+            write_status(out_dir, cfg, "failed", str(e))
         raise
-    result.info["load_seconds"] = load_seconds
+    result.info["load_seconds"] = loaded["seconds"]
     result.info["total_seconds"] = time.perf_counter() - t_start
-    return write_run(out_dir, cfg, data, result)
+    return w.agree(lambda: write_run(out_dir, cfg, data, result), root_only=True)

@@ -78,13 +78,14 @@ class NMFTrainer(Trainer):
 
     def pretrain(self, on_layer=None):
         xsvd = self._input_svd()
-        J = self.bk.index(np.sort(self.rng.choice(self.X.shape[1], size=self.sol.ae_samples, replace=False)))
+        J = np.sort(self.rng.choice(self.X.shape[1], size=self.sol.ae_samples, replace=False))
+        J = self.bk.index(self.bk.share(J))  # with several processes, this rank's share of the samples
         return pretrain(self.bk, self.X, self.Y, J, xsvd, self.hidden, self.settings, self.rng, self.timers,
                         on_layer)
 
     def epoch(self, Ws, on_batch=None, start_batch: int = 0):
         """One epoch of Algorithm 4; ``start_batch`` skips the batches a resumed epoch already did."""
-        batches = [self.bk.index(J) for J in
+        batches = [self.bk.index(self.bk.share(J)) for J in  # each rank: its share of every batch
                    batches_for_epoch(self.X.shape[1], self.sol.batch_size, self.rng, self.sol.shuffle)]
         finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.settings, self.timers,
                        on_batch, start_batch)

@@ -52,3 +52,28 @@ def test_sweep_runs_under_slurm_and_reports(cluster, tmp_path):
     assert r.returncode == 0, r.stderr
     (row,) = json.loads((sweep / "report.json").read_text())
     assert row["n"] == 2 and row["seeds"] == [0, 1]
+
+
+def test_tasks_per_node_makes_one_mpi_run(cluster, tmp_path):
+    """hydra.launcher.tasks_per_node=2: one SLURM job of two tasks that are the two ranks of one run
+    (srun through PMI-2), with the weights of a one-process run (to 1e-10)."""
+    pytest.importorskip("mpi4py")
+    import numpy as np
+
+    d, env = cluster
+    env = {**env_without_full_error(), "SLURM_CONF": env["SLURM_CONF"]}
+    args = ["dataset=synthetic", "dataset.n_train=1200", "dataset.n_features=40", "hidden=[50,30]",
+            "solver.batch_size=300", "solver.ae_samples=400", "epochs=3", "progress=false", "seed=5"]
+    sweep, one = tmp_path / "sweep", tmp_path / "one"
+    r = subprocess.run(nmfdnn_command() + ["train", "-m", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2",
+                                           "backend.threads=1", *args, f"hydra.sweep.dir={sweep}"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((sweep / "0" / "metrics.json").read_text())
+    assert m["status"] == "finished" and m["info"]["ranks"] == 2 and m["machine"]["slurm_job_id"] is not None
+    r = subprocess.run(nmfdnn_command() + ["train", *args, f"hydra.run.dir={one}"], env=env_without_full_error(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with np.load(sweep / "0" / "model.npz") as a, np.load(one / "model.npz") as b:
+        diffs = [np.linalg.norm(a[k] - b[k]) / np.linalg.norm(b[k]) for k in b.files if k.startswith("W")]
+    assert max(diffs) <= 1e-10

@@ -7,10 +7,10 @@ from .identity import NON_RESULT_KEYS, dtype_name, effective, has_bias
 from .schema import (DATASET_SCHEMAS, SOLVER_SCHEMAS, ArrayConfig, BackendConfig, BackendName, BPSolverConfig,
                      CIFAR10Config, DatasetConfig, DType, FashionMNISTConfig, IDXConfig, InputPinv, Loss, MNISTConfig,
                      NMFSolverConfig, OutputInit, Pinv, SyntheticConfig, TrainConfig)
-from .validate import validate, widest_rows
+from .validate import validate, validate_ranks, widest_rows
 
 __all__ = ["NON_RESULT_KEYS", "DATASET_SCHEMAS", "SOLVER_SCHEMAS", "ArrayConfig", "BackendConfig", "BackendName",
            "BPSolverConfig", "DType", "InputPinv", "Loss", "OutputInit", "Pinv",
            "CIFAR10Config", "DatasetConfig", "FashionMNISTConfig", "IDXConfig", "MNISTConfig", "NMFSolverConfig",
            "SyntheticConfig", "TrainConfig", "compose_config", "conf_dir", "dtype_name", "effective", "has_bias", "one_line",
-           "plain_overrides", "register_configs", "sweep_jobs", "validate", "widest_rows"]
+           "plain_overrides", "register_configs", "sweep_jobs", "validate", "validate_ranks", "widest_rows"]

@@ -122,3 +122,26 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
                               f"set solver.batch_size={n_train} or less")
     else:
         raise NmfdnnError(f"unknown solver {s.name!r}")
+
+
+def validate_ranks(cfg, size: int, n_train: int | None = None) -> None:
+    """What a run split over ``size`` processes (``mpiexec -n size``) needs, one line each: the NMF
+    solver, pseudo-inverses built from Gram matrices (the SVD of a column block needs all its rows in
+    one process) and at least one column of every mini-batch and autoencoder sample set per process."""
+    if size <= 1:
+        return
+    s = cfg.solver
+    if s.name != "nmf":
+        raise NmfdnnError(f"solver={s.name} runs in one process (only the NMF method is split over processes); "
+                          "start it without mpiexec")
+    if s.pinv == "svd":
+        raise NmfdnnError("solver.pinv=svd needs all columns of a matrix in one process; with mpiexec use "
+                          "solver.pinv=chol or solver.pinv=gram")
+    if s.input_pinv == "qr":
+        raise NmfdnnError("solver.input_pinv=qr needs a whole batch in one process; with mpiexec use "
+                          "solver.input_pinv=chol or literal")
+    smallest = s.batch_size if n_train is None else n_train // max(1, -(-n_train // s.batch_size))
+    for what, n in (("the smallest mini-batch", smallest), ("solver.ae_samples", s.ae_samples)):
+        if n < size:
+            raise NmfdnnError(f"{size} processes but {what} has {n} samples: each process needs at least one; "
+                              f"start at most {n} processes")

@@ -23,7 +23,8 @@ def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol: NMFSettings, rng, timers=None
     xp = bk.xp
     n_in, m = Z_prev.shape
     Wt = bk.asarray(rng.random((n_in, n_out)))
-    Z = bk.asarray(rng.random((n_out, m)))
+    # Z_i^{(0)} is drawn over all samples; a rank of several keeps its share of the columns
+    Z = bk.asarray(bk.share(rng.random((n_out, bk.total(m)))))
     W = xp.zeros((n_out, n_in + int(bias)), dtype=bk.dtype)
     A = augment(bk, Z_prev, bias)
     for _ in range(sol.ae_iters):

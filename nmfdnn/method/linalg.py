@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import NumericalError
+
 PINV_METHODS = ("chol", "gram", "svd")
 
 
@@ -48,9 +50,12 @@ class RightPinv:
     """``A^dagger`` of a ``p x m`` matrix ``A``, applied from the right: ``R -> R A^dagger``.
 
     ``R A^dagger = ((R @ pre) @ left) * scale) @ right`` (``pre`` may be None), so that a
-    ``q x m`` residual costs ``O(q m k)`` without ever forming the ``m x p`` pseudo-inverse.
+    ``q x m`` residual costs ``O(q m k)`` without ever forming the ``m x p`` pseudo-inverse. The first
+    product contracts over the ``m`` columns, so it is where the ranks' shares are summed
+    (``bk.allreduce``, the identity in one process).
     """
 
+    bk: Any
     left: Any
     scale: Any
     right: Any
@@ -67,8 +72,10 @@ class RightPinv:
         return self.pre is None
 
     def apply(self, R):
-        T = R @ self.pre if self.pre is not None else R
-        T = T @ self.left
+        if self.pre is not None:
+            T = self.bk.allreduce(R @ self.pre) @ self.left
+        else:
+            T = self.bk.allreduce(R @ self.left)
         T *= self.scale
         return T @ self.right
 
@@ -92,8 +99,8 @@ class CholRightPinv:
         return int(self.A.shape[0])
 
     def apply(self, R):
-        T = R @ self.A.T  # q x p; its transpose is Fortran-ordered, as LAPACK wants it
         bk = self.bk
+        T = bk.allreduce(R @ self.A.T)  # q x p; its transpose is Fortran-ordered, as LAPACK wants it
         return bk.from_factor(bk.cho_solve(self.factor, bk.to_factor(T.T))).T
 
 
@@ -144,16 +151,18 @@ def right_pinv(bk, A, rcond: float, method: str, alpha: float = 0.0, bias: bool 
     if alpha > 0:
         return ridge_right_pinv(bk, A, rcond, alpha, bias)
     if method == "svd":
+        if bk.world.parallel:
+            raise ValueError("pinv='svd' needs all columns of A in one process; choose 'chol' or 'gram'")
         U, s, Vt = truncated_svd(bk, A, rcond)
-        return RightPinv(left=Vt.T, scale=1.0 / s, right=U.T)
+        return RightPinv(bk, left=Vt.T, scale=1.0 / s, right=U.T)
     if method == "chol":
-        factor = gram_cholesky(bk, A @ A.T, rcond)
+        factor = gram_cholesky(bk, bk.allreduce(A @ A.T), rcond)
         if factor is not None:
             return CholRightPinv(bk, A, factor)
         method = "gram"
     if method == "gram":
-        Q, lam = truncated_eigh(bk, A @ A.T, rcond)
-        return RightPinv(pre=A.T, left=Q, scale=1.0 / lam, right=bk.xp.ascontiguousarray(Q.T))
+        Q, lam = truncated_eigh(bk, bk.allreduce(A @ A.T), rcond)
+        return RightPinv(bk, pre=A.T, left=Q, scale=1.0 / lam, right=bk.xp.ascontiguousarray(Q.T))
     raise ValueError(f"unknown pseudo-inverse method {method!r}; choose one of {PINV_METHODS}")
 
 
@@ -212,7 +221,7 @@ def ridge_right_pinv(bk, A, rcond: float, alpha: float, bias: bool = False) -> C
     bias the ones row of ``A`` is a fixed constraint and its column of ``W`` (the bias) is not
     penalised. On top, the shift of the ``chol`` route (:func:`ridge`) keeps the factorisation
     defined; every route solves these regularised normal equations by Cholesky when ``alpha > 0``."""
-    G = A @ A.T
+    G = bk.allreduce(A @ A.T)
     n = G.shape[0] - int(bias)
     idx = bk.xp.arange(n)
     G[idx, idx] += alpha * mean_energy(bk, G, n)
@@ -257,8 +266,10 @@ def input_svd(bk, X, threshold: float, bias: bool = False) -> InputSVD:
     the bias column of ``W_1``.
     """
     xp = bk.xp
-    # The SVD of the short side: X X^T is n_in x n_in, far cheaper than the SVD of n_in x m.
-    Q, lam = truncated_eigh(bk, X @ X.T, threshold)
+    # The SVD of the short side: X X^T is n_in x n_in, far cheaper than the SVD of n_in x m; with
+    # several processes each sums its share of the columns. V covers all m columns on every rank.
+    Xs = bk.share(X)
+    Q, lam = truncated_eigh(bk, bk.allreduce(Xs @ Xs.T), threshold)
     U = xp.ascontiguousarray(Q[:, ::-1])  # descending singular values
     s = xp.sqrt(lam[::-1])
     V = (X.T @ U) / s
@@ -278,7 +289,7 @@ def ridge_batch_input_pinv(bk, svd: InputSVD, J, alpha: float, bias: bool = Fals
     an r x r Cholesky factorisation, with ``a = alpha * trace(X_J X_J^T) / n_0`` as there; with a bias
     its factor (the ones row, last) is neither penalised nor counted in the trace."""
     VJ = svd.V[J]
-    G = VJ.T @ VJ
+    G = bk.allreduce(VJ.T @ VJ)
     k = G.shape[0] - int(bias)
     s2 = svd.s * svd.s
     energy = bk.scalar((s2[:k] * G.diagonal()[:k]).sum()) / (svd.U.shape[0] - int(bias))
@@ -294,7 +305,7 @@ def _batch_pinv_from_gram(bk, svd: InputSVD, VJ, factor) -> RightPinv:
     """``V_J G^-1 S_1^-1 U_1^T`` from the Cholesky factor of the r x r matrix ``G`` (``V_J^T V_J``,
     possibly shifted by a ridge)."""
     left = bk.from_factor(bk.cho_solve(factor, bk.to_factor(VJ.T.copy(order="F")))).T
-    return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
+    return RightPinv(bk, left=left, scale=1.0 / svd.s, right=svd.U.T)
 
 
 def batch_input_pinv(bk, svd: InputSVD, J, method: str, alpha: float = 0.0, bias: bool = False) -> RightPinv:
@@ -319,7 +330,7 @@ def batch_input_pinv(bk, svd: InputSVD, J, method: str, alpha: float = 0.0, bias
         # matrix (well conditioned: V_1 has orthonormal columns over all m samples) factored by
         # Cholesky instead of a QR of the b x r block (ten times cheaper).
         try:
-            factor = bk.cho_factor(bk.to_factor(VJ.T @ VJ))
+            factor = bk.cho_factor(bk.to_factor(bk.allreduce(VJ.T @ VJ)))
         except np.linalg.LinAlgError:
             factor = None  # fewer than r independent samples in the batch: the SVD route below
         if factor is not None:
@@ -327,17 +338,20 @@ def batch_input_pinv(bk, svd: InputSVD, J, method: str, alpha: float = 0.0, bias
             if bk.scalar(pivots.min()) > VJ.shape[1] * bk.factor_eps * bk.scalar(pivots.max()):
                 return _batch_pinv_from_gram(bk, svd, VJ, factor)
     if method == "literal":
-        return RightPinv(left=VJ, scale=1.0 / svd.s, right=svd.U.T)
+        return RightPinv(bk, left=VJ, scale=1.0 / svd.s, right=svd.U.T)
+    if bk.world.parallel:  # the QR and SVD of a column block need all of its rows in one process
+        raise NumericalError("a batch with fewer independent samples than the input rank (or input_pinv=qr) "
+                             "cannot be factored across processes; use input_pinv=chol and larger batches")
     if method == "qr" and VJ.shape[0] >= VJ.shape[1]:
         Q, R = bk.qr(bk.to_factor(VJ))
         d = bk.xp.abs(R.diagonal())
         if bk.scalar(d.min()) > VJ.shape[1] * bk.factor_eps * bk.scalar(d.max()):
             # Q R^-T = (R^-1 Q^T)^T
             left = bk.from_factor(bk.solve_triangular(R, Q.T, lower=False).T)
-            return RightPinv(left=left, scale=1.0 / svd.s, right=svd.U.T)
+            return RightPinv(bk, left=left, scale=1.0 / svd.s, right=svd.U.T)
     if method in ("chol", "qr"):
         # V_J has dependent columns: X_J^dagger = (S_1 V_J^T)^dagger U_1^T, and with the SVD
         # V_J S_1 = P s Q^T, (S_1 V_J^T)^dagger = Q s^-1 P^T.
         P, sv, Qt = truncated_svd(bk, VJ * svd.s, max(VJ.shape) * bk.factor_eps)
-        return RightPinv(left=(P / sv) @ Qt, scale=bk.xp.ones_like(svd.s), right=svd.U.T)
+        return RightPinv(bk, left=(P / sv) @ Qt, scale=bk.xp.ones_like(svd.s), right=svd.U.T)
     raise ValueError(f"unknown input pseudo-inverse method {method!r}; choose chol, qr or literal")

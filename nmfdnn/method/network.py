@@ -48,15 +48,17 @@ def evaluate(bk, Ws, X, labels, bias: bool, chunk: int = 10000):
     """Error rate in percent and objective (3), ``1/2 ||Y - output||_F^2``, over all columns of X.
 
     ``labels`` are integer class labels (host array); Y is their one-hot encoding. Works in
-    chunks of columns so memory stays bounded on large sets.
+    chunks of columns so memory stays bounded on large sets. With several processes each evaluates
+    its share of the columns (``bk.share``) and the counts are summed.
     """
     import numpy as np
 
     xp = bk.xp
     m = X.shape[1]
+    X, labels = bk.share(X), bk.share(labels)
     wrong = 0
     obj = 0.0
-    for start in range(0, m, chunk):
+    for start in range(0, X.shape[1], chunk):
         out = output(bk, Ws, X[:, start:start + chunk], bias)
         lab = labels[start:start + chunk]
         pred = bk.to_numpy(xp.argmax(out, axis=0))
@@ -65,6 +67,7 @@ def evaluate(bk, Ws, X, labels, bias: bool, chunk: int = 10000):
         idx = xp.asarray(lab)
         picked = out[idx, xp.arange(out.shape[1])]
         obj += bk.scalar((out * out).sum()) - 2.0 * bk.scalar(picked.sum()) + out.shape[1]
+    wrong, obj = bk.total(wrong), bk.total(obj)
     return 100.0 * wrong / m, 0.5 * obj
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def nmf_objective(bk, A, W, H):
     R = A - W @ H
-    return 0.5 * bk.scalar((R * R).sum())
+    return 0.5 * bk.total(bk.scalar((R * R).sum()))
 
 
 def nmf(bk, A, W0, H0, iters: int):
@@ -14,6 +14,8 @@ def nmf(bk, A, W0, H0, iters: int):
     ``H <- H * (W^T A) / (W^T W H)``, then ``W <- W * (A H^T) / (W H H^T)``; each update never
     increases ``||A - W H||_F`` and keeps both factors nonnegative when ``A >= 0``. Denominators are
     floored at the smallest normal number. Returns ``(W, H)`` (Alg. 5, line 4: ``W~_i, Z_hat_i``).
+    The ``H`` update is local to the columns; the ``W`` update's products ``A H^T`` and ``H H^T`` sum
+    over them (``bk.allreduce``: the ranks' shares added, the identity in one process).
     """
     xp = bk.xp
     W, H = W0.copy(), H0.copy()
@@ -27,9 +29,9 @@ def nmf(bk, A, W0, H0, iters: int):
         xp.matmul(W.T, A, out=num_h)
         H *= num_h
         H /= den_h
-        xp.matmul(W, H @ H.T, out=den_w)
+        xp.matmul(W, bk.allreduce(H @ H.T), out=den_w)
         xp.maximum(den_w, tiny, out=den_w)
-        xp.matmul(A, H.T, out=num_w)
+        bk.allreduce(xp.matmul(A, H.T, out=num_w))
         W *= num_w
         W /= den_w
     return W, H
@@ -44,6 +46,6 @@ def normalize_rows(bk, W, H):
     a bias row of ones under ``Z_{i-1}`` outweighs it by up to 1e10 and the Gram matrix's truncation
     removes ``Z`` (a deep network with ``solver.bias=true`` sat at 89 % error after pre-training).
     """
-    s = H.max(axis=1, keepdims=True)
+    s = bk.allreduce(H.max(axis=1, keepdims=True), "max")
     s = bk.xp.where(s > 0, s, 1.0).astype(H.dtype)
     return W * s.T, H / s

@@ -15,7 +15,7 @@ from .kernels import add_relu_, residual_relu_
 def nlsq_objective_right(bk, B, X, A):
     """``1/2 ||B - f(X A)||_F^2``, the objective Algorithm 2 decreases."""
     R = B - bk.relu(X @ A)
-    return 0.5 * bk.scalar((R * R).sum())
+    return 0.5 * bk.total(bk.scalar((R * R).sum()))
 
 
 def nlsq_objective_left(bk, B, A, X, offset=None):
@@ -24,7 +24,7 @@ def nlsq_objective_left(bk, B, A, X, offset=None):
     if offset is not None:
         U += offset
     R = B - bk.relu(U, out=U)
-    return 0.5 * bk.scalar((R * R).sum())
+    return 0.5 * bk.total(bk.scalar((R * R).sum()))
 
 
 def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
@@ -82,7 +82,7 @@ def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None)
             R = xp.subtract(B, fx0)
         else:
             R = residual_relu_(bk, B, XA.copy())  # line 3 from the carried X_s A
-        T = R @ A_pinv.left
+        T = bk.allreduce(R @ A_pinv.left)  # contracts over the columns: the ranks' shares summed
         T *= A_pinv.scale if omega == 1.0 else omega * A_pinv.scale
         X += T @ A_pinv.right  # line 4
         if s < iters - 1:
@@ -100,7 +100,8 @@ def alg2(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
 
 
 def _norm2(bk, R) -> float:
-    return bk.scalar((R * R).sum())
+    """``||R||_F^2`` over all columns (all ranks' shares)."""
+    return bk.total(bk.scalar((R * R).sum()))
 
 
 def _safeguarded(bk, X, R, iters, omega, halvings, direction, trial, residual):

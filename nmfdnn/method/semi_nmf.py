@@ -14,7 +14,7 @@ from .network import affine, augment
 def semi_nmf_objective(bk, Y, W, Z, bias: bool = False):
     """``1/2 ||Y - W [Z; e^T]||_F^2`` (``[Z; e^T]`` only with a bias column)."""
     R = Y - affine(W, Z, bias)
-    return 0.5 * bk.scalar((R * R).sum())
+    return 0.5 * bk.total(bk.scalar((R * R).sum()))
 
 
 def update_w(bk, Y, Z, rcond: float, pinv: str, bias: bool = False, alpha: float = 0.0):
