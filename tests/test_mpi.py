@@ -216,3 +216,33 @@ def test_one_process_has_no_mpi():
     env = {k: v for k, v in env_without_full_error().items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert r.stdout.split() == ["1", "0", "False"], r.stderr
+
+
+def test_the_scaling_model():
+    """The model of outputs/mpi: a ring all-reduce's cost, and efficiencies that start at 1, fall with P
+    at a fixed batch and tend to F_par / (F_par + F_rep) with grown batches and a free network."""
+    from nmfdnn.tools.mpi import allreduce_seconds, model
+
+    assert allreduce_seconds(1e9, 10, 1, 1e9, 1e-6) == 0.0
+    assert allreduce_seconds(1e9, 10, 2, 1e9, 1e-6) == pytest.approx(1.0 + 10 * 2 * 1e-6)
+    assert allreduce_seconds(1e9, 10, 64, 1e9, 0.0) == pytest.approx(2 * 63 / 64)
+    counts = {"[8]": {"batch": 100, "F_par": 9e9, "F_rep": 1e9, "allreduce_bytes": 1e6, "allreduce_calls": 4}}
+    m = model(counts, rate=1e9, ranks=(1, 2, 64), links={"free": (1e30, 0.0), "slow": (1e6, 1e-3)})
+    eff = m["networks"]["[8]"]["efficiency"]
+    fixed, grown = eff["free, batch 100"], eff["free, batch P x 100"]
+    assert fixed[1] == grown[1] == pytest.approx(1.0)
+    assert fixed[2] == pytest.approx(10 / (2 * 5.5))  # (9 + 1) / (2 (4.5 + 1))
+    assert grown[64] == pytest.approx((9 * 64 + 1) / (64 * 10))
+    assert eff["slow, batch 100"][64] < fixed[64] < fixed[2]
+
+
+def test_compare_reports_the_weight_difference(tmp_path, mpiexec):
+    from nmfdnn.tools.mpi import compare
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert train([*SMALL, "epochs=1", f"hydra.run.dir={one}"]).returncode == 0
+    assert train([*SMALL, "epochs=1", f"hydra.run.dir={two}"], 2, mpiexec).returncode == 0
+    c = compare(one, two)
+    assert c["runs"]["one"]["ranks"] == 1 and c["runs"]["two"]["ranks"] == 2
+    assert c["max_relative_difference"] == pytest.approx(max_relative_difference(one, two))
+    assert c["max_relative_difference"] <= 1e-10

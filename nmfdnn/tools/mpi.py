@@ -197,9 +197,30 @@ def model_md(m: dict) -> str:
         for setting, row in n["efficiency"].items():
             lead = (f"| {key} | {n['F_par_gflop']:.1f} | {n['F_rep_gflop']:.1f} | {n['allreduce_MB']:.0f} "
                     f"({n['calls']}) |" if first else "| | | | |")
-            lines.append(lead + f" {setting} | " + " | ".join(f"{row[str(P)] if str(P) in row else row[P]:.2f}"
-                                                                for P in RANKS) + " |")
+            lines.append(lead + f" {setting} | " + " | ".join(f"{row[str(P)]:.2f}" for P in RANKS) + " |")
             first = False
+    return "\n".join(lines) + "\n"
+
+
+def summary_md(m: dict, scaling: dict) -> str:
+    """The README's table: measured here (2 ranks against 1 on the deepest network), then the model's
+    efficiency per network and P, ``InfiniBand / Ethernet``, at the paper's batch and with it grown."""
+    base, two = scaling["rows"][0], next(r for r in scaling["rows"] if r["ranks"] == 2)
+    links = list(m["links"])
+    ranks = [P for P in RANKS if P > 1]
+    lines = [f"Measured here ({base['hidden']}, one fine-tuning epoch each): {base['batch_seconds']:.2f} s per batch "
+             f"with 1 process, {two['batch_seconds']:.2f} s with 2 ({two['comm_seconds']:.2f} s of it in all-reduces "
+             f"of {two['allreduce_bytes'] / 1e6:.0f} MB): efficiency {two['efficiency']:.2f}. "
+             f"Modelled efficiency, {links[0]} / {links[1]}:", "",
+             "| network | batch | " + " | ".join(f"P={P}" for P in ranks) + " |", "|---|---|" + "---:|" * len(ranks)]
+    for key, n in m["networks"].items():
+        for grown in (False, True):
+            cells = []
+            for P in ranks:
+                e = [n["efficiency"][next(k for k in n["efficiency"] if k.startswith(link) and
+                                          (("P x" in k) == grown))][str(P)] for link in links]
+                cells.append(f"{e[0]:.2f} / {e[1]:.2f}")
+            lines.append(f"| {key} | {'P x 5000' if grown else '5000'} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -249,8 +270,9 @@ def main(argv=None) -> int:
             raise SystemExit(f"nmfdnn mpi: error: {a.counts} has no counts of {key}, the network of the scaling runs")
         c = counts[key]
         rate = (c["F_par"] + c["F_rep"]) / (base["batch_seconds"] - base["comm_seconds"])
-        r = model(counts, rate)
-        _write(out, "model", r, model_md(json.loads(json.dumps(r))))
+        r = json.loads(json.dumps(model(counts, rate)))  # the keys as the JSON file has them
+        _write(out, "model", r, model_md(r))
+        atomic_write_bytes(out / "summary.md", summary_md(r, json.loads(Path(a.scaling).read_text())).encode())
     return 0
 
 
