@@ -28,17 +28,16 @@ _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_S
 
 
 def launcher_size() -> int:
-    """How many processes an MPI launcher says this job has (1 when none started it): MPICH's and
-    OpenMPI's ``mpiexec``, and ``srun --mpi=pmi2`` / ``--mpi=pmix`` under SLURM. A plain ``srun -n P``
-    without a PMI plugin starts P unrelated processes and is not counted."""
+    """How many processes a launcher says this job has (1 when none started it): MPICH's and OpenMPI's
+    ``mpiexec``, ``srun --mpi=pmi2`` / ``--mpi=pmix``, and a SLURM job step of several tasks (a plain
+    ``srun -n P`` without an MPI plugin: :func:`world` then refuses it, since its P processes would not
+    know of each other and would all write the same run)."""
     for var in _SIZE_VARS:
         v = os.environ.get(var, "")
         if v.isdigit():
             return int(v)
     v = os.environ.get("SLURM_STEP_NUM_TASKS", "")
-    if v.isdigit() and "PMIX_RANK" in os.environ:  # srun --mpi=pmix sets no size of its own
-        return int(v)
-    return 1
+    return int(v) if v.isdigit() and int(v) > 1 else 1
 
 
 def launcher_rank() -> int:
@@ -46,7 +45,7 @@ def launcher_rank() -> int:
     MPI starts, so that an error found by every process is printed once."""
     if launcher_size() <= 1:
         return 0
-    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK"):
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"):
         v = os.environ.get(var, "")
         if v.isdigit():
             return int(v)
@@ -170,6 +169,9 @@ def world() -> World:
         raise NmfdnnError(f"this process is one of {size} started by an MPI launcher, but mpi4py is missing: "
                           "pip install 'nmfdnn[mpi]' (mpi4py and MPICH), or run without mpiexec") from None
     w = World(MPI.COMM_WORLD)
+    if w.size != size and not any(v in os.environ for v in _SIZE_VARS):  # srun without an MPI plugin
+        raise NmfdnnError(f"srun started {size} tasks that MPI does not connect (it sees {w.size}): start them with "
+                          "srun --mpi=pmi2 (or export SLURM_MPI_TYPE=pmi2), or use one task")
     if w.size != size:  # e.g. OpenMPI's mpiexec starting a program linked against MPICH
         raise NmfdnnError(f"the launcher started {size} processes but MPI sees {w.size}: mpi4py's MPI is not the "
                           "launcher's (use the mpiexec installed with nmfdnn[mpi], or build mpi4py against yours)")

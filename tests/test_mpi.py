@@ -209,11 +209,28 @@ def test_a_launcher_without_mpi4py_is_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_srun_without_an_mpi_plugin_is_one_line(tmp_path):
+    """What a plain `srun -n 2` gives each task (no PMI): the two would not know of each other and would
+    write the same run; refused in one line, printed by task 0 only."""
+    pytest.importorskip("mpi4py")
+    base = {k: v for k, v in env_without_full_error().items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
+    for task, expect_line in (("0", True), ("1", False)):
+        env = base | {"SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": task}
+        r = subprocess.run(nmfdnn_command() + ["train", *SMALL, f"hydra.run.dir={tmp_path / 'run'}"],
+                           capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert len(error_lines(r)) == int(expect_line), r.stderr
+        if expect_line:
+            assert "srun --mpi=pmi2" in error_lines(r)[0]
+    assert not (tmp_path / "run").exists()
+
+
 def test_one_process_has_no_mpi():
     """Without a launcher nothing imports mpi4py and the world is one rank (identities)."""
     code = ("import sys; from nmfdnn.parallel import world; w = world(); "
             "print(w.size, w.rank, 'mpi4py' in sys.modules)")
-    env = {k: v for k, v in env_without_full_error().items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
+    env = {k: v for k, v in env_without_full_error().items()
+           if not k.startswith(("PMI_", "OMPI_", "PMIX_", "SLURM_STEP_NUM_TASKS"))}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert r.stdout.split() == ["1", "0", "False"], r.stderr
 
