@@ -70,7 +70,7 @@ def test_compare_names_every_key_that_differs_from_the_papers_setting(tmp_path, 
     rows = {r["hidden"] + str(r["paper_differences"][-1:]): r for r in report([tmp_path], compare="paper-table1")}
     paper = next(r for r in rows.values() if r["hidden"] == "500")
     assert paper["paper_setting"] and paper["paper_differences"] == []
-    defaults = next(r for r in rows.values() if r["hidden"] == "1000-500" and "solver.alpha" not in str(r))
+    defaults = next(r for r in rows.values() if r["hidden"] == "1000-500" and "solver.alpha" not in str(r["paper_differences"]))
     assert "solver.lsq_iters=1 (paper: 10)" in defaults["paper_differences"]
     assert "solver.pinv=chol (paper: svd)" in defaults["paper_differences"]
     assert "solver.input_pinv=chol (paper: literal)" in defaults["paper_differences"]
@@ -88,3 +88,19 @@ def test_versus_paper_compares_the_intervals():
     assert versus(1.42, 0.03, 1.50, 0.06) == "overlaps"
     assert versus(1.64, 0.05, 1.50, 0.06) == "worse"  # 1.59 > 1.56
     assert versus(1.40, None, 1.50, 0.06) == "better" and versus(1.50, float("nan"), 1.50, 0.06) == "overlaps"
+
+
+def test_groups_the_columns_cannot_tell_apart_name_their_setting():
+    """A paper preset and a tuned one of the same data set, solver, network, dtype and epochs: each row
+    names the keys in which they differ; a group with no twin names nothing."""
+    from nmfdnn.tools.report import _head, _name_settings
+
+    shown = {"dataset": "cifar10", "solver": "bp", "hidden": "1000-500", "dtype": "float32", "epochs": 10}
+    a, b, c = dict(shown), dict(shown), dict(shown, hidden="500")
+    cfg = {"solver.lr": 1e-3, "solver.lr_decay": 1.0, "solver.ae_epochs": 3, "seed": 0}
+    pairs = [(a, cfg), (b, dict(cfg, **{"solver.lr_decay": 0.9, "solver.ae_epochs": 1, "seed": 1})), (c, cfg)]
+    _name_settings(pairs)
+    assert a["setting"] == "solver.ae_epochs=3 solver.lr_decay=1.0"
+    assert b["setting"] == "solver.ae_epochs=1 solver.lr_decay=0.9"
+    assert "setting" not in c
+    assert _head([a, b, c])[-1] == "setting" and "setting" not in _head([c])

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NmfdnnError
-from .report import collect
+from .report import _name_settings, collect
 
 
 def _selected(config: dict, select: list[str]) -> bool:
@@ -41,6 +41,9 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
     if not groups:
         raise NmfdnnError(f"no finished runs under {', '.join(map(str, paths))}")
     datasets = sorted({g.config.get("dataset.name") for g in groups})
+    named = [(g.stats(), g.config) for g in groups]
+    _name_settings(named)  # groups of one solver and network that differ elsewhere: their keys in the label
+    setting = {id(g): s.get("setting") for g, (s, _) in zip(groups, named)}
     fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), squeeze=False)
     styles = {"train": "--", "test": "-"}
     for row, ds in enumerate(datasets):
@@ -50,6 +53,8 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
                         key=lambda g: (g.config.get("solver.name"), str(g.config.get("hidden")))):
             color = next(colors)  # one color per solver and network; train dashed, test solid
             label = f"{g.config.get('solver.name')} {'-'.join(map(str, g.config.get('hidden', [])))}"
+            if setting[id(g)]:
+                label += f" ({setting[id(g)].replace('solver.', '')})"
             n_ep = min(len(r["history"]) for r in g.runs)
             epochs = np.arange(n_ep)
             secs = np.mean([[h["seconds"] for h in r["history"][:n_ep]] for r in g.runs], axis=0)

@@ -212,6 +212,7 @@ def build_rows(groups, compare: str | None = None):
     pairs = sorted(((g.stats(), g.config) for g in groups),
                    key=lambda rc: (rc[0]["dataset"] or "", rc[0]["solver"] or "", len(rc[0]["hidden"]), rc[0]["hidden"]))
     rows = [r for r, _ in pairs]
+    _name_settings(pairs)
     paper = {(r["solver"], r["hidden"]): r for r in load_paper_table(compare)} if compare else {}
     for r, config in pairs:
         ref = paper.get((r["solver"], r["hidden"])) if r["dataset"] == "mnist" else None
@@ -223,6 +224,24 @@ def build_rows(groups, compare: str | None = None):
             r["train_diff"] = r["train_error"] - ref["train_error"]
             r["versus_paper"] = versus(r["test_error"], r["test_ci"], ref["test_error"], ref["test_ci"])
     return rows
+
+
+SHOWN = ("dataset", "solver", "hidden", "dtype", "epochs")
+
+
+def _name_settings(pairs) -> None:
+    """Groups that the table's columns cannot tell apart (the same data set, solver, network, dtype and
+    epochs, e.g. a paper preset and a tuned one) get ``setting``: the keys in which they differ."""
+    by_shown: dict = {}
+    for r, config in pairs:
+        by_shown.setdefault(tuple(r[k] for k in SHOWN), []).append((r, config))
+    for same in by_shown.values():
+        if len(same) < 2:
+            continue
+        keys = sorted({k for _, c in same for k in c} - {"seed"})
+        differing = [k for k in keys if len({repr(c.get(k)) for _, c in same}) > 1]
+        for r, c in same:
+            r["setting"] = " ".join(f"{k}={c.get(k)}" for k in differing)
 
 
 def versus(mean: float, ci, paper_mean: float, paper_ci: float) -> str:
@@ -241,17 +260,18 @@ HEAD = ["dataset", "solver", "hidden", "dtype", "epochs", "n", "train error %", 
 
 
 def _head(rows) -> list[str]:
-    """The columns; "val error %" only when some group has a validation split (dataset.val_size)."""
-    if any(r.get("val_error") is not None for r in rows):
-        return HEAD[:7] + ["val error %"] + HEAD[7:]
-    return HEAD
+    """The columns; "val error %" only when some group has a validation split (dataset.val_size), and
+    "setting" only when some groups differ in keys no other column shows (:func:`_name_settings`)."""
+    head = HEAD[:7] + ["val error %"] + HEAD[7:] if any(r.get("val_error") is not None for r in rows) else HEAD
+    return head + (["setting"] if any(r.get("setting") for r in rows) else [])
 
 
-def _cells(r, with_val=False):
+def _cells(r, with_val=False, with_setting=False):
     val = [_fmt(r.get("val_error"), r.get("val_ci"))] if with_val else []
     return [str(r["dataset"]), str(r["solver"]), r["hidden"], str(r["dtype"]), str(r["epochs"]), str(r["n"]),
             _fmt(r["train_error"], r["train_ci"]), *val, _fmt(r["test_error"], r["test_ci"]),
-            f"{r['pretrain_seconds']:.1f}", f"{r['finetune_seconds']:.1f}", f"{r['total_seconds']:.1f}"]
+            f"{r['pretrain_seconds']:.1f}", f"{r['finetune_seconds']:.1f}", f"{r['total_seconds']:.1f}",
+            *([r.get("setting") or "—"] if with_setting else [])]
 
 
 def _paper_cells(r):
@@ -267,8 +287,8 @@ PAPER_HEAD = ["paper train %", "paper test %", "paper s", "test diff", "test vs 
 
 def write_reports(rows, out_dir: Path, compare: bool):
     head = _head(rows) + (PAPER_HEAD if compare else [])
-    with_val = "val error %" in head
-    body = [_cells(r, with_val) + (_paper_cells(r) if compare else []) for r in rows]
+    with_val, with_setting = "val error %" in head, "setting" in head
+    body = [_cells(r, with_val, with_setting) + (_paper_cells(r) if compare else []) for r in rows]
     md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
     md += "".join("| " + " | ".join(c) + " |\n" for c in body)
     differing = [r for r in rows if r.get("paper_differences")] if compare else []
@@ -281,7 +301,7 @@ def write_reports(rows, out_dir: Path, compare: bool):
     w = csv.writer(buf, lineterminator="\n")
     keys = ["dataset", "solver", "hidden", "dtype", "backend", "epochs", "n", "train_error", "train_ci",
             *(["val_error", "val_ci"] if with_val else []), "test_error", "test_ci", "pretrain_seconds",
-            "finetune_seconds", "total_seconds"]
+            "finetune_seconds", "total_seconds", *(["setting"] if with_setting else [])]
     w.writerow(keys + (["paper_train_error", "paper_train_ci", "paper_test_error", "paper_test_ci", "paper_seconds",
                         "versus_paper"] if compare else []))
     for r in rows:
@@ -290,7 +310,7 @@ def write_reports(rows, out_dir: Path, compare: bool):
             p = r.get("paper") or {}
             extra = [p.get("train_error", ""), p.get("train_ci", ""), p.get("test_error", ""), p.get("test_ci", ""),
                      p.get("seconds", ""), r.get("versus_paper", "")]
-        w.writerow([r[k] for k in keys] + extra)
+        w.writerow([r.get(k, "") for k in keys] + extra)
     atomic_write_bytes(out_dir / "report.csv", buf.getvalue().encode())
     esc = lambda s: s.replace("±", "$\\pm$").replace("%", "\\%").replace("_", "\\_").replace("—", "--")  # noqa: E731
     tex = "\\begin{tabular}{" + "l" * 5 + "r" * (len(head) - 5) + "}\n\\hline\n"
@@ -313,7 +333,7 @@ def print_table(rows, compare: bool, warnings):
     for h in head:
         t.add_column(h, justify="right" if h not in ("dataset", "solver", "hidden", "dtype") else "left")
     for r in rows:
-        t.add_row(*(_cells(r, "val error %" in head) + (_paper_cells(r) if compare else [])))
+        t.add_row(*(_cells(r, "val error %" in head, "setting" in head) + (_paper_cells(r) if compare else [])))
     c.print(t)
     other = [r for r in rows if r.get("paper") is not None and not r.get("paper_setting")]
     for r in other:
