@@ -72,13 +72,16 @@ def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None)
     :class:`nmfdnn.method.linalg.RightPinv` with ``pre=None``, e.g. the truncated input SVD of the
     first layer), carrying ``X_s A`` along instead of recomputing it:
     ``X_{s+1} A = X_s A + omega (R_s P S)(U^T A)`` costs ``2 q r m`` instead of ``2 q p m`` per
-    iteration. The same iterates in exact arithmetic; the caller chooses it (:func:`carries_product`).
+    iteration. ``X`` itself is not needed inside the loop: line 4's steps all end in ``U^T``, so
+    ``X_s = X_0 + (T_0 + ... + T_{s-1}) U^T`` with ``T_s = omega R_s P S`` is formed once, after the
+    last iteration (``2 q r p`` once instead of every iteration). The same iterates in exact
+    arithmetic; the caller chooses it (:func:`carries_product`).
     """
     xp = bk.xp
-    X = X0.copy()
     UtA = A_pinv.right @ A  # r x m
-    XA = X @ A
+    XA = X0 @ A
     R = xp.empty(B.shape, dtype=B.dtype)  # the residual's buffer, reused by every iteration
+    T_sum = xp.zeros((X0.shape[0], A_pinv.rank), dtype=X0.dtype)
     for s in range(iters):
         if s == 0 and fx0 is not None:
             xp.subtract(B, fx0, out=R)
@@ -87,10 +90,10 @@ def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None)
             residual_relu_(bk, B, R)  # line 3 from the carried X_s A
         T = bk.allreduce(R @ A_pinv.left)  # contracts over the columns: the ranks' shares summed
         T *= A_pinv.scale if omega == 1.0 else omega * A_pinv.scale
-        X += T @ A_pinv.right  # line 4
+        T_sum += T
         if s < iters - 1:
             XA += xp.matmul(T, UtA, out=R)  # R is free again: it holds the update of X_s A
-    return X
+    return X0 + T_sum @ A_pinv.right  # line 4, summed over the iterations
 
 
 def alg2(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
