@@ -8,8 +8,8 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
-	table1 table1-times table1-paper cifar10 fig1 defaults tune speed speed-paper bench bench-tta \
-	scaling mpi bench-gpu kill-resume
+	table1 table1-times table1-paper cifar10 fig1 defaults tune speed speed-paper speed-cifar10 \
+	bench bench-tta scaling mpi bench-gpu kill-resume
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
@@ -78,16 +78,17 @@ DEEP = [2000,1500,1000,500]
 
 table1: install ## Table 1: 4 networks x {nmf, bp} x 10 seeds (many hours; finished runs skipped)
 	$(SWEEP) $(call IN,table1) experiment=table1_nmf hidden=$(NETS3) seed=$(SEEDS)
-	$(SWEEP) $(call IN,table1) experiment=table1_nmf_deep hidden=$(DEEP) seed=$(SEEDS)
+	$(SWEEP) $(call IN,table1) experiment=table1_nmf_deep_ae10 hidden=$(DEEP) seed=$(SEEDS)
 	$(SWEEP) $(call IN,table1) experiment=table1_bp hidden=$(NETS3),$(DEEP) seed=$(SEEDS)
 	$(NMFDNN) report outputs/table1 --compare paper-table1
 
 CORES ?= $(shell nproc)
+TIMES = $(call IN,table1-times) seed=0 backend.threads=$(CORES)
 table1-times: install ## Table 1's seconds as the paper measured them: seed 0 of each row, one run at a time
 	@echo "table1-times: run with nothing else on the machine; BLAS threads = $(CORES)"
-	$(SWEEP) $(call IN,table1-times) experiment=table1_nmf hidden=$(NETS3) seed=0 backend.threads=$(CORES)
-	$(SWEEP) $(call IN,table1-times) experiment=table1_nmf_deep hidden=$(DEEP) seed=0 backend.threads=$(CORES)
-	$(SWEEP) $(call IN,table1-times) experiment=table1_bp hidden=$(NETS3),$(DEEP) seed=0 backend.threads=$(CORES)
+	$(SWEEP) $(TIMES) experiment=table1_nmf hidden=$(NETS3)
+	$(SWEEP) $(TIMES) experiment=table1_nmf_deep_ae10 hidden=$(DEEP)
+	$(SWEEP) $(TIMES) experiment=table1_bp hidden=$(NETS3),$(DEEP)
 	$(NMFDNN) report outputs/table1-times --compare paper-table1
 	$(PY) -m nmfdnn.tools.claims outputs/table1
 
@@ -128,6 +129,13 @@ speed-paper: install ## outputs/speed/bench-paper: bench of experiment=paper [10
 	for dt in float64 float32; do $(NMFDNN) bench --out outputs/speed/bench-paper/$$dt \
 	  experiment=paper hidden=[1000,500] dtype=$$dt || exit 1; done
 	$(NMFDNN) bench --table outputs/speed/bench-paper > outputs/speed/bench-paper/bench.md
+
+CIFAR_BENCH = dataset=cifar10 experiment=paper_cifar10 hidden=[1000,500] solver.ae_iters=1 \
+	dataset.train_subset=10000 dataset.test_subset=2000
+speed-cifar10: install ## outputs/speed/bench-cifar10: paper_cifar10's phases, 1 of 20 ae iterations
+	for dt in float64 float32; do \
+	  $(NMFDNN) bench --out outputs/speed/bench-cifar10/$$dt $(CIFAR_BENCH) dtype=$$dt || exit 1; done
+	$(NMFDNN) bench --table outputs/speed/bench-cifar10 > outputs/speed/bench-cifar10/bench.md
 
 bench: install ## GEMM rate and a 1-epoch [1000,500] MNIST run: seconds and GFLOP/s per phase
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float64
