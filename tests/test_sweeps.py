@@ -66,3 +66,32 @@ def test_plot_writes_png_and_svg(tmp_path, tiny_sweep):
     r = subprocess.run(nmfdnn_command() + ["plot", str(tmp_path)], capture_output=True, text=True,
                        env=env_without_full_error())
     assert r.returncode == 0 and all((tmp_path / f"fig1.{e}").read_bytes() == b for e, b in first.items())  # reproducible
+
+
+def test_plot_takes_seconds_from_runs_timed_alone(tmp_path, tiny_sweep):
+    """``--seconds-from DIR``: a group's seconds axis uses the matching group's seconds there (same config
+    but for the seed and the thread count), not its own; a missing DIR is a one-line error."""
+    pytest.importorskip("matplotlib")
+    import json
+
+    import numpy as np
+
+    from nmfdnn.tools.plot import timed_seconds
+    from nmfdnn.tools.report import collect
+
+    study, timed = tmp_path / "study", tmp_path / "times"
+    for where, extra in ((study, ["seed=0,1"]), (timed, ["seed=0", "backend.threads=1"])):
+        r = subprocess.run(nmfdnn_command() + ["train", "-m", *tiny_sweep, *extra, f"hydra.sweep.dir={where}"],
+                           capture_output=True, text=True, env=env_without_full_error())
+        assert r.returncode == 0, r.stderr
+    (group,), _ = collect([study])
+    seconds = timed_seconds([timed])
+    own = [h["seconds"] for h in json.loads((timed / "0" / "metrics.json").read_text())["history"]]
+    assert list(seconds) == [group.key] and np.array_equal(seconds[group.key], own)
+    r = subprocess.run(nmfdnn_command() + ["plot", str(study), "--seconds-from", str(timed)], capture_output=True,
+                       text=True, env=env_without_full_error())
+    assert r.returncode == 0, r.stderr
+    assert (study / "fig1.png").exists()
+    r = subprocess.run(nmfdnn_command() + ["plot", str(study), "--seconds-from", str(tmp_path / "nowhere")],
+                       capture_output=True, text=True, env=env_without_full_error())
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "nowhere" in r.stderr

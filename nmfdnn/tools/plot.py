@@ -22,7 +22,24 @@ def _selected(config: dict, select: list[str]) -> bool:
     return True
 
 
-def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | None = None) -> list[Path]:
+def timed_seconds(paths) -> dict[tuple, np.ndarray]:
+    """The per-epoch seconds (mean over its runs) of every group of finished runs under ``paths``, by
+    group key: the seconds of runs timed on their own (``make table1-times``), for ``--seconds-from``."""
+    groups, _ = collect(paths)
+    out = {}
+    for g in groups:
+        runs = [r for r in g.runs if r.get("history")]
+        if runs:
+            n = min(len(r["history"]) for r in runs)
+            out[g.key] = np.mean([[h["seconds"] for h in r["history"][:n]] for r in runs], axis=0)
+    return out
+
+
+def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | None = None,
+         seconds_from: list[str] | None = None) -> list[Path]:
+    """Figure 1 from the runs under ``paths``. With ``seconds_from``, a group's seconds axis takes the
+    seconds of the matching group there (the same config but for the seed and the thread count), and
+    every seconds label says where its seconds come from."""
     try:
         import matplotlib
 
@@ -34,6 +51,8 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
         if "=" not in item:
             raise NmfdnnError(f"--select {item!r}: expected KEY=VALUE, e.g. 'hidden=[1000,500]'")
     groups, warnings = collect(paths)
+    timed = timed_seconds(seconds_from) if seconds_from else {}
+    source = ", ".join(Path(p).name for p in seconds_from or [])
     groups = [g for g in groups if _selected(g.config, select or [])]
     for g in groups:  # a run without its per-epoch history has no curve to draw
         g.runs = [r for r in g.runs if r.get("history")]
@@ -58,10 +77,17 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
             n_ep = min(len(r["history"]) for r in g.runs)
             epochs = np.arange(n_ep)
             secs = np.mean([[h["seconds"] for h in r["history"][:n_ep]] for r in g.runs], axis=0)
+            s_label = ""
+            if seconds_from:
+                own = timed.get(g.key)
+                if own is not None and len(own) >= n_ep:
+                    secs, s_label = own[:n_ep], f" [s: {source}]"
+                else:
+                    s_label = " [s: own runs]"
             for split in ("train", "test"):
                 err = np.mean([[h[f"{split}_error"] for h in r["history"][:n_ep]] for r in g.runs], axis=0)
                 ax_ep.plot(epochs, err, styles[split], color=color, label=f"{label} {split}")
-                ax_s.plot(secs, err, styles[split], color=color, label=f"{label} {split}")
+                ax_s.plot(secs, err, styles[split], color=color, label=f"{label} {split}{s_label}")
         for ax, xl in ((ax_ep, "epoch (0 = after pre-training)"), (ax_s, "training seconds")):
             ax.set_yscale("log")
             ax.set_xlabel(xl)
@@ -99,11 +125,14 @@ def build_parser():
                     help="only the groups whose config has this value, e.g. 'hidden=[1000,500]' (repeatable)")
     ap.add_argument("--out", help="output folder (default: the first PATH)")
     ap.add_argument("--name", default="fig1", help="file name stem (default fig1)")
+    ap.add_argument("--seconds-from", action="append", metavar="DIR",
+                    help="take each group's seconds from the matching runs under DIR (runs timed alone, "
+                    "e.g. outputs/table1-times); the labels say which seconds are whose (repeatable)")
     return ap
 
 
 def main(argv: list[str]) -> int:
     a = build_parser().parse_args(argv)
-    for f in plot(a.paths, a.out, a.name, a.select):
+    for f in plot(a.paths, a.out, a.name, a.select, a.seconds_from):
         print(f"wrote {f}")
     return 0
