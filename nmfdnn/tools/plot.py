@@ -22,6 +22,11 @@ def _selected(config: dict, select: list[str]) -> bool:
     return True
 
 
+def _epoch_mean(runs, key: str, n: int) -> np.ndarray:
+    """``history[k][key]`` averaged over ``runs`` for the first ``n`` epochs."""
+    return np.mean([[h[key] for h in r["history"][:n]] for r in runs], axis=0)
+
+
 def timed_seconds(paths) -> dict[tuple, np.ndarray]:
     """The per-epoch seconds (mean over its runs) of every group of finished runs under ``paths``, by
     group key: the seconds of runs timed on their own (``make table1-times``), for ``--seconds-from``."""
@@ -31,7 +36,7 @@ def timed_seconds(paths) -> dict[tuple, np.ndarray]:
         runs = [r for r in g.runs if r.get("history")]
         if runs:
             n = min(len(r["history"]) for r in runs)
-            out[g.key] = np.mean([[h["seconds"] for h in r["history"][:n]] for r in runs], axis=0)
+            out[g.key] = _epoch_mean(runs, "seconds", n)
     return out
 
 
@@ -76,7 +81,7 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
                 label += f" ({setting[id(g)].replace('solver.', '')})"
             n_ep = min(len(r["history"]) for r in g.runs)
             epochs = np.arange(n_ep)
-            secs = np.mean([[h["seconds"] for h in r["history"][:n_ep]] for r in g.runs], axis=0)
+            secs = _epoch_mean(g.runs, "seconds", n_ep)
             s_label = ""
             if seconds_from:
                 own = timed.get(g.key)
@@ -85,7 +90,7 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
                 else:
                     s_label = " [s: own runs]"
             for split in ("train", "test"):
-                err = np.mean([[h[f"{split}_error"] for h in r["history"][:n_ep]] for r in g.runs], axis=0)
+                err = _epoch_mean(g.runs, f"{split}_error", n_ep)
                 ax_ep.plot(epochs, err, styles[split], color=color, label=f"{label} {split}")
                 ax_s.plot(secs, err, styles[split], color=color, label=f"{label} {split}{s_label}")
         for ax, xl in ((ax_ep, "epoch (0 = after pre-training)"), (ax_s, "training seconds")):
