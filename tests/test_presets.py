@@ -10,7 +10,7 @@ from nmfdnn.config import SOLVER_SCHEMAS, compose_config, conf_dir
 
 EXPERIMENTS = Path(conf_dir()) / "experiment"
 PRESETS = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
-PINNED = [p for p in PRESETS if p.startswith(("paper", "table1"))]
+PINNED = [p for p in PRESETS if p.startswith(("paper", "table1", "cifar10"))]
 
 
 def test_the_reproduction_presets_exist():
@@ -82,3 +82,12 @@ def test_bp_presets_select_their_dataset():
     assert compose_config(["experiment=table1_bp_constant"]).backend.threads == 1
     assert str(compose_config(["experiment=table1_nmf"]).dtype) == "float64"
     assert str(compose_config(["experiment=table1_nmf_deep"]).dtype) == "float64"
+
+
+def test_cifar10_nmf_is_the_paper_setting_plus_what_validation_chose():
+    """experiment=cifar10_nmf differs from paper_cifar10 only in the keys its screen chose."""
+    base, tuned = (compose_config([f"experiment={n}"]) for n in ("paper_cifar10", "cifar10_nmf"))
+    differ = {k for k in base.solver if base.solver[k] != tuned.solver[k]}
+    assert differ == {"alpha"} and tuned.solver.alpha > 0
+    assert tuned.dataset.name == "cifar10" and str(tuned.dtype) == "float32"
+    assert tuned.solver.factor_dtype == "float64" and tuned.epochs == base.epochs
