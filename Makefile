@@ -96,11 +96,12 @@ table1-paper: install ## the paper's own setting (experiment=paper), [500] and [
 	$(SWEEP) $(call IN,table1-paper) experiment=paper hidden=[500],[1000,500] seed=0,1,2
 	$(NMFDNN) report outputs/table1-paper --compare paper-table1
 
-cifar10: install ## CIFAR-10 [1000,500]: the paper's settings, both solvers, and tuned BP; 3 seeds
+cifar10: install ## CIFAR-10 [1000,500]: the paper's settings and the tuned ones, both solvers; 3 seeds
 	$(NMFDNN) fetch cifar10
 	$(SWEEP) $(call IN,cifar10) experiment=paper_bp_cifar10 hidden=[1000,500] seed=0,1,2
 	$(SWEEP) $(call IN,cifar10) experiment=paper_cifar10 hidden=[1000,500] seed=0,1,2
 	$(SWEEP) $(call IN,cifar10) experiment=cifar10_bp hidden=[1000,500] seed=0,1,2
+	$(SWEEP) $(call IN,cifar10) experiment=cifar10_nmf hidden=[1000,500] seed=0,1,2
 	$(NMFDNN) report outputs/cifar10
 
 fig1: install ## Figure 1 from the committed runs: [1000,500], NMF and BP, MNIST and CIFAR-10
