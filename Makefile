@@ -8,8 +8,8 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
-	table1 table1-times table1-paper cifar10 fig1 defaults tune tune-cifar10 speed speed-paper \
-	speed-cifar10 bench bench-tta scaling mpi bench-gpu kill-resume
+	table1 table1-times table1-paper cifar10 fig1 defaults tune tune-cifar10 tune-precision \
+	speed speed-paper speed-cifar10 bench bench-tta scaling mpi bench-gpu kill-resume
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
@@ -122,6 +122,11 @@ tune-cifar10: install ## outputs/tune/cifar10_nmf: the NMF screen behind cifar10
 	$(TUNE_C10) experiment=paper_cifar10 dtype=float32 solver.alpha=4.8e-4,5e-3,5e-2,5e-1
 	$(TUNE_C10) dataset=cifar10 experiment=nmf_best solver.input_threshold=5e-3 dtype=float32 epochs=20
 	$(NMFDNN) report outputs/tune/cifar10_nmf
+
+tune-precision: install ## outputs/tune/paper_precision: experiment=paper, float32 against float64
+	$(SWEEP) $(call IN,tune/paper_precision) $(VAL) experiment=paper hidden=[1000,500] \
+	  dtype=float32,float64 seed=0,1
+	$(NMFDNN) report outputs/tune/paper_precision
 
 TRIALS ?= 16
 tune: install ## the optuna search behind nmf_best, on validation data (TRIALS trials of [1000,500])
