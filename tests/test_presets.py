@@ -91,3 +91,9 @@ def test_cifar10_nmf_is_the_paper_setting_plus_what_validation_chose():
     assert differ == {"alpha"} and tuned.solver.alpha > 0
     assert tuned.dataset.name == "cifar10" and str(tuned.dtype) == "float32"
     assert tuned.solver.factor_dtype == "float64" and tuned.epochs == base.epochs
+
+
+def test_paper_fast_is_the_paper_setting_in_float32():
+    base, fast = (compose_config([f"experiment={n}"]) for n in ("paper", "paper_fast"))
+    assert dict(base.solver) == dict(fast.solver) and fast.solver.factor_dtype == "float64"
+    assert str(base.dtype) == "float64" and str(fast.dtype) == "float32" and fast.epochs == base.epochs
