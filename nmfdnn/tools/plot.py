@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NmfdnnError
-from .report import _name_settings, collect
+from .report import SHOWN, _name_settings, collect
 
 
 def _selected(config: dict, select: list[str]) -> bool:
@@ -66,7 +66,9 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
         raise NmfdnnError(f"no finished runs under {', '.join(map(str, paths))}")
     datasets = sorted({g.config.get("dataset.name") for g in groups})
     named = [(g.stats(), g.config) for g in groups]
-    _name_settings(named)  # groups of one solver and network that differ elsewhere: their keys in the label
+    # groups of one solver and network that differ elsewhere (the dtype too: a legend has no dtype
+    # column): their keys in the label
+    _name_settings(named, tuple(k for k in SHOWN if k != "dtype"))
     setting = {id(g): s.get("setting") for g, (s, _) in zip(groups, named)}
     fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), squeeze=False)
     styles = {"train": "--", "test": "-"}

@@ -229,16 +229,17 @@ def build_rows(groups, compare: str | None = None):
 SHOWN = ("dataset", "solver", "hidden", "dtype", "epochs")
 
 
-def _name_settings(pairs) -> None:
+def _name_settings(pairs, shown=SHOWN) -> None:
     """Groups that the table's columns cannot tell apart (the same data set, solver, network, dtype and
-    epochs, e.g. a paper preset and a tuned one) get ``setting``: the keys in which they differ."""
+    epochs, e.g. a paper preset and a tuned one) get ``setting``: the keys in which they differ; ``shown``:
+    the columns that tell groups apart (a figure's legend shows fewer)."""
     by_shown: dict = {}
     for r, config in pairs:
-        by_shown.setdefault(tuple(r[k] for k in SHOWN), []).append((r, config))
+        by_shown.setdefault(tuple(r[k] for k in shown), []).append((r, config))
     for same in by_shown.values():
         if len(same) < 2:
             continue
-        keys = sorted({k for _, c in same for k in c} - {"seed"})
+        keys = sorted({k for _, c in same for k in c} - IGNORED)
         differing = [k for k in keys if len({repr(c.get(k)) for _, c in same}) > 1]
         for r, c in same:
             r["setting"] = " ".join(f"{k}={c.get(k)}" for k in differing)
