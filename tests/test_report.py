@@ -109,7 +109,8 @@ def test_groups_the_columns_cannot_tell_apart_name_their_setting():
 def test_a_legend_names_groups_that_differ_only_in_dtype_and_settings():
     """A figure's legend has no dtype column: groups of one network that differ in dtype (and a key) get
     both in their label; the report's table, which shows the dtype, names neither."""
-    from nmfdnn.tools.report import SHOWN, _name_settings
+    from nmfdnn.tools.plot import LEGEND_SHOWN
+    from nmfdnn.tools.report import _name_settings
 
     def pair(dtype, alpha):
         r = {"dataset": "cifar10", "solver": "nmf", "hidden": "1000-500", "dtype": dtype, "epochs": 10}
@@ -117,6 +118,6 @@ def test_a_legend_names_groups_that_differ_only_in_dtype_and_settings():
 
     table, legend = [pair("float32", 0.5), pair("float64", 0.0)], [pair("float32", 0.5), pair("float64", 0.0)]
     _name_settings(table)
-    _name_settings(legend, tuple(k for k in SHOWN if k != "dtype"))
+    _name_settings(legend, LEGEND_SHOWN)
     assert [r.get("setting") for r, _ in table] == [None, None]
     assert [r["setting"] for r, _ in legend] == ["dtype=float32 solver.alpha=0.5", "dtype=float64 solver.alpha=0.0"]

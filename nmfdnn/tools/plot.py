@@ -11,6 +11,11 @@ from ..errors import NmfdnnError
 from .report import SHOWN, _name_settings, collect
 
 
+# The columns a legend tells groups apart by: a table's (report.SHOWN) but the dtype, which a legend
+# does not show, so groups that differ in it name it in their label.
+LEGEND_SHOWN = tuple(k for k in SHOWN if k != "dtype")
+
+
 def _selected(config: dict, select: list[str]) -> bool:
     """Whether a group's flattened config matches every ``KEY=VALUE`` of ``select`` (VALUE read as YAML)."""
     import yaml
@@ -66,9 +71,7 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
         raise NmfdnnError(f"no finished runs under {', '.join(map(str, paths))}")
     datasets = sorted({g.config.get("dataset.name") for g in groups})
     named = [(g.stats(), g.config) for g in groups]
-    # groups of one solver and network that differ elsewhere (the dtype too: a legend has no dtype
-    # column): their keys in the label
-    _name_settings(named, tuple(k for k in SHOWN if k != "dtype"))
+    _name_settings(named, LEGEND_SHOWN)  # groups of one solver and network: their differing keys in the label
     setting = {id(g): s.get("setting") for g, (s, _) in zip(groups, named)}
     fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), squeeze=False)
     styles = {"train": "--", "test": "-"}
