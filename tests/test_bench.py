@@ -148,11 +148,11 @@ def test_bench_tta_command(tmp_path):
         ("nmf", "float64", 0), ("bp", "float32", 0), ("nmf", "float64", 1), ("bp", "float32", 1)]
     for x in t["runs"]:
         hi, lo = x["targets"]["70"], x["targets"]["60"]
-        assert x["test_error"] < 60 and lo["seconds"] >= hi["seconds"] >= x["pretrain_seconds"] > 0
+        assert x["split"] == "test" and x["error"] < 60 and lo["seconds"] >= hi["seconds"] >= x["pretrain_seconds"] > 0
         secs = [p["seconds"] for p in x["curve"]]
-        assert secs == sorted(secs) and x["curve"][-1]["test_error"] == x["test_error"]
-        assert all(p["test_error"] >= 60 for p in x["curve"][:-1])  # stops at the first crossing of the lowest
-        first70 = next(p for p in x["curve"] if p["test_error"] < 70)
+        assert secs == sorted(secs) and x["curve"][-1]["error"] == x["error"]
+        assert all(p["error"] >= 60 for p in x["curve"][:-1])  # stops at the first crossing of the lowest
+        first70 = next(p for p in x["curve"] if p["error"] < 70)
         assert (hi["seconds"], hi["epochs"]) == (first70["seconds"], first70["epochs"])
     nmf, bp = t["summary"]
     for target in ("70", "60"):
@@ -163,11 +163,39 @@ def test_bench_tta_command(tmp_path):
     assert set(t["gemm_gflops"]) == {"float32", "float64"}
     md = (tmp_path / "a" / "tta.md").read_text().splitlines()
     assert md[2].startswith("| run | target % | median s") and len(md) == 4 + 4  # 2 runs x 2 targets
+    assert md[0].startswith("Training seconds until the test error") and md[2].endswith("| test % at stop |")
     assert md[4].startswith(f"| nmf float64 | 70 | {nmf['targets']['70']['median_seconds']:.1f} |")
     t, out = _tta(tmp_path, "b", "--target", "0", "--runs", "nmf:float64", *TTA_COMMON[:-1], "epochs=1")
     (x,) = t["runs"]
     assert x["targets"]["0"] is None and x["curve"][-1]["epochs"] == 1.0
     assert t["summary"][0]["targets"]["0"]["median_seconds"] is None and "reached in 0 of 1" in out
+
+
+def test_bench_tta_on_validation_data(tmp_path, monkeypatch):
+    """With ``dataset.val_size`` the clock stops on the validation error (held-out training samples), so
+    that settings are chosen without the test set; the table says which error it is."""
+    import nmfdnn.method.network as network
+    from nmfdnn.config import compose_config
+    from nmfdnn.data import load_dataset
+    from nmfdnn.tools.tta import time_to_accuracy
+
+    seen = []
+    evaluate = network.evaluate
+
+    def spy(bk, Ws, X, labels, bias):
+        seen.append(X.shape[1])
+        return evaluate(bk, Ws, X, labels, bias)
+
+    monkeypatch.setattr(network, "evaluate", spy)
+    cfg = compose_config([*TTA_COMMON[:-1], "epochs=1", "dataset.val_size=150", "progress=false"])
+    r = time_to_accuracy(cfg, load_dataset(cfg.dataset), [0.0])
+    assert r["split"] == "validation" and r["targets"]["0"] is None and r["curve"][-1]["epochs"] == 1.0
+    assert seen and set(seen) == {150}  # every check on the 150 held-out samples, none on the 200 test ones
+    t, _ = _tta(tmp_path, "v", "--target", "0", "--runs", "nmf:float64", *TTA_COMMON[:-1], "epochs=1",
+                "dataset.val_size=150")
+    assert t["split"] == "validation" and t["runs"][0]["split"] == "validation"
+    md = (tmp_path / "v" / "tta.md").read_text().splitlines()
+    assert md[0].startswith("Training seconds until the validation error") and md[2].endswith("| validation % at stop |")
 
 
 def test_bench_tta_torch(tmp_path):

@@ -1,5 +1,9 @@
 """Time to accuracy: wall time until the test error first drops below each target (``make bench-tta``).
 
+With a validation split (``dataset.val_size=N``) the error is measured on those held-out training
+samples instead, so that settings can be chosen by their time to accuracy without the test set
+(the summary's ``split`` says which).
+
 Each solver is trained through the loop of ``nmfdnn train`` (:func:`nmfdnn.loop.train_loop`)
 (pre-training, then epochs of mini-batches); the PyTorch comparator through
 :class:`nmfdnn.baselines.torch_mlp.TorchTrainer`, which has the same methods. The clock runs during pre-training and training only:
@@ -34,8 +38,8 @@ class _TTAHooks(Hooks):
     clock runs from the start of pre-training and pauses while the test error is measured, after
     pre-training and every ``every`` batches (and at each epoch's last)."""
 
-    def __init__(self, bk, test_error, targets, n_batches, every, reporter):
-        self.bk, self.test_error, self.targets, self.reporter = bk, test_error, targets, reporter
+    def __init__(self, bk, error, targets, n_batches, every, reporter):
+        self.bk, self.error, self.targets, self.reporter = bk, error, targets, reporter
         self.n_batches, self.every = n_batches, every
         self.seconds, self.t0 = 0.0, 0.0
         self.curve: list[dict] = []
@@ -45,8 +49,8 @@ class _TTAHooks(Hooks):
     def check(self, epochs_done: float, Ws):
         self.bk.synchronize()
         self.seconds += time.perf_counter() - self.t0
-        err = self.test_error(Ws)
-        point = {"seconds": self.seconds, "epochs": epochs_done, "test_error": err}
+        err = self.error(Ws)
+        point = {"seconds": self.seconds, "epochs": epochs_done, "error": err}
         self.curve.append(point)
         if self.reporter is not None:
             self.reporter(point)
@@ -74,7 +78,8 @@ def time_to_accuracy(cfg, data, targets, checks_per_epoch: int = 12, reporter=No
     """Train ``cfg`` for at most ``cfg.epochs`` epochs through the loop of ``nmfdnn train``
     (:func:`nmfdnn.loop.train_loop`); return, for each of ``targets`` (test error in percent), the
     training seconds and epochs until the test error is first below it (None if never), with the curve
-    of (seconds, epochs, error). Training stops once the lowest target is reached.
+    of (seconds, epochs, error). Training stops once the lowest target is reached. With a validation
+    split (``data.val``) the error is the validation error (``split`` in the result says which).
     ``framework="torch"``: the same network by :class:`nmfdnn.baselines.torch_mlp.TorchTrainer`
     (``cfg`` a ``solver=bp`` config: its Adam settings, batch size and loss)."""
     targets = sorted((float(t) for t in targets), reverse=True)
@@ -82,23 +87,26 @@ def time_to_accuracy(cfg, data, targets, checks_per_epoch: int = 12, reporter=No
     rng = np.random.default_rng(cfg.seed)
     bias = has_bias(cfg)
     X, Y, X_test = training_arrays(bk, data)
+    split, held_out = ("test", data.test) if data.val is None else ("validation", data.val)
+    if data.val is not None:
+        X_test = bk.asarray(data.val.X)
     if framework == "torch":
         from ..baselines.torch_mlp import TorchTrainer
 
         trainer = TorchTrainer(cfg, bk.to_numpy(X), bk.to_numpy(Y), rng)
         X_test = trainer.samples(bk.to_numpy(X_test))  # once, not at every check
 
-        def test_error(Ws):
-            return trainer.test_error(Ws, X_test, data.test.labels)
+        def error(Ws):
+            return trainer.test_error(Ws, X_test, held_out.labels)
     else:
         from ..method.network import evaluate
 
         trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng)
 
-        def test_error(Ws):
-            return evaluate(bk, Ws, X_test, data.test.labels, bias)[0]
+        def error(Ws):
+            return evaluate(bk, Ws, X_test, held_out.labels, bias)[0]
     n_batches = trainer.n_batches
-    hooks = _TTAHooks(bk, test_error, targets, n_batches, max(1, -(-n_batches // checks_per_epoch)), reporter)
+    hooks = _TTAHooks(bk, error, targets, n_batches, max(1, -(-n_batches // checks_per_epoch)), reporter)
     try:
         train_loop(trainer, bk, cfg.epochs, hooks)
     except _Reached:
@@ -106,10 +114,10 @@ def time_to_accuracy(cfg, data, targets, checks_per_epoch: int = 12, reporter=No
     crossed, curve = hooks.crossed, hooks.curve
     return {
         "solver": "torch" if framework == "torch" else cfg.solver.name, "dtype": dtype_name(cfg),
-        "loss": str(cfg.solver.get("loss", "")) or None, "hidden": list(cfg.hidden),
+        "loss": str(cfg.solver.get("loss", "")) or None, "hidden": list(cfg.hidden), "split": split,
         "targets": {f"{t:g}": ({"seconds": crossed[t]["seconds"], "epochs": crossed[t]["epochs"]}
                                if t in crossed else None) for t in targets},
-        "test_error": curve[-1]["test_error"], "pretrain_seconds": hooks.pretrain_seconds, "max_epochs": cfg.epochs,
+        "error": curve[-1]["error"], "pretrain_seconds": hooks.pretrain_seconds, "max_epochs": cfg.epochs,
         "checks_per_epoch": checks_per_epoch, "curve": curve,
     }
 
@@ -149,8 +157,8 @@ def run_tta(specs, targets, out_dir, gemm_n: int = 4000, repeats: int = 1) -> di
             with blas_threads(cfg.backend.get("threads")):
                 r = time_to_accuracy(cfg, data, targets, framework=spec["framework"],
                                      reporter=lambda p, name=name: log.info(
-                                         "  %s: %6.1f s  epoch %5.2f  test %.2f %%", name, p["seconds"], p["epochs"],
-                                         p["test_error"]))
+                                         "  %s: %6.1f s  epoch %5.2f  %s %.2f %%", name, p["seconds"], p["epochs"],
+                                         "val" if data.val is not None else "test", p["error"]))
             r.update(config=k, round=rep, label=name)
             runs.append(r)
     with blas_threads(threads):
@@ -162,7 +170,7 @@ def run_tta(specs, targets, out_dir, gemm_n: int = 4000, repeats: int = 1) -> di
         row = {"label": spec["label"], "solver": mine[0]["solver"], "dtype": mine[0]["dtype"],
                "loss": mine[0]["loss"], "hidden": mine[0]["hidden"], "rounds": len(mine),
                "median_pretrain_seconds": statistics.median(r["pretrain_seconds"] for r in mine),
-               "final_test_error": [r["test_error"] for r in mine], "max_epochs": spec["cfg"].epochs, "targets": {}}
+               "final_error": [r["error"] for r in mine], "max_epochs": spec["cfg"].epochs, "targets": {}}
         for t in mine[0]["targets"]:
             hits = [r["targets"][t] for r in mine if r["targets"][t] is not None]
             row["targets"][t] = {"reached": len(hits), "seconds": [h["seconds"] for h in hits],
@@ -176,7 +184,7 @@ def run_tta(specs, targets, out_dir, gemm_n: int = 4000, repeats: int = 1) -> di
             for t, v in s["targets"].items():
                 b = base["targets"][t]["median_seconds"] if base else None
                 v[f"ratio_to_{ref}"] = v["median_seconds"] / b if b and v["median_seconds"] else None
-    out = {"targets": [f"{t:g}" for t in targets], "repeats": repeats,
+    out = {"targets": [f"{t:g}" for t in targets], "repeats": repeats, "split": runs[0]["split"],
            "gemm_gflops": {dt: max(v) for dt, v in rates.items()},
            "gemm_gflops_before_after": rates, "n_train": data.train.m, "blas": blas_info(),
            "cpu_count": os.cpu_count(), "summary": summary, "runs": runs}
@@ -197,16 +205,16 @@ def _tta_cells(s: dict, v: dict) -> list[str]:
 def tta_markdown(t: dict) -> str:
     """The summary of :func:`run_tta` as a Markdown table (``tta.md``, embedded in the README)."""
     rates = ", ".join(f"{dt} {v:.1f}" for dt, v in t["gemm_gflops"].items())
-    out = [f"Training seconds until the test error is first below each target (median of {t['repeats']} "
+    out = [f"Training seconds until the {t['split']} error is first below each target (median of {t['repeats']} "
            f"interleaved rounds; evaluation outside the clock; at most {max(s['max_epochs'] for s in t['summary'])} "
            f"epochs, stopped at the lowest target; "
            f"{t['cpu_count']} cores, GEMM GFLOP/s {rates}).", "",
-           "| run | target % | median s | each round s | epochs | vs torch | vs bp | test % at stop |",
+           f"| run | target % | median s | each round s | epochs | vs torch | vs bp | {t['split']} % at stop |",
            "|---|---|---|---|---|---|---|---|"]
     for s in t["summary"]:
         for target, v in s["targets"].items():
             out.append("| " + " | ".join([s["label"], target, *_tta_cells(s, v),
-                                           " ".join(f"{e:.2f}" for e in s["final_test_error"])]) + " |")
+                                           " ".join(f"{e:.2f}" for e in s["final_error"])]) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -215,16 +223,16 @@ def print_tta(t: dict) -> None:
 
     c = console()
     rates = ", ".join(f"{dt} {v:.1f}" for dt, v in t["gemm_gflops"].items())
-    tab = Table(title=f"time to test error below {' and '.join(t['targets'])} %, median of {t['repeats']} "
+    tab = Table(title=f"time to {t['split']} error below {' and '.join(t['targets'])} %, median of {t['repeats']} "
                       f"interleaved round(s) (GEMM GFLOP/s: {rates})")
     for col in ("run", "hidden", "target %", "seconds", "each round", "epochs", "vs torch", "vs bp",
-                "test % at stop", "pre-training s"):
+                f"{t['split']} % at stop", "pre-training s"):
         tab.add_column(col, justify="left" if col in ("run", "hidden") else "right")
     for s in t["summary"]:
         for i, (target, v) in enumerate(s["targets"].items()):
             first = i == 0  # the run's own columns once, on its first target's row
             tab.add_row(s["label"] if first else "", "-".join(map(str, s["hidden"])) if first else "", target,
-                        *_tta_cells(s, v), " ".join(f"{e:.2f}" for e in s["final_test_error"]) if first else "",
+                        *_tta_cells(s, v), " ".join(f"{e:.2f}" for e in s["final_error"]) if first else "",
                         f"{s['median_pretrain_seconds']:.1f}" if first else "")
     c.print(tab)
 
