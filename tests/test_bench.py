@@ -253,6 +253,10 @@ def test_tta_runs_take_presets_and_losses():
     assert [s["label"] for s in specs] == ["nmf_best float32", "bp float32 xent", "nmf float64"]
     assert best.solver.alpha > 0 and str(best.dtype) == "float32" and best.epochs == 10
     assert str(bp.solver.loss) == "xent" and nmf.solver.alpha == 0 and best.dataset.name == "synthetic"
-    for bad in ("nmf:float64:xent", "frob:float32", "nmf"):
+    specs = tta_specs("nmf_best:float32 solver.ae_iters=2 hidden=[8,4],nmf:float64", ["dataset=synthetic"])
+    assert [s["label"] for s in specs] == ["nmf_best float32 solver.ae_iters=2 hidden=[8,4]", "nmf float64"]
+    assert specs[0]["cfg"].solver.ae_iters == 2 and list(specs[0]["cfg"].hidden) == [8, 4]
+    assert specs[1]["cfg"].solver.ae_iters == 5  # a run's own overrides stay its own
+    for bad in ("nmf:float64:xent", "frob:float32", "nmf", "", "nmf:float64 ae_iters", "nmf:float64,"):
         with pytest.raises(NmfdnnError, match="--runs takes items|LOSS is for bp"):
             tta_specs(bad, ["dataset=synthetic"])

@@ -143,8 +143,9 @@ def build_parser():
                     "first drops below --target, for each of --runs, at most epochs=10 each; writes DIR/tta.json")
     ap.add_argument("--target", type=_percentages, default=[2.0, 1.6], metavar="PCT[,PCT...]",
                     help="--tta target test errors %% (default 2.0,1.6)")
-    ap.add_argument("--runs", default=TTA_RUNS, metavar="NAME:DTYPE[:LOSS],...",
-                    help=f"--tta runs; torch = the bp config in PyTorch, if installed (default {TTA_RUNS})")
+    ap.add_argument("--runs", default=TTA_RUNS, metavar="NAME:DTYPE[:LOSS] [KEY=VALUE ...],...",
+                    help=f"--tta runs, each with its own overrides after a space; torch = the bp config in "
+                    f"PyTorch, if installed (default {TTA_RUNS})")
     ap.add_argument("--repeats", type=int, default=1, metavar="N", help="--tta interleaved rounds; medians reported")
     return ap
 

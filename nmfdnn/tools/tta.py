@@ -240,27 +240,44 @@ def print_tta(t: dict) -> None:
 TTA_RUNS = "nmf_best:float32,nmf_best:float64,bp:float32,torch:float32:mse,torch:float32:xent"
 
 
+def split_runs(runs: str) -> list[str]:
+    """``--runs`` split at the commas outside brackets (a per-run ``hidden=[1000,500]`` keeps its comma)."""
+    items, depth, cur = [], 0, ""
+    for ch in runs:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [*items, cur]
+
+
 def tta_specs(runs: str, overrides) -> list[dict]:
-    """``--runs`` items ``NAME:DTYPE[:LOSS]`` as composed configs: NAME is ``nmf``, ``bp``, ``torch`` (the
-    ``solver=bp`` config -- Adam settings, batch, loss -- run in PyTorch) or an experiment preset
-    (``nmf_best``: ``experiment=nmf_best``); LOSS (bp, torch) sets ``solver.loss``."""
+    """``--runs`` items ``NAME:DTYPE[:LOSS] [KEY=VALUE ...]`` as composed configs: NAME is ``nmf``, ``bp``,
+    ``torch`` (the ``solver=bp`` config -- Adam settings, batch, loss -- run in PyTorch) or an experiment
+    preset (``nmf_best``: ``experiment=nmf_best``); LOSS (bp, torch) sets ``solver.loss``; the
+    space-separated overrides after it apply to that run only (after the common ``overrides``), e.g.
+    ``nmf_best:float32 solver.ae_iters=2``. The label is the item itself."""
     from ..config import compose_config, conf_dir
     from ..errors import NmfdnnError
 
     presets = sorted(p.stem for p in (Path(conf_dir()) / "experiment").glob("*.yaml"))
     specs = []
-    for item in runs.split(","):
-        parts = item.split(":")
+    for item in split_runs(runs):
+        head, *own = item.split() or [""]
+        parts = head.split(":")
         name = parts[0]
-        if len(parts) not in (2, 3) or name not in ("nmf", "bp", "torch", *presets):
-            raise NmfdnnError(f"bench --tta: --runs takes items NAME:DTYPE[:LOSS], NAME nmf, bp, torch or a preset "
-                              f"({', '.join(presets)}), e.g. {TTA_RUNS}; got {item!r}")
+        if len(parts) not in (2, 3) or name not in ("nmf", "bp", "torch", *presets) or any("=" not in o for o in own):
+            raise NmfdnnError(f"bench --tta: --runs takes items NAME:DTYPE[:LOSS] [KEY=VALUE ...] with NAME nmf, "
+                              f"bp, torch or a preset ({', '.join(presets)}), e.g. {TTA_RUNS}; got {item!r}")
         if len(parts) == 3 and name == "nmf":
             raise NmfdnnError(f"bench --tta: LOSS is for bp and torch runs only; got {item!r}")
         first = [f"experiment={name}"] if name in presets else [f"solver={'bp' if name == 'torch' else name}"]
         extra = [f"solver.loss={parts[2]}"] if len(parts) == 3 else []
-        cfg = compose_config([*first, "epochs=10", "progress=false", f"dtype={parts[1]}", *extra, *overrides])
-        specs.append({"label": " ".join(parts), "cfg": cfg, "framework": "torch" if name == "torch" else "nmfdnn"})
+        cfg = compose_config([*first, "epochs=10", "progress=false", f"dtype={parts[1]}", *extra, *overrides, *own])
+        specs.append({"label": " ".join([*parts, *own]), "cfg": cfg,
+                      "framework": "torch" if name == "torch" else "nmfdnn"})
     if any(s["framework"] == "torch" for s in specs):
         from ..baselines.torch_mlp import import_torch
 
