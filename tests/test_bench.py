@@ -164,11 +164,26 @@ def test_bench_tta_command(tmp_path):
     md = (tmp_path / "a" / "tta.md").read_text().splitlines()
     assert md[2].startswith("| run | target % | median s") and len(md) == 4 + 4  # 2 runs x 2 targets
     assert md[0].startswith("Training seconds until the test error") and md[2].endswith("| test % at stop |")
+    short = (tmp_path / "a" / "summary.md").read_text().splitlines()
+    assert short[2] == "| run | to 70 % s (x bp) | to 60 % s (x bp) | pre-training s |" and len(short) == 4 + 2
+    assert short[4].startswith(f"| nmf float64 | {nmf['targets']['70']['median_seconds']:.1f} "
+                               f"({nmf['targets']['70']['ratio_to_bp']:.2f}x) |")
     assert md[4].startswith(f"| nmf float64 | 70 | {nmf['targets']['70']['median_seconds']:.1f} |")
     t, out = _tta(tmp_path, "b", "--target", "0", "--runs", "nmf:float64", *TTA_COMMON[:-1], "epochs=1")
     (x,) = t["runs"]
     assert x["targets"]["0"] is None and x["curve"][-1]["epochs"] == 1.0
     assert t["summary"][0]["targets"]["0"]["median_seconds"] is None and "reached in 0 of 1" in out
+    assert "| nmf float64 | 0 of 1 reached |" in (tmp_path / "b" / "summary.md").read_text()
+    # the tables again from tta.json alone; a folder without one is one line, exit 2
+    (tmp_path / "a" / "tta.md").unlink()
+    (tmp_path / "a" / "summary.md").write_text("stale")
+    r = subprocess.run(nmfdnn_command() + ["bench", "--tta", "--table", str(tmp_path / "a")], capture_output=True,
+                       text=True, env=env_without_full_error())
+    assert r.returncode == 0 and r.stdout == (tmp_path / "a" / "summary.md").read_text() != "stale"
+    assert (tmp_path / "a" / "tta.md").read_text().splitlines() == md
+    r = subprocess.run(nmfdnn_command() + ["bench", "--tta", "--table", str(tmp_path)], capture_output=True,
+                       text=True, env=env_without_full_error())
+    assert r.returncode == 2 and "is not a time-to-accuracy result" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_bench_tta_on_validation_data(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..fileio import atomic_write_json
 from .machine import blas_info, console, gemm_rate, peak_rss_gib, print_shape_rates, shape_rates
-from .tta import TTA_RUNS, _percentages, print_tta, run_tta, tta_specs
+from .tta import TTA_RUNS, _percentages, print_tta, rewrite_tta_tables, run_tta, tta_specs
 
 
 FINETUNE_PHASES = ("forward", "semi_nmf", "pinv", "alg2", "alg3", "batch_pinv", "gather", "backprop", "adam")
@@ -131,7 +131,7 @@ def build_parser():
     ap = Parser(prog="nmfdnn bench", description="This machine's GEMM rate, then a short run of the train "
                 "config (epochs=1 unless overridden): seconds, GFLOP/s and share of GEMM per phase; writes "
                 "DIR/bench.json. With --tta: time to accuracy of several solvers; with --table: a markdown "
-                "table of bench.json files; with --shapes: the rate of the method's own products.")
+                "table of bench.json files (with --tta: rewrites DIR/tta.md and summary.md from DIR/tta.json); with --shapes: the rate of the method's own products.")
     ap.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="train config overrides, KEY=VALUE")
     ap.add_argument("--out", metavar="DIR", help="output folder (default outputs/bench/DATE_TIME or outputs/tta/...)")
     ap.add_argument("--gemm-size", type=int, default=4000, metavar="N",
@@ -157,6 +157,10 @@ def main(argv: list[str]) -> int:
     from ..errors import NmfdnnError
 
     a = build_parser().parse_intermixed_args(argv)
+    if a.table and a.tta:  # the tables of finished time-to-accuracy runs, rewritten from their tta.json
+        for d in a.table:
+            print(rewrite_tta_tables(d), end="")
+        return 0
     if a.table:
         print(scaling_table(a.table))
         return 0

@@ -189,8 +189,29 @@ def run_tta(specs, targets, out_dir, gemm_n: int = 4000, repeats: int = 1) -> di
            "gemm_gflops_before_after": rates, "n_train": data.train.m, "blas": blas_info(),
            "cpu_count": os.cpu_count(), "summary": summary, "runs": runs}
     atomic_write_json(Path(out_dir) / "tta.json", out)
-    atomic_write_bytes(Path(out_dir) / "tta.md", tta_markdown(out).encode())
+    _write_tables(out_dir, out)
     return out
+
+
+def _write_tables(out_dir, t: dict) -> None:
+    atomic_write_bytes(Path(out_dir) / "tta.md", tta_markdown(t).encode())
+    atomic_write_bytes(Path(out_dir) / "summary.md", tta_summary_markdown(t).encode())
+
+
+def rewrite_tta_tables(out_dir) -> str:
+    """``nmfdnn bench --tta --table DIR``: ``DIR/tta.md`` and ``summary.md`` again from ``DIR/tta.json``;
+    returns the summary."""
+    import json
+
+    from ..errors import NmfdnnError
+
+    f = Path(out_dir) / "tta.json"
+    try:
+        t = json.loads(f.read_text())
+        _write_tables(out_dir, t)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise NmfdnnError(f"bench --tta --table: {f} is not a time-to-accuracy result ({type(e).__name__}: {e})") from None
+    return tta_summary_markdown(t)
 
 
 def _tta_cells(s: dict, v: dict) -> list[str]:
@@ -215,6 +236,24 @@ def tta_markdown(t: dict) -> str:
         for target, v in s["targets"].items():
             out.append("| " + " | ".join([s["label"], target, *_tta_cells(s, v),
                                            " ".join(f"{e:.2f}" for e in s["final_error"])]) + " |")
+    return "\n".join(out) + "\n"
+
+
+def tta_summary_markdown(t: dict) -> str:
+    """The short form of :func:`tta_markdown` (``summary.md``, the README's table): one row per run, the
+    median seconds to each target and its ratio to the first torch run (else to the first bp run)."""
+    ref = "torch" if any(s["solver"] == "torch" for s in t["summary"]) else "bp"
+    head = ["run", *(f"to {x} % s (x {ref})" for x in t["targets"]), "pre-training s"]
+    out = [f"Median of {t['repeats']} interleaved rounds, {t['split']} error, {t['cpu_count']} cores "
+           f"(full table: tta.md).", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for s in t["summary"]:
+        cells = []
+        for x in t["targets"]:
+            v = s["targets"][x]
+            r = v.get(f"ratio_to_{ref}")
+            cells.append(f"{v['median_seconds']:.1f} ({r:.2f}x)" if v["median_seconds"] and r else
+                         f"{v['median_seconds']:.1f}" if v["median_seconds"] else f"{v['reached']} of {s['rounds']} reached")
+        out.append("| " + " | ".join([s["label"], *cells, f"{s['median_pretrain_seconds']:.1f}"]) + " |")
     return "\n".join(out) + "\n"
 
 
