@@ -242,15 +242,15 @@ def tta_markdown(t: dict) -> str:
 def tta_summary_markdown(t: dict) -> str:
     """The short form of :func:`tta_markdown` (``summary.md``, the README's table): one row per run, the
     median seconds to each target and its ratio to the first torch run (else to the first bp run)."""
-    ref = "torch" if any(s["solver"] == "torch" for s in t["summary"]) else "bp"
-    head = ["run", *(f"to {x} % s (x {ref})" for x in t["targets"]), "pre-training s"]
+    ref = next((r for r in ("torch", "bp") if any(s["solver"] == r for s in t["summary"])), None)
+    head = ["run", *(f"to {x} % s" + (f" (x {ref})" if ref else "") for x in t["targets"]), "pre-training s"]
     out = [f"Median of {t['repeats']} interleaved rounds, {t['split']} error, {t['cpu_count']} cores "
            f"(full table: tta.md).", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for s in t["summary"]:
         cells = []
         for x in t["targets"]:
             v = s["targets"][x]
-            r = v.get(f"ratio_to_{ref}")
+            r = v.get(f"ratio_to_{ref}") if ref else None
             cells.append(f"{v['median_seconds']:.1f} ({r:.2f}x)" if v["median_seconds"] and r else
                          f"{v['median_seconds']:.1f}" if v["median_seconds"] else f"{v['reached']} of {s['rounds']} reached")
         out.append("| " + " | ".join([s["label"], *cells, f"{s['median_pretrain_seconds']:.1f}"]) + " |")
