@@ -9,7 +9,7 @@ ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
 	table1 table1-times table1-paper cifar10 fig1 defaults tune tune-cifar10 tune-precision \
-	speed speed-paper speed-cifar10 bench bench-tta tta-screen scaling mpi bench-gpu kill-resume
+	speed speed-paper speed-cifar10 speed-ops bench bench-tta tta-screen scaling mpi bench-gpu kill-resume
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
@@ -152,6 +152,9 @@ speed-cifar10: install ## outputs/speed/bench-cifar10: paper_cifar10's phases, 1
 	for dt in float64 float32; do \
 	  $(NMFDNN) bench --out outputs/speed/bench-cifar10/$$dt $(CIFAR_BENCH) dtype=$$dt || exit 1; done
 	$(NMFDNN) bench --table outputs/speed/bench-cifar10 > outputs/speed/bench-cifar10/bench.md
+
+speed-ops: install ## outputs/speed/ops: one defaults batch of [1000,500], operation by operation
+	$(NMFDNN) bench --ops --out outputs/speed/ops dataset=mnist hidden=[1000,500]
 
 bench: install ## GEMM rate and a 1-epoch [1000,500] MNIST run: seconds and GFLOP/s per phase
 	$(NMFDNN) bench dataset=mnist hidden=[1000,500] dtype=float64

@@ -259,6 +259,29 @@ def test_shape_rates_lists_the_products_of_each_layer():
     assert all(p["gflops"] > 0 and p["ratio_to_gemm"] > 0 for p in r["products"])
 
 
+def test_bench_ops_profiles_a_batch_operation_by_operation(tmp_path):
+    """bench --ops: every operation of one defaults batch timed, with the counted FLOPs of its products;
+    the table has one row per operation and a sum, per dtype; a network of another depth is one line."""
+    args = ["bench", "--ops", "--gemm-size", "200", "--out", str(tmp_path), "dataset=synthetic", "hidden=[16,8]",
+            "solver.batch_size=200", "solver.ae_samples=200"]
+    r = subprocess.run(nmfdnn_command() + args, capture_output=True, text=True, env=env_without_full_error())
+    assert r.returncode == 0, r.stderr
+    prof = json.loads((tmp_path / "ops.json").read_text())["profiles"]
+    assert [p["dtype"] for p in prof] == ["float64", "float32"]
+    for p in prof:
+        assert p["batch"] == 200 and p["input_rank"] >= 1 and len(p["ops"]) == 17
+        assert all(o["seconds"] > 0 for o in p["ops"]) and p["seconds"] == pytest.approx(sum(o["seconds"] for o in p["ops"]))
+        fwd = next(o for o in p["ops"] if o["phase"] == "forward")
+        assert fwd["gflop"] == pytest.approx(2 * 200 * (16 * 20 + 8 * 16 + 3 * 8) / 1e9)
+        assert all((o["gflop"] == 0) == (o["ratio_to_gemm"] is None) for o in p["ops"])
+    md = (tmp_path / "ops.md").read_text().splitlines()
+    assert md[2] == "| phase | operation | float64 ms (of GEMM) | float32 ms (of GEMM) |" and len(md) == 4 + 17 + 1
+    assert all(line.count("|") == 5 for line in md[2:])  # no stray bar in an operation's name
+    r = subprocess.run(nmfdnn_command() + [*args[:-3], "hidden=[16]", *args[-2:]], capture_output=True, text=True,
+                       env=env_without_full_error())
+    assert r.returncode == 2 and "two hidden layers" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_tta_runs_take_presets_and_losses():
     from nmfdnn.errors import NmfdnnError
     from nmfdnn.tools.tta import tta_specs

@@ -125,6 +125,32 @@ def scaling_table(paths) -> str:
     return "\n".join(out)
 
 
+def _ops(a, out: Path) -> int:
+    """``nmfdnn bench --ops``: :func:`nmfdnn.tools.ops.op_profile` of the train config's data, network and
+    batch in both dtypes."""
+    from ..config import compose_config, validate
+    from ..data import load_dataset
+    from ..errors import NmfdnnError
+    from ..fileio import atomic_write_bytes
+    from .ops import op_profile, ops_markdown
+
+    cfg = compose_config(["progress=false", *a.overrides])
+    if cfg.solver.name != "nmf" or len(cfg.hidden) != 2:
+        raise NmfdnnError("bench --ops profiles solver=nmf with two hidden layers, e.g. hidden=[1000,500]")
+    data = load_dataset(cfg.dataset)
+    validate(cfg, n_train=data.train.m)
+    profiles = [op_profile(data.train.X, list(cfg.hidden), int(cfg.solver.batch_size), dt,
+                           float(cfg.solver.input_threshold), gemm_n=a.gemm_size, n_classes=data.n_classes)
+                for dt in ("float64", "float32")]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "ops.json", {"profiles": profiles, "cpu_count": os.cpu_count()})
+    md = ops_markdown(profiles)
+    atomic_write_bytes(out / "ops.md", md.encode())
+    print(md, end="")
+    print(f"written to {out / 'ops.json'}")
+    return 0
+
+
 def build_parser():
     from . import Parser
 
@@ -139,6 +165,8 @@ def build_parser():
     ap.add_argument("--table", nargs="+", metavar="DIR", help="print a markdown table of the bench.json under DIR")
     ap.add_argument("--shapes", action="store_true", help="GFLOP/s of the [1000,500] MNIST fine-tuning's own "
                     "products next to a square GEMM (the ceiling of the share of GEMM)")
+    ap.add_argument("--ops", action="store_true", help="one fine-tuning batch of the defaults, operation by "
+                    "operation (two hidden layers), float64 and float32; writes DIR/ops.json and DIR/ops.md")
     ap.add_argument("--tta", action="store_true", help="time to accuracy: training seconds until the test error "
                     "first drops below --target, for each of --runs, at most epochs=10 each; writes DIR/tta.json")
     ap.add_argument("--target", type=_percentages, default=[2.0, 1.6], metavar="PCT[,PCT...]",
@@ -173,6 +201,8 @@ def main(argv: list[str]) -> int:
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(a.out) if a.out else Path("outputs") / ("tta" if a.tta else "bench") / stamp
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if a.ops:
+        return _ops(a, out)
     if a.tta:
         specs = tta_specs(a.runs, a.overrides)
         out.mkdir(parents=True, exist_ok=True)
