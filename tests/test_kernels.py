@@ -21,6 +21,9 @@ def test_relu_and_residual_kernels(bk, rng):
     out = kernels.residual_relu_(bk, B, V)
     assert out is V and V.dtype == dt
     np.testing.assert_allclose(V, expect_res, rtol=0, atol=0)
+    V, R = U.copy(), np.empty_like(U)  # into a buffer: the same bits, U kept
+    assert kernels.residual_relu_(bk, B, V, out=R) is R and np.array_equal(V, U)
+    np.testing.assert_allclose(R, expect_res, rtol=0, atol=0)
     V = U.copy()
     out = kernels.add_relu_(bk, X, V)
     assert out is V and (V >= 0).all()

@@ -12,10 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 
-def residual_relu_(bk, B, U):
-    """``U <- B - f(U)`` in place: line 3 of Algorithms 2 and 3 (``U = X_s A`` or ``A X_s``)."""
-    bk.relu(U, out=U)
-    return bk.xp.subtract(B, U, out=U)
+def residual_relu_(bk, B, U, out=None):
+    """``U <- B - f(U)`` in place: line 3 of Algorithms 2 and 3 (``U = X_s A`` or ``A X_s``); with
+    ``out``, ``out <- B - f(U)`` and ``U`` is kept (two passes, where a copy first would be three)."""
+    out = U if out is None else out
+    bk.relu(U, out=out)
+    return bk.xp.subtract(B, out, out=out)
 
 
 def add_relu_(bk, X, S):

@@ -86,8 +86,7 @@ def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None)
         if s == 0 and fx0 is not None:
             xp.subtract(B, fx0, out=R)
         else:
-            xp.copyto(R, XA)
-            residual_relu_(bk, B, R)  # line 3 from the carried X_s A
+            residual_relu_(bk, B, XA, out=R)  # line 3 from the carried X_s A
         T = bk.allreduce(R @ A_pinv.left)  # contracts over the columns: the ranks' shares summed
         T *= A_pinv.scale if omega == 1.0 else omega * A_pinv.scale
         T_sum += T
