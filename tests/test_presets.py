@@ -93,7 +93,10 @@ def test_cifar10_nmf_is_the_paper_setting_plus_what_validation_chose():
     assert tuned.solver.factor_dtype == "float64" and tuned.epochs == base.epochs
 
 
-def test_paper_fast_is_the_paper_setting_in_float32():
-    base, fast = (compose_config([f"experiment={n}"]) for n in ("paper", "paper_fast"))
+@pytest.mark.parametrize("base_name", ["paper", "paper_cifar10"])
+def test_paper_fast_is_the_paper_setting_in_float32(base_name):
+    """paper_fast and paper_cifar10_fast: the paper's settings with float32 products, nothing else."""
+    base, fast = (compose_config([f"experiment={n}"]) for n in (base_name, f"{base_name}_fast"))
+    assert base.dataset.name == fast.dataset.name
     assert dict(base.solver) == dict(fast.solver) and fast.solver.factor_dtype == "float64"
     assert str(base.dtype) == "float64" and str(fast.dtype) == "float32" and fast.epochs == base.epochs
