@@ -4,7 +4,9 @@ Element-wise work on the ``n_i x m`` batch matrices is memory-bound: each ufunc 
 tens of megabytes. These kernels write into a buffer the caller owns (no temporaries of batch
 size) and use as few passes as the formula allows. A fused, multi-threaded evaluator (numexpr) was
 measured on the 2-core development machine and was not faster: ``B - max(U, 0)`` on 1000 x 5000
-float64 took 23 ms with two numexpr threads against 21 ms for two NumPy passes (README, speed).
+float64 took 23 ms with two numexpr threads against 21 ms for two NumPy passes (README, speed); nor
+for the dozen passes of :func:`semi_nmf_ratio_` (500 x 5000, alone: 23.6 ms fused on two threads against
+18.5 ms in NumPy, float64; 30.2 against 7.7 ms, float32; numexpr 2.14, 2026-12-02).
 """
 
 from __future__ import annotations
