@@ -9,7 +9,7 @@ ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
 	table1 table1-times table1-paper cifar10 fig1 defaults tune tune-cifar10 tune-precision \
-	speed speed-paper speed-cifar10 speed-ops bench bench-tta tta-screen scaling mpi bench-gpu kill-resume
+	speed speed-paper speed-cifar10 speed-runs speed-ops bench bench-tta tta-screen scaling mpi bench-gpu kill-resume
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
@@ -152,6 +152,12 @@ speed-cifar10: install ## outputs/speed/bench-cifar10: paper_cifar10's phases, 1
 	for dt in float64 float32; do \
 	  $(NMFDNN) bench --out outputs/speed/bench-cifar10/$$dt $(CIFAR_BENCH) dtype=$$dt || exit 1; done
 	$(NMFDNN) bench --table outputs/speed/bench-cifar10 > outputs/speed/bench-cifar10/bench.md
+
+speed-runs: install ## outputs/speed/runs: whole 10-epoch runs of the paper's settings, one at a time
+	@echo "speed-runs: run with nothing else on the machine; BLAS threads = $(CORES)"
+	$(SWEEP) $(call IN,speed/runs) seed=0 backend.threads=$(CORES) hidden=[1000,500] \
+	  experiment=paper_fast,paper,paper_cifar10_fast
+	$(NMFDNN) report outputs/speed/runs
 
 speed-ops: install ## outputs/speed/ops: one defaults batch of [1000,500], operation by operation
 	$(NMFDNN) bench --ops --out outputs/speed/ops dataset=mnist hidden=[1000,500]
