@@ -153,11 +153,11 @@ speed-cifar10: install ## outputs/speed/bench-cifar10: paper_cifar10's phases, 1
 	  $(NMFDNN) bench --out outputs/speed/bench-cifar10/$$dt $(CIFAR_BENCH) dtype=$$dt || exit 1; done
 	$(NMFDNN) bench --table outputs/speed/bench-cifar10 > outputs/speed/bench-cifar10/bench.md
 
-speed-runs: install ## outputs/speed/runs: whole 10-epoch runs of the paper's settings, one at a time
+speed-runs: install ## outputs/speed/timed: whole 10-epoch runs of the paper's settings, one at a time
 	@echo "speed-runs: run with nothing else on the machine; BLAS threads = $(CORES)"
-	$(SWEEP) $(call IN,speed/runs) seed=0 backend.threads=$(CORES) hidden=[1000,500] \
+	$(SWEEP) $(call IN,speed/timed) seed=0 backend.threads=$(CORES) hidden=[1000,500] \
 	  experiment=paper_fast,paper,paper_cifar10_fast
-	$(NMFDNN) report outputs/speed/runs
+	$(NMFDNN) report outputs/speed/timed
 
 speed-ops: install ## outputs/speed/ops: one defaults batch of [1000,500], operation by operation
 	$(NMFDNN) bench --ops --out outputs/speed/ops dataset=mnist hidden=[1000,500]
