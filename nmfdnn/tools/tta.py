@@ -244,8 +244,8 @@ def tta_summary_markdown(t: dict) -> str:
     median seconds to each target and its ratio to the first torch run (else to the first bp run)."""
     ref = next((r for r in ("torch", "bp") if any(s["solver"] == r for s in t["summary"])), None)
     head = ["run", *(f"to {x} % s" + (f" (x {ref})" if ref else "") for x in t["targets"]), "pre-training s"]
-    out = [f"Median of {t['repeats']} interleaved rounds, {t['split']} error, {t['cpu_count']} cores "
-           f"(full table: tta.md).", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    out = [f"Time to {t['split']} error, median of {t['repeats']} interleaved rounds, {t['cpu_count']} cores "
+           f"(every round: tta.md beside this file).", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for s in t["summary"]:
         cells = []
         for x in t["targets"]:
