@@ -19,12 +19,16 @@ import time
 import numpy as np
 
 
-def _median_seconds(f, repeats: int) -> float:
-    f()  # warm-up: first-touch page faults, thread start-up
+def _median_seconds(f, repeats: int, setup=None) -> float:
+    """Median seconds of ``f(*setup())`` over ``repeats`` calls after a warm-up; ``setup`` (fresh copies of
+    the arrays an in-place operation overwrites) runs outside the clock."""
+    setup = setup or tuple
+    f(*setup())  # warm-up: first-touch page faults, thread start-up
     ts = []
     for _ in range(repeats):
+        args = setup()
         t0 = time.perf_counter()
-        f()
+        f(*args)
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
 
@@ -79,15 +83,15 @@ def op_profile(X, hidden, batch: int, dtype: str, threshold: float = 4e-2, repea
             ("semi_nmf", f"W^T (W Z_2), W^T Y (W is {c}x{q2})",
              lambda: (W3.T @ (W3 @ Z2), W3.T @ Y), 4 * c * q2 * m + 2 * c * q2 * m),
             ("semi_nmf", f"multiplicative update, element-wise ({q2}x{m})",
-             lambda: kernels.semi_nmf_ratio_(bk, Z2, parts[0].copy(), parts[1].copy(), parts[2].copy()), 0),
+             lambda a, lo, wy: kernels.semi_nmf_ratio_(bk, Z2, a, lo, wy), 0, lambda: [p.copy() for p in parts]),
             ("pinv", f"Gram Z_1 Z_1^T ({q1}x{m})", lambda: Z1 @ Z1.T, q1 * q1 * m),
             ("pinv", f"Cholesky of the {q1}x{q1} Gram matrix",
-             lambda: la.gram_cholesky(bk, G1.copy(), 1e-14), q1 ** 3 / 3),
+             lambda G: la.gram_cholesky(bk, G, 1e-14), q1 ** 3 / 3, lambda: (G1.copy(),)),
             ("pinv", f"W_2^+ ({q2}x{q1}): Gram, Cholesky, solve",
              lambda: la.left_pinv(bk, W2, 1e-14, "chol"), q2 * q2 * q1 + q2 ** 3 / 3 + 2 * q2 * q2 * q1),
             ("alg2", f"layer 2: R Z_1^T ({q2}x{m} by {m}x{q1})", lambda: R2 @ Z1.T, 2 * q2 * q1 * m),
             ("alg2", f"layer 2: triangular solves ({q1}x{q1}, {q2} right-hand sides)",
-             lambda: bk.cho_solve(P2.factor, bk.to_factor(T2.T.copy(order="F"))), 2 * q1 * q1 * q2),
+             lambda T: bk.cho_solve(P2.factor, bk.to_factor(T.T)), 2 * q1 * q1 * q2, lambda: (T2.copy(),)),
             ("alg2", f"layer 1: R_1 X_J^+ (rank {r})", lambda: Xp.apply(R1), 2 * q1 * m * r + 2 * q1 * r * n0),
             ("alg2", f"residuals B - f(U) ({q1}x{m}, {q2}x{m})",
              lambda: (bk.xp.subtract(B1, Z1, out=R1), bk.xp.subtract(B2, Z2, out=R2)), 0),
@@ -97,10 +101,10 @@ def op_profile(X, hidden, batch: int, dtype: str, threshold: float = 4e-2, repea
              lambda: kernels.residual_relu_(bk, B2, W2 @ Z1), 2 * q2 * q1 * m),
             ("alg3", f"W_2^+ R ({q1}x{q2} by {q2}x{m})", lambda: W2p @ R2, 2 * q1 * q2 * m),
             ("alg3", f"f(Z + step), element-wise ({q1}x{m})",
-             lambda: kernels.add_relu_(bk, Z1, R1.copy()), 0),
+             lambda S: kernels.add_relu_(bk, Z1, S), 0, lambda: (R1.copy(),)),
         ]
-        rows = [{"phase": ph, "operation": name, "seconds": _median_seconds(f, repeats), "gflop": fl / 1e9}
-                for ph, name, f, fl in ops]
+        rows = [{"phase": ph, "operation": name, "seconds": _median_seconds(f, repeats, *setup), "gflop": fl / 1e9}
+                for ph, name, f, fl, *setup in ops]
         rate = gemm_rate(dtype, n=gemm_n, bk=bk)
     for row in rows:
         row["ratio_to_gemm"] = row["gflop"] / row["seconds"] / rate if row["gflop"] else None
