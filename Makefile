@@ -9,7 +9,8 @@ ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
 	table1 table1-times table1-paper cifar10 fig1 defaults tune tune-cifar10 tune-precision \
-	speed speed-paper speed-cifar10 speed-runs speed-ops bench bench-tta tta-screen scaling mpi bench-gpu kill-resume
+	speed speed-paper speed-cifar10 speed-runs speed-ops bench bench-tta tta-screen scaling mpi \
+	bench-gpu kill-resume
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \

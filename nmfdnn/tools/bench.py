@@ -157,7 +157,8 @@ def build_parser():
     ap = Parser(prog="nmfdnn bench", description="This machine's GEMM rate, then a short run of the train "
                 "config (epochs=1 unless overridden): seconds, GFLOP/s and share of GEMM per phase; writes "
                 "DIR/bench.json. With --tta: time to accuracy of several solvers; with --table: a markdown "
-                "table of bench.json files (with --tta: rewrites DIR/tta.md and summary.md from DIR/tta.json); with --shapes: the rate of the method's own products.")
+                "table of bench.json files (with --tta: DIR/tta.md and summary.md again from DIR/tta.json); "
+                "with --shapes: the rate of the method's own products; with --ops: one batch by operation.")
     ap.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="train config overrides, KEY=VALUE")
     ap.add_argument("--out", metavar="DIR", help="output folder (default outputs/bench/DATE_TIME or outputs/tta/...)")
     ap.add_argument("--gemm-size", type=int, default=4000, metavar="N",

@@ -88,8 +88,7 @@ def time_to_accuracy(cfg, data, targets, checks_per_epoch: int = 12, reporter=No
     bias = has_bias(cfg)
     X, Y, X_test = training_arrays(bk, data)
     split, held_out = ("test", data.test) if data.val is None else ("validation", data.val)
-    if data.val is not None:
-        X_test = bk.asarray(data.val.X)
+    X_test = X_test if data.val is None else bk.asarray(held_out.X)  # the error's inputs: the held-out split
     if framework == "torch":
         from ..baselines.torch_mlp import TorchTrainer
 
@@ -210,7 +209,8 @@ def rewrite_tta_tables(out_dir) -> str:
         t = json.loads(f.read_text())
         _write_tables(out_dir, t)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise NmfdnnError(f"bench --tta --table: {f} is not a time-to-accuracy result ({type(e).__name__}: {e})") from None
+        raise NmfdnnError(f"bench --tta --table: {f} is not a time-to-accuracy result "
+                          f"({type(e).__name__}: {e})") from None
     return tta_summary_markdown(t)
 
 
@@ -224,7 +224,7 @@ def _tta_cells(s: dict, v: dict) -> list[str]:
 
 
 def tta_markdown(t: dict) -> str:
-    """The summary of :func:`run_tta` as a Markdown table (``tta.md``, embedded in the README)."""
+    """The summary of :func:`run_tta` as a Markdown table, every round (``tta.md``)."""
     rates = ", ".join(f"{dt} {v:.1f}" for dt, v in t["gemm_gflops"].items())
     out = [f"Training seconds until the {t['split']} error is first below each target (median of {t['repeats']} "
            f"interleaved rounds; evaluation outside the clock; at most {max(s['max_epochs'] for s in t['summary'])} "
@@ -251,8 +251,9 @@ def tta_summary_markdown(t: dict) -> str:
         for x in t["targets"]:
             v = s["targets"][x]
             r = v.get(f"ratio_to_{ref}") if ref else None
-            cells.append(f"{v['median_seconds']:.1f} ({r:.2f}x)" if v["median_seconds"] and r else
-                         f"{v['median_seconds']:.1f}" if v["median_seconds"] else f"{v['reached']} of {s['rounds']} reached")
+            med = v["median_seconds"]
+            cells.append(f"{med:.1f} ({r:.2f}x)" if med and r else f"{med:.1f}" if med
+                         else f"{v['reached']} of {s['rounds']} reached")
         out.append("| " + " | ".join([s["label"], *cells, f"{s['median_pretrain_seconds']:.1f}"]) + " |")
     return "\n".join(out) + "\n"
 
