@@ -56,7 +56,13 @@ DAMAGED = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, UnicodeD
 
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint (``np.load`` without pickles: arrays and a JSON document only). A truncated
-    or corrupt file is an error naming it, never a silent restart over existing results."""
+    or corrupt file is an error naming it, never a silent restart over existing results; a path that
+    is not a regular file (a FIFO, a device) is refused before it is opened."""
+    from .fileio import regular_file_problem
+
+    problem = regular_file_problem(path)
+    if problem:
+        raise NmfdnnError(f"{problem}; refused (a checkpoint is a regular file)")
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())

@@ -8,6 +8,8 @@ live in :mod:`nmfdnn.tools`, each with its own parser; ``fetch`` downloads and v
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -85,12 +87,89 @@ def _output_dir(args: list[str]) -> str:
     return given[-1] if given and "${" not in given[-1] else "outputs"
 
 
+def _absolute_data_dir(args: list[str]) -> list[str]:
+    """``dataset.data_dir=REL`` as the absolute folder it names from here (the run records that, so a
+    resume or a report from another directory finds the same data)."""
+    out = []
+    for a in args:
+        key, sep, value = a.partition("=")
+        if sep and key.lstrip("+") == "dataset.data_dir":
+            path = unquote(value)
+            if path.strip() and "${" not in path and "," not in path and path not in ("null", "None") \
+                    and not os.path.isabs(os.path.expanduser(path)):
+                a = f"{key}={quote(os.path.abspath(path))}"
+        out.append(a)
+    return out
+
+
+def _train_help(args: list[str]) -> str:
+    """``nmfdnn train --help``: the text Hydra's app help prints from ``conf/hydra/help/nmfdnn.yaml``
+    (the config groups, then the composed config with the command line's overrides), made here from
+    one composition: Hydra's own help deep-copies its config store once per group option (about a
+    second on the 2-core machine); a test checks that both print the same text."""
+    from omegaconf import OmegaConf
+
+    root = Path(conf_dir())
+    import yaml
+
+    spec = yaml.safe_load((root / "hydra" / "help" / "nmfdnn.yaml").read_text())
+    groups = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name != "hydra" and not d.name.startswith(("_", ".")))
+    lines = [f"{g}: {', '.join(sorted(f.stem for f in (root / g).glob('*.yaml')))}" for g in groups]
+    cfg = compose_config([a for a in args if not a.startswith("-")], check=False)
+    text = spec["template"].replace("${hydra.help.header}", spec["header"]).replace(
+        "${hydra.help.footer}", spec["footer"])
+    text = text.replace("$APP_CONFIG_GROUPS", "\n".join(lines) + "\n").replace("$CONFIG", OmegaConf.to_yaml(cfg))
+    return text
+
+
+def _is_plain_help(args: list[str]) -> bool:
+    """``--help`` / ``-h`` with plain overrides only (no ``-m``, ``--cfg``, ``--hydra-help``, ...)."""
+    return any(a in ("--help", "-h") for a in args) and all(a in ("--help", "-h") or not a.startswith("-")
+                                                          for a in args)
+
+
 def _is_help(args: list[str]) -> bool:
     return any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith(("--cfg", "-c", "--shell"))
                for a in args)
 
 
 _FAILED_JOBS: list[str] = []  # the jobs of the current sweep that failed (in-process launcher)
+_LAUNCHER_PID = [0]  # the process that launched the sweep: a job elsewhere reports its failure by raising
+
+
+class SweepJobFailed(NmfdnnError):
+    """A job of a sweep that ran in another process (a joblib worker, a SLURM job) stopped with an
+    error: raised there so that the launcher carries it back (Hydra's sweeper re-raises it after the
+    batch, every job of which has run)."""
+
+
+def launcher_failure(e: BaseException) -> tuple[str, int] | None:
+    """A launcher's or a cluster's failure as ``(one line naming the cause and the remedy, exit code)``:
+    2 for a submission that was refused (nothing ran), 1 when jobs ran and some failed; None for
+    anything else (a bug: the traceback stands)."""
+    name, text = type(e).__name__, str(e).strip()
+    last = text.splitlines()[-1].strip() if text else name
+    remedy = ("start a one-node cluster with `make slurm-up` and export the SLURM_CONF it prints, or check "
+              "hydra.launcher.partition")
+    if isinstance(e, SweepJobFailed):
+        return f"a job of the sweep failed: {e} (the other jobs ran; resume=true reruns only what is missing)", 1
+    if name == "FailedJobError" and "sbatch" in text:
+        lines = [ln.strip() for ln in text.splitlines() if "sbatch:" in ln and ("fatal" in ln or "error" in ln)]
+        cause = (lines[-1] if lines else last)[:300]
+        return f"SLURM refused the submission ({cause}); {remedy}", 2
+    if isinstance(e, RuntimeError) and "slurm cluster" in text:
+        return f"no SLURM here ({text}): sbatch and srun are not on the PATH; {remedy}", 2
+    if isinstance(e, FileNotFoundError) and any(c in text for c in ("sbatch", "srun", "squeue", "sacct")):
+        return f"no SLURM here ({text}); {remedy}", 2
+    if name in ("FailedJobError", "UncompletedJobError", "FailedSubmissionError"):
+        return (f"a SLURM job of the sweep failed ({last[:300]}); its logs are in the sweep directory's .submitit/ "
+                "folder; resume=true reruns only what is missing"), 1
+    if name in ("TerminatedWorkerError", "BrokenProcessPool"):
+        codes = [ln.strip() for ln in text.splitlines() if "exit code" in ln]
+        why = codes[0] if codes else (text.splitlines()[0] if text else name)
+        return (f"a worker of the parallel launcher died ({why[:300]}); rerun the same sweep with resume=true to "
+                "finish the jobs that are missing"), 1
+    return None
 
 
 def _train(args: list[str], debug: bool) -> int:
@@ -104,6 +183,10 @@ def _train(args: list[str], debug: bool) -> int:
 
     w = world()  # under mpiexec: MPI starts here (a one-line error without mpi4py)
     register_configs()
+    args = _absolute_data_dir(args)
+    if _is_plain_help(args) and not os.environ.get("NMFDNN_HYDRA_HELP"):
+        print(_train_help(args))
+        return 0
     if not _is_help(args):
         problem = writable_dir_problem(_output_dir(args))
         if problem:
@@ -154,8 +237,12 @@ def _train(args: list[str], debug: bool) -> int:
             if hc.mode == RunMode.MULTIRUN:
                 log.error("%s", e)
                 where = str(hc.runtime.output_dir)
-                _FAILED_JOBS.append(str(e) if where in str(e) else f"{where}: {e}")
+                message = str(e) if where in str(e) else f"{where}: {e}"
+                if os.getpid() != _LAUNCHER_PID[0] and "optuna" not in str(hc.sweeper.get("_target_", "")).lower():
+                    raise SweepJobFailed(message) from None  # carried back by the launcher
+                _FAILED_JOBS.append(message)
                 return None  # the sweep goes on; this job has no finished metrics.json
+            _remove_if_empty(hc.runtime.output_dir)
             raise SystemExit(error(str(e))) from None
         except KeyboardInterrupt:
             reporter.stop()
@@ -181,10 +268,53 @@ def _train(args: list[str], debug: bool) -> int:
         args = _follower_args(args, w.rank)
     sys.argv = ["nmfdnn-train", *args, *([] if _is_help(args) else ["hydra.output_subdir=null"])]
     _FAILED_JOBS.clear()
-    task()
+    _LAUNCHER_PID[0] = os.getpid()
+    full = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing a traceback: caught below
+    # submitit echoes a failed sbatch's stderr before raising: held back, and shown only if it was not a
+    # submission failure (whose cause the one line names) or with --debug
+    held = io.StringIO()
+    slurm = any("launcher=slurm" in a or "submitit" in a for a in args) and not debug
+    try:
+        with contextlib.redirect_stderr(held) if slurm else contextlib.nullcontext():
+            task()
+    except Exception as e:  # noqa: BLE001 (a launcher's or a cluster's failure: one line unless --debug)
+        failure = None if debug else launcher_failure(e)
+        if failure is None:
+            sys.stderr.write(held.getvalue())
+            raise
+        if failure[1] != 2:
+            sys.stderr.write(held.getvalue())
+        return error(*failure)
+    else:
+        sys.stderr.write(held.getvalue())
+    finally:
+        if full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full
     if _FAILED_JOBS:  # jobs run in this process (the basic launcher) that stopped with an error
         return error(f"{len(_FAILED_JOBS)} job(s) of the sweep failed; first: {_FAILED_JOBS[0]}", 1)
     return 0
+
+
+# What makes a folder a run directory: a refused run leaves the folder Hydra made if it holds none of them
+RUN_FILES = ("metrics.json", "checkpoint.npz", "model.npz", "config.yaml", ".hydra", "eval.json")
+
+
+def _remove_if_empty(out_dir) -> None:
+    """After a refused run: the folder Hydra made for it holds only its log (and our lock), no run:
+    remove both, and the folder, so that a refused command leaves nothing behind."""
+    d = Path(out_dir)
+    try:
+        names = {p.name for p in d.iterdir()}
+        if names & set(RUN_FILES) or not names <= {"train.log", ".lock"}:
+            return
+        for name in names:
+            (d / name).unlink(missing_ok=True)
+        d.rmdir()
+    except OSError:  # somebody else's folder, or it went away: leave it
+        return
 
 
 def _cap_threads_for_parallel_sweeps(cfg, hc) -> None:
@@ -236,13 +366,23 @@ def _fetch(args: list[str]) -> int:
                 "else $NMFDNN_DATA, else ~/.cache/nmfdnn).")
     ap.add_argument("dataset", choices=known)
     ap.add_argument("data_dir", nargs="?", metavar="data_dir=DIR", help="where to cache it")
-    a = ap.parse_args(args)
+    ap.add_argument("--verbose", "-v", action="store_true", help="also every source tried, and why it failed")
+    a = ap.parse_intermixed_args(args)
     data_dir = None
     if a.data_dir is not None:
         if not a.data_dir.startswith("data_dir="):
             ap.error(f"unexpected argument {a.data_dir!r}; expected data_dir=DIR")
         data_dir = a.data_dir.split("=", 1)[1]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("nmfdnn").setLevel(logging.DEBUG if a.verbose else logging.INFO)
+    said = []  # the fetch's own line ("fetched ... from ..."), if it fetched anything
+
+    class Said(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.INFO:
+                said.append(record)
+
+    logging.getLogger("nmfdnn.data").addHandler(Said())
     if a.dataset == "mnist":
         from .data.mnist import fetch_mnist
 
@@ -255,7 +395,8 @@ def _fetch(args: list[str]) -> int:
         from .data.cifar10 import fetch_cifar10
 
         fetch_cifar10(data_dir)
-    print(f"{a.dataset} verified in {data_root(data_dir) / a.dataset}")
+    if not said:  # everything was in the cache already
+        print(f"{a.dataset} verified in {data_root(data_dir) / a.dataset} (cached)")
     return 0
 
 

@@ -229,12 +229,13 @@ class BPNetClassifier(_NetClassifier):
 
 def load(run_dir) -> _NetClassifier:
     """The fitted estimator of a finished ``nmfdnn train`` run (its ``model.npz`` and ``config.yaml``)."""
+    from .archive import read_config
     from .errors import NmfdnnError
     from .outputs import load_model
 
     run_dir = Path(run_dir)
     try:
-        cfg = OmegaConf.load(run_dir / "config.yaml")
+        cfg = OmegaConf.create(read_config(run_dir / "config.yaml"))
         weights, _ = load_model(run_dir)
     except FileNotFoundError as e:
         raise NmfdnnError(f"{run_dir} holds no finished run ({Path(e.filename).name} missing)") from None

@@ -8,6 +8,7 @@ import fcntl
 import json
 import math
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,62 @@ from pathlib import Path
 from .errors import NmfdnnError
 
 LOCK = ".lock"
+# The most a file the tools read back may hold (a metrics.json or config.yaml is a few kB, a study's
+# runs.jsonl a few MB): anything larger is not one of ours, and is refused instead of read.
+MAX_READ_BYTES = 256 << 20
+
+
+def read_bytes_checked(path, limit: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of ``path`` if it is a regular file (a link to one counts) of at most ``limit`` bytes;
+    else :class:`NmfdnnError` naming it. Opened without blocking and checked on the open descriptor,
+    so that a FIFO or a device (``/dev/zero``) is refused at once instead of hanging the reader; a
+    missing file raises :class:`FileNotFoundError` as ``open`` would."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise NmfdnnError(f"{path}: cannot open ({e.strerror or e})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NmfdnnError(f"{path}: not a regular file; refused")
+        if st.st_size > limit:
+            raise NmfdnnError(f"{path}: {st.st_size} bytes, more than the {limit} a file of a run may hold; refused")
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise NmfdnnError(f"{path}: grew beyond {limit} bytes while being read; refused")
+        return data
+    except OSError as e:
+        raise NmfdnnError(f"{path}: unreadable ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+
+
+def read_text_checked(path, limit: int = MAX_READ_BYTES) -> str:
+    """:func:`read_bytes_checked` decoded as UTF-8 (bad bytes: :class:`NmfdnnError` naming the file)."""
+    try:
+        return read_bytes_checked(path, limit).decode("utf-8")
+    except UnicodeDecodeError:
+        raise NmfdnnError(f"{path}: not UTF-8 text; refused") from None
+
+
+def regular_file_problem(path) -> str | None:
+    """Why ``path`` is not a regular file that can be read (None if it is one), without opening it."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"{path}: {e.strerror or e}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path}: not a regular file"
+    return None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

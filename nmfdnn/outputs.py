@@ -21,7 +21,12 @@ HISTORY_FIELDS = ["epoch", "train_error", "test_error", "objective", "epoch_seco
 
 def load_model(run_dir) -> tuple[list, bool]:
     """The weights ``[W_1, ..., W_d]`` and the bias flag of a run's ``model.npz`` (no pickles)."""
+    from .fileio import regular_file_problem
+
     path = Path(run_dir) / "model.npz"
+    problem = regular_file_problem(path)
+    if problem:
+        raise NmfdnnError(f"{problem}; refused (a model is a regular file)")
     try:
         with np.load(path, allow_pickle=False) as z:
             n = len([k for k in z.files if k.startswith("W")])

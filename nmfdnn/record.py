@@ -3,7 +3,8 @@ read as data and written only once a run has passed every check.
 
 A run directory may come from elsewhere (a colleague's download), so its record is never handed to
 Hydra as a command line: :func:`recorded_overrides` accepts only plain ``key=value`` overrides of the
-train schema — no entry starting with ``-``, no ``+``/``++``/``~``, no ``hydra`` key or group path,
+train schema — no entry starting with ``-``, no ``~``
+(``+key``/``++key``: read as ``key``, a key the schema has), no ``hydra`` key or group path,
 no interpolation, no sweep — and anything else is a one-line :class:`NmfdnnError` before any work.
 Hydra itself writes no record (``hydra.output_subdir=null``): :func:`write_record` does, after the
 lock is held and the run directory and the config have been checked, so a refused command leaves the
@@ -77,7 +78,17 @@ def recorded_overrides(run_dir: Path) -> list[str]:
         data = []
     if not isinstance(data, list):
         raise NmfdnnError(f"{path}: not a list of overrides; refused")
-    return [check_override(o, str(path)) for o in data if not (isinstance(o, str) and o.startswith(_DROPPED))]
+    return [check_override(_plain(o), str(path)) for o in data
+            if not (isinstance(o, str) and _plain(o).startswith(_DROPPED))]
+
+
+def _plain(o):
+    """A recorded ``+key=value`` / ``++key=value`` as ``key=value``: composition refuses a ``+`` key no
+    schema has (:func:`nmfdnn.config.hydra.check_composed`), so a run's own record of one names a key
+    of the schema, which the plain form sets just the same."""
+    if isinstance(o, str) and o.startswith("+"):
+        return o[2:] if o.startswith("++") else o[1:]
+    return o
 
 
 def quote(value: str) -> str:

@@ -6,7 +6,6 @@ SIGINT/SIGTERM finish the current batch, checkpoint, and stop with ``status: int
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from .archive import RUNS_FILE, archived
+from .archive import RUNS_FILE, NotFinished, archived, finished_run, metrics_problem
 from .backend import get_backend
 from .checkpoint import (CHECKPOINT, Checkpoint, check_content, config_differences, load_checkpoint,
                          save_checkpoint)
@@ -306,16 +305,6 @@ def stop_on_signals(stop: StopFlag):
             signal.signal(s, h)
 
 
-def finished_metrics(run_dir) -> dict | None:
-    """The metrics of a finished run in ``run_dir``, or None."""
-    p = Path(run_dir) / "metrics.json"
-    try:
-        m = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
-    return m if m.get("status") == "finished" else None
-
-
 def run(cfg, out_dir: str | Path, reporter: Reporter | None = None, record: list[str] | None = None) -> dict:
     """The whole run of ``nmfdnn train``, holding the run directory's lock (one writer per run);
     returns the metrics written to ``metrics.json``. ``record``: the overrides to keep in the run's
@@ -349,36 +338,51 @@ def _check_checkpoint_content(cfg, out_dir, data) -> None:
 
 
 def _finished_or_none(cfg, out_dir) -> dict | None:
-    """The checks of ``out_dir`` before a run: the metrics of a finished run a resume finds there (or in
-    its study's archive), None to train; a one-line error for a directory that holds another run."""
-    if not cfg.get("resume", False):
-        held = [f for f in ("metrics.json", CHECKPOINT) if (Path(out_dir) / f).exists()]
+    """The one place that decides what a run directory holds before a run, from its files: the
+    metrics of a finished run of this very config (in the folder or in its study's archive) when
+    resuming, None to train (afresh or from a checkpoint), or a one-line :class:`NmfdnnError`.
+
+    "Finished" needs a complete, valid record: ``metrics.json`` with status ``finished`` and finite
+    errors, and a ``config.yaml`` that fits the schema and equals the requested config. A folder
+    whose metrics say finished but whose config is missing, empty or unreadable is refused (which run
+    it holds cannot be told), never taken as done; an unfinished one resumes from its checkpoint."""
+    out_dir = Path(out_dir)
+    resume = cfg.get("resume", False)
+    if not resume:
+        held = [f for f in ("metrics.json", CHECKPOINT) if (out_dir / f).exists()]
         if held:
             raise NmfdnnError(f"{out_dir} already holds a run ({', '.join(held)}); continue it with resume=true "
                               "(nmfdnn resume DIR) or choose another hydra.run.dir")
-    if cfg.get("resume", False):
-        done = finished_metrics(out_dir)
+        return None
+    plain = config_dict(cfg)
+    if (out_dir / "metrics.json").exists() or (out_dir / "metrics.json").is_symlink():
+        try:
+            saved, done = finished_run(out_dir)
+        except NotFinished:
+            saved = done = None
+        except NmfdnnError as e:
+            raise NmfdnnError(f"{e}; cannot tell whether it is this run: move the folder away or resume into "
+                              "another hydra.run.dir") from None
         if done is not None:
-            saved = OmegaConf.load(Path(out_dir) / "config.yaml") if (Path(out_dir) / "config.yaml").exists() else None
-            diffs = config_differences(OmegaConf.to_container(saved), config_dict(cfg)) if saved is not None else []
+            diffs = config_differences(saved, plain)
             if diffs:
                 raise NmfdnnError(f"{out_dir} holds a finished run with another config ({'; '.join(diffs[:3])})")
             log.info("%s already finished; nothing to do", out_dir)
             return done
-        record_ = archived(out_dir)  # a finished run packed into its study's runs.jsonl
-        if record_ is not None:
-            diffs = config_differences(record_["config"], config_dict(cfg))
-            if diffs:
-                raise NmfdnnError(f"{out_dir}: its study's {RUNS_FILE} holds a finished run of that name with another "
-                                  f"config ({'; '.join(diffs[:3])})")
-            log.info("%s already finished (in its study's %s); nothing to do", out_dir, RUNS_FILE)
-            return record_["metrics"]
-        ck_path = Path(out_dir) / CHECKPOINT
-        if cfg.get("checkpoint", True) and ck_path.exists():  # refused before anything is written
-            diffs = config_differences(load_checkpoint(ck_path).config, config_dict(cfg))
-            if diffs:
-                raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
-                                  "use a new run directory or the same overrides")
+    record_ = archived(out_dir)  # a finished run packed into its study's runs.jsonl
+    if record_ is not None and record_["metrics"].get("status") == "finished" and not metrics_problem(record_["metrics"]):
+        diffs = config_differences(record_["config"], plain)
+        if diffs:
+            raise NmfdnnError(f"{out_dir}: its study's {RUNS_FILE} holds a finished run of that name with another "
+                              f"config ({'; '.join(diffs[:3])})")
+        log.info("%s already finished (in its study's %s); nothing to do", out_dir, RUNS_FILE)
+        return record_["metrics"]
+    ck_path = out_dir / CHECKPOINT
+    if cfg.get("checkpoint", True) and ck_path.exists():  # refused before anything is written
+        diffs = config_differences(load_checkpoint(ck_path).config, plain)
+        if diffs:
+            raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
+                              "use a new run directory or the same overrides")
     return None
 
 

@@ -71,8 +71,11 @@ HOSTILE_RECORDS = [  # (overrides.yaml, a fragment of the one-line refusal)
     ("- hydra.job.env_set.PATH={tmp}\n", "not a key of the train config"),
     ("- hydra.job_logging.handlers.file.filename={other}/x.log\n", "not a key of the train config"),
     ("- hydra/launcher=slurm\n", "is not a plain KEY=VALUE override"),
-    ("- +hydra.run.dir={other}\n", "is not a plain KEY=VALUE override"),
-    ("- ++seed=3\n", "is not a plain KEY=VALUE override"),
+    # a recorded +key / ++key is read as key (a run's own ++solver.alpha=0.1 resumes: test_counted_once);
+    # a key outside the train config stays refused
+    ("- +hydra.run.dir={other}\n", "not a key of the train config"),
+    ("- ++hydra.run.dir={other}\n", "not a key of the train config"),
+    ("- +++seed=3\n", "is not a plain KEY=VALUE override"),
     ("- ~seed\n", "is not a plain KEY=VALUE override"),
     ("- seed=${{oc.env:HOME}}\n", "holds an interpolation"),
     ("- solver.alpha=${{nmfdnn_sqlite:{other}/db}}\n", "holds an interpolation"),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from omegaconf.errors import OmegaConfBaseException
+
 from ..errors import NmfdnnError
 from .identity import NON_RESULT_KEYS
 from .schema import DATASET_SCHEMAS, SOLVER_SCHEMAS, BackendConfig, TrainConfig
@@ -136,6 +138,58 @@ def compose_config(overrides: list[str], return_hydra_config: bool = False, chec
         raise NmfdnnError(one_line(e)) from None
     finally:
         GlobalHydra.instance().clear()
+    check_composed(cfg)
     if check:
-        validate(cfg)
+        try:
+            validate(cfg)
+        except OmegaConfBaseException as e:  # pragma: no cover - check_composed catches these first
+            raise NmfdnnError(one_line(e)) from None
     return cfg
+
+
+def _schema_keys(node) -> list[str]:
+    from dataclasses import fields
+
+    return [f.name for f in fields(node)]
+
+
+def check_composed(cfg) -> None:
+    """What Hydra lets through a composition but a run cannot take, as one line each: a key no schema
+    has (a ``+`` override with a misspelt key: ``+solver.alpah=1``), named with the nearest valid key;
+    a required key deleted (``~seed``); an interpolation that does not resolve (``seed=${seed}``,
+    an unset ``${oc.env:...}``)."""
+    import difflib
+
+    from omegaconf import OmegaConf
+
+    from .schema import DATASET_SCHEMAS, SOLVER_SCHEMAS, BackendConfig, TrainConfig
+
+    sections = {"": TrainConfig, "backend": BackendConfig}
+    for group, schemas in (("dataset", DATASET_SCHEMAS), ("solver", SOLVER_SCHEMAS)):
+        node = cfg.get(group) if OmegaConf.is_dict(cfg) else None
+        name = node.get("name") if OmegaConf.is_dict(node) else None
+        if name in schemas:
+            sections[group] = schemas[name]
+    valid = [f"{g + '.' if g else ''}{k}" for g, schema in sections.items() for k in _schema_keys(schema)]
+    for group, schema in sections.items():
+        node = cfg if not group else cfg.get(group)
+        if node is None:
+            raise NmfdnnError(f"{group}: missing; the run needs it (was it deleted with ~{group}?)")
+        present = [k for k in node.keys() if not (not group and k == "hydra")]
+        for key in present:
+            full = f"{group + '.' if group else ''}{key}"
+            if key not in _schema_keys(schema):
+                near = difflib.get_close_matches(full, valid, n=1, cutoff=0.6)
+                hint = f"; did you mean {near[0]}?" if near else ""
+                raise NmfdnnError(f"unknown key {full} (not in the {group or 'train'} schema){hint} "
+                                  "(`nmfdnn train --help` lists every key)")
+        for key in _schema_keys(schema):
+            if key not in present:
+                full = f"{group + '.' if group else ''}{key}"
+                raise NmfdnnError(f"{full} is required and cannot be deleted (~{full}); set it to a value instead")
+    try:
+        for k in cfg.keys():  # the hydra node (return_hydra_config) resolves only inside a running app
+            if k != "hydra":
+                OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+    except OmegaConfBaseException as e:
+        raise NmfdnnError(f"cannot resolve an interpolation: {one_line(e)}") from None

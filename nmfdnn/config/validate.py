@@ -28,6 +28,9 @@ def _validate_dataset(d) -> None:
     """The data set's keys: subsets and the validation split, and the keys of idx and synthetic."""
     from omegaconf import OmegaConf
 
+    if d.get("data_dir") is not None and not str(d.data_dir).strip():
+        raise NmfdnnError("dataset.data_dir is empty; give a folder, or leave it unset (null) for $NMFDNN_DATA or "
+                          "~/.cache/nmfdnn")
     for key in ("train_subset", "test_subset"):
         if d.get(key) is not None:
             _int_at_least(d[key], f"dataset.{key}", 1)

@@ -37,4 +37,26 @@ def load_dataset(cfg) -> Dataset:
     val = None
     if cfg.get("val_size"):
         train, val = hold_out(train, int(cfg.val_size), int(cfg.get("val_seed") or 0))
-    return Dataset(ds.name, train, test, ds.n_classes, val)
+    data = Dataset(ds.name, train, test, ds.n_classes, val)
+    problem = degenerate(data)
+    if problem:
+        raise NmfdnnError(f"data set {ds.name}: {problem}; nothing to train on")
+    return data
+
+
+def degenerate(data: Dataset) -> str | None:
+    """Why ``data`` cannot be trained on, or None: samples of zero features (images of zero size), an
+    empty split, or a training input that is all zero (its SVD has rank 0: the first layer's
+    pseudo-inverse of Sec. 3.3 is empty, and no method can learn from it)."""
+    import numpy as np
+
+    if data.n_in < 1:
+        return f"its samples have {data.n_in} features (images of zero size?)"
+    for name, split in (("training", data.train), ("test", data.test)):
+        if split.m < 1:
+            return f"its {name} split is empty"
+    if not np.any(data.train.X):
+        return "every training input is zero (input rank 0)"
+    if not np.all(np.isfinite(data.train.X)):
+        return "the training input holds NaN or infinite values"
+    return None

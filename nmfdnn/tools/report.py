@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from ..archive import RUNS_DIR, RUNS_FILE, pack, read_runs
+from ..archive import RUNS_DIR, RUNS_FILE, finished_run, metrics_problem, pack, read_runs
 from ..config import NON_RESULT_KEYS, compose_config, effective
 from ..errors import NmfdnnError
 from ..fileio import atomic_write_bytes, atomic_write_json
@@ -33,6 +33,8 @@ def t_interval(values) -> tuple[float, float]:
     from scipy import stats
 
     x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:  # e.g. train errors of runs trained with eval_train=false
+        return float("nan"), float("nan")
     mean = float(x.mean())
     if x.size < 2:
         return mean, float("nan")
@@ -76,79 +78,77 @@ class Group:
 
 def _records(path: Path, warnings: list[str]) -> list[tuple[dict, dict, str]]:
     """(config, metrics, where) of every finished run under ``path``: the records of each study's
-    ``runs.jsonl``, and every run directory (``metrics.json`` + ``config.yaml``) not yet packed there."""
+    ``runs.jsonl``, and every run directory (``metrics.json`` + ``config.yaml``) not yet packed there.
+    A run that cannot be counted (unfinished, damaged, a config that does not fit the schema, a
+    non-finite error) is left out with one warning naming the file and the field."""
     if path.is_file() and path.name == "metrics.json":
         files, stores = [path], []
-    elif path.is_file():
+    elif path.exists() and not path.is_dir():
         files, stores = [], [path]
     else:
-        files, stores = sorted(path.rglob("metrics.json")), sorted(path.rglob(RUNS_FILE))
+        files = sorted(p for p in path.rglob("metrics.json") if RUNS_FILE not in p.parts)
+        stores = sorted(path.rglob(RUNS_FILE))
     out, packed = [], set()
     for store in stores:
-        for r in read_runs(store, warnings):
+        try:
+            records = read_runs(store, warnings)
+        except NmfdnnError as e:
+            warnings.append(f"{e}; skipped")
+            continue
+        for r in records:
+            problem = metrics_problem(r["metrics"]) if r["metrics"].get("status", "finished") == "finished" else \
+                f"status {r['metrics'].get('status')!r}, not finished"
+            if problem:
+                warnings.append(f"{store}:{r['name']}: {problem}; skipped")
+                continue
             out.append((r["config"], r["metrics"], f"{store}:{r['name']}"))
             packed.add((store.parent / RUNS_DIR / r["name"]).resolve())
     for f in files:
         if f.parent.resolve() in packed:
             continue
         try:
-            m = json.loads(f.read_text())
-            if not isinstance(m, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
-            warnings.append(f"{f}: unreadable ({e}); skipped")
-            continue
-        if m.get("status") != "finished":
-            warnings.append(f"{f.parent}: status {m.get('status')!r}, not finished; skipped")
-            continue
-        try:
-            config = OmegaConf.to_container(OmegaConf.load(f.parent / "config.yaml"), resolve=True)
-        except FileNotFoundError:
-            warnings.append(f"{f.parent}: no config.yaml; skipped")
-            continue
-        except Exception as e:  # noqa: BLE001 (a malformed YAML raises many kinds)
-            warnings.append(f"{f.parent}/config.yaml: unreadable ({type(e).__name__}); skipped")
+            config, m = finished_run(f.parent)
+        except NmfdnnError as e:
+            warnings.append(f"{e}; skipped")
             continue
         out.append((config, m, str(f.parent)))
     return out
 
 
-def _malformed(m: dict) -> str | None:
-    """Why a finished run's metrics cannot be reported, or None."""
-    import numbers
-
-    if not isinstance(m.get("test_error"), numbers.Real):
-        return "no numeric test_error"
-    history = m.get("history", [])  # the report needs none; plot skips runs without one
-    if not isinstance(history, list) or not all(
-            isinstance(h, dict) and isinstance(h.get("test_error"), numbers.Real) and isinstance(h.get("seconds"),
-                                                                                                    numbers.Real)
-            for h in history):
-        return "its history is not a list of epochs with test_error and seconds"
-    for key in ("train_error", "val_error", "pretrain_seconds", "finetune_seconds", "total_seconds", "n_train"):
-        if m.get(key) is not None and not isinstance(m[key], numbers.Real):
-            return f"{key} is not a number"
-    return None
+def run_identity(config: dict) -> str:
+    """What makes two records the same run: the effective config with its seed, without the keys that
+    never change a result (:data:`NON_RESULT_KEYS`). One run reached twice (a study and one of its run
+    folders, ``dir`` and ``dir/``, a line duplicated in ``runs.jsonl``) has one identity."""
+    flat = _flatten(effective(config))
+    return json.dumps({k: v for k, v in flat.items() if k not in NON_RESULT_KEYS}, sort_keys=True)
 
 
 def collect(paths) -> tuple[list[Group], list[str]]:
     """Finished runs under ``paths`` (run directories, study folders with ``runs.jsonl``) grouped by
-    config; also the warnings for skipped runs."""
+    config, each run counted once however often it is reached; also the warnings for skipped and
+    duplicated runs."""
     groups: dict[tuple, Group] = {}
     warnings: list[str] = []
+    seen: dict[str, str] = {}
+    duplicates = []
     for p in paths:
         p = Path(p)
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():
             raise NmfdnnError(f"{p}: no such file or directory")
         for config, m, where in _records(p, warnings):
-            problem = _malformed(m)
-            if problem:
-                warnings.append(f"{where}: {problem}; skipped")
+            ident = run_identity(config)
+            if ident in seen:
+                duplicates.append((where, seen[ident]))
                 continue
+            seen[ident] = where
             flat = _flatten(effective(config))
             key = tuple(sorted((k, json.dumps(v)) for k, v in flat.items() if k not in IGNORED))
             g = groups.setdefault(key, Group(key, flat))
             g.runs.append(m)
+    if duplicates:
+        where, first = duplicates[0]
+        warnings.append(f"{len(duplicates)} duplicate record(s) of runs already counted dropped (the same config "
+                        f"and seed; first: {where}, the same run as {first}): each run is counted once")
     return list(groups.values()), warnings
 
 
@@ -349,11 +349,21 @@ def print_table(rows, compare: bool, warnings):
 
 
 def report(paths, compare: str | None = None, out: str | None = None) -> list[dict]:
+    pack_warnings: list[str] = []
     for p in paths:  # a study folder: its finished run directories go into its runs.jsonl first
         if Path(p).is_dir() and (Path(p) / RUNS_DIR).is_dir():
-            n = pack(Path(p))
+            try:
+                n = pack(Path(p), pack_warnings)
+            except NmfdnnError as e:  # e.g. a runs.jsonl that is not a regular file: report the rest
+                log.warning("%s; %s not repacked", e, p)
+                n = 0
             if n:
                 log.info("%s: %d run(s) packed into %s", p, n, RUNS_FILE)
+                kept = [w for w in pack_warnings if "kept in the file" in w]
+                if kept:
+                    log.warning("%s: %d line(s) that are not run records kept in %s as they were (first: %s)",
+                                p, len(kept), RUNS_FILE, kept[0].split(": malformed")[0])
+            pack_warnings.clear()
     groups, warnings = collect(paths)
     for w in warnings:
         log.warning(w)

@@ -31,3 +31,43 @@ def compose_train(overrides, return_hydra_config=False):
     from nmfdnn.config import compose_config
 
     return compose_config(overrides, return_hydra_config=return_hydra_config, check=False)
+
+
+def cli(args, cwd=None):
+    """``nmfdnn ARGS`` run in this process (:func:`nmfdnn.cli.main`), as the console script runs it but
+    without the second of a new interpreter: ``(exit code, stdout, stderr)``."""
+    import contextlib
+    import io
+
+    from nmfdnn.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd = list(sys.argv), os.getcwd()
+    env = os.environ.pop("HYDRA_FULL_ERROR", None)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        if env is not None:
+            os.environ["HYDRA_FULL_ERROR"] = env
+    return code, out.getvalue(), err.getvalue()
+
+
+def one_line_error(code, err, *needles, expect=2):
+    """A refusal: exit code ``expect``, exactly one ``nmfdnn ...: error:`` line holding every needle, no traceback."""
+    import re
+
+    assert code == expect, err
+    assert "Traceback" not in err, err
+    errors = [ln for ln in err.splitlines() if re.match(r"nmfdnn( \w+)?: error:", ln)]
+    assert len(errors) == 1, err
+    for n in needles:
+        assert n in errors[0], errors[0]
+    return errors[0]
