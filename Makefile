@@ -10,7 +10,7 @@ ARGS ?=
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
 	table1 table1-times table1-paper cifar10 fig1 defaults tune tune-cifar10 tune-precision \
 	speed speed-paper speed-cifar10 speed-runs speed-ops bench bench-tta tta-screen scaling mpi \
-	bench-gpu kill-resume
+	bench-gpu kill-resume startup
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
@@ -33,34 +33,38 @@ train: install ## train the default network on MNIST (overrides: make train ARGS
 lint: install ## ruff: unused imports and arguments, undefined names (pyproject.toml [tool.ruff])
 	$(VENV)/bin/ruff check nmfdnn tests
 
-test: install lint ## lint, then the whole suite (real MNIST and CIFAR-10 subsets included)
-	$(PY) -m pytest -q
+XDIST = -n 2 --dist loadfile
+test: install lint ## lint, then the whole suite on two workers (real MNIST and CIFAR-10 subsets)
+	$(PY) -m pytest -q $(XDIST)
 
 test-fast: install lint ## lint, then unit and CLI tests only (skips tests marked slow)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
 
 clean: ## remove the virtual environment and caches (not outputs/ nor the data cache)
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
 slurm-up: install ## a one-node SLURM cluster here (apt-get installs slurm and munge if missing)
-	$(PY) -m nmfdnn.tools.slurm_cluster up .slurm
+	$(PY) -m nmfdnn.maint.slurm_cluster up .slurm
 
 slurm-down: ## stop the daemons slurm-up started (by their pids)
-	$(PY) -m nmfdnn.tools.slurm_cluster down .slurm
+	$(PY) -m nmfdnn.maint.slurm_cluster down .slurm
+
+startup: install ## medians of 5: nmfdnn --help, nmfdnn train --help (the newcomer's first second)
+	$(PY) -m nmfdnn.maint.startup --repeat 5
 
 kill-resume: install ## SIGKILL runs and sweeps at random points, resume, compare with whole runs
-	$(PY) -m nmfdnn.tools.kill_resume --trials 5 --solver nmf
-	$(PY) -m nmfdnn.tools.kill_resume --trials 3 --solver bp
-	$(PY) -m nmfdnn.tools.kill_resume --trials 3 --solver nmf --sweep
+	$(PY) -m nmfdnn.maint.kill_resume --trials 5 --solver nmf
+	$(PY) -m nmfdnn.maint.kill_resume --trials 3 --solver bp
+	$(PY) -m nmfdnn.maint.kill_resume --trials 3 --solver nmf --sweep
 
 readme: install ## refresh the README's generated blocks (<!-- generated from PATH -->)
-	$(PY) -m nmfdnn.tools.embed README.md
+	$(PY) -m nmfdnn.maint.embed README.md
 
 claims: install ## outputs/table1/claims.md: the paper's three claims, from Table 1's report
-	$(PY) -m nmfdnn.tools.claims outputs/table1
+	$(PY) -m nmfdnn.maint.claims outputs/table1
 
 index: install ## outputs/README.md: the index of the studies, from their READMEs
-	$(PY) -m nmfdnn.tools.index outputs
+	$(PY) -m nmfdnn.maint.index outputs
 
 # Studies: each lives in outputs/<study>/ (README.md, reports, runs.jsonl). A sweep writes its run
 # directories into outputs/<study>/runs/ (not committed); runs already in runs.jsonl are skipped,
@@ -85,19 +89,19 @@ table1: install ## Table 1: 4 networks x {nmf, bp} x 10 seeds (many hours; finis
 
 CORES ?= $(shell nproc)
 TIMES = $(call IN,table1-times) seed=0 backend.threads=$(CORES)
-table1-times: install ## Table 1's seconds as the paper measured them: seed 0 of each row, one run at a time
+table1-times: install ## Table 1's seconds as the paper took them: seed 0 of each row, one at a time
 	@echo "table1-times: run with nothing else on the machine; BLAS threads = $(CORES)"
 	$(SWEEP) $(TIMES) experiment=table1_nmf hidden=$(NETS3)
 	$(SWEEP) $(TIMES) experiment=table1_nmf_deep_ae10 hidden=$(DEEP)
 	$(SWEEP) $(TIMES) experiment=table1_bp hidden=$(NETS3),$(DEEP)
 	$(NMFDNN) report outputs/table1-times --compare paper-table1
-	$(PY) -m nmfdnn.tools.claims outputs/table1
+	$(PY) -m nmfdnn.maint.claims outputs/table1
 
 table1-paper: install ## the paper's own setting (experiment=paper), [500] and [1000,500], 3 seeds
 	$(SWEEP) $(call IN,table1-paper) experiment=paper hidden=[500],[1000,500] seed=0,1,2
 	$(NMFDNN) report outputs/table1-paper --compare paper-table1
 
-cifar10: install ## CIFAR-10 [1000,500]: the paper's settings and the tuned ones, both solvers; 3 seeds
+cifar10: install ## CIFAR-10 [1000,500]: the paper's settings and tuned ones, both solvers, 3 seeds
 	$(NMFDNN) fetch cifar10
 	$(SWEEP) $(call IN,cifar10) experiment=paper_bp_cifar10 hidden=[1000,500] seed=0,1,2
 	$(SWEEP) $(call IN,cifar10) experiment=paper_cifar10 hidden=[1000,500] seed=0,1,2
@@ -154,7 +158,7 @@ speed-cifar10: install ## outputs/speed/bench-cifar10: paper_cifar10's phases, 1
 	  $(NMFDNN) bench --out outputs/speed/bench-cifar10/$$dt $(CIFAR_BENCH) dtype=$$dt || exit 1; done
 	$(NMFDNN) bench --table outputs/speed/bench-cifar10 > outputs/speed/bench-cifar10/bench.md
 
-speed-runs: install ## outputs/speed/timed: whole 10-epoch runs of the paper's settings, one at a time
+speed-runs: install ## outputs/speed/timed: whole 10-epoch runs of the paper's settings, one by one
 	@echo "speed-runs: run with nothing else on the machine; BLAS threads = $(CORES)"
 	$(SWEEP) $(call IN,speed/timed) seed=0 backend.threads=$(CORES) hidden=[1000,500] \
 	  experiment=paper_fast,paper,paper_cifar10_fast
@@ -197,7 +201,7 @@ scaling: install ## epoch time and peak memory against width, depth and batch si
 # nothing else running), FLOPs and all-reduce bytes per batch of each Table 1 network, the model.
 MPI_RUN = $(NMFDNN) train progress=false resume=true
 MPI_IN = hydra.run.dir=outputs/mpi/runs/$(1)
-MPI_TOOL = $(PY) -m nmfdnn.tools.mpi --out outputs/mpi
+MPI_TOOL = $(PY) -m nmfdnn.maint.mpi --out outputs/mpi
 MPIEXEC2 = $(VENV)/bin/mpiexec -n 2
 mpi: install ## outputs/mpi: one run over 2 MPI processes against one; scaling measured and modelled
 	$(MPI_RUN) hidden=[1000,500] $(call MPI_IN,mnist-1rank)

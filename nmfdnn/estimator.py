@@ -129,7 +129,8 @@ class _NetClassifier(*_BASES):
 
     def fit(self, X, y):
         """Train on ``X`` (n_samples x n_features, nonnegative for the NMF solver) and labels ``y``."""
-        from .train import blas_threads, fit
+        from .backend import blas_threads
+        from .train import fit
 
         X = check_X(X, np.float64 if self.dtype == "float64" else np.float32)
         if y is None:

@@ -7,7 +7,6 @@ SIGINT/SIGTERM finish the current batch, checkpoint, and stop with ``status: int
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -19,11 +18,12 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from .archive import RUNS_FILE, NotFinished, archived, finished_run, metrics_problem
-from .backend import get_backend
+from .backend import backend_for, blas_threads
+from .batching import n_batches
 from .checkpoint import (CHECKPOINT, Checkpoint, check_content, config_differences, load_checkpoint,
                          save_checkpoint)
-from .config import dtype_name, has_bias, validate, validate_ranks
-from .data import Dataset, load_dataset, one_hot
+from .config import has_bias, validate, validate_ranks
+from .data import Dataset, load_dataset, training_arrays
 from .errors import NmfdnnError, NumericalError
 from .fileio import run_lock, writable_dir_problem
 from .loop import Hooks, train_loop
@@ -64,65 +64,6 @@ class FitResult:
 
 def config_dict(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-
-
-def _is_numpys(filepath: str) -> bool:
-    """Whether a loaded BLAS library is the one NumPy's matrix products use (its wheel's copy)."""
-    return os.path.dirname(np.__file__).rstrip(os.sep) + ".libs" in filepath or \
-        f"{os.sep}numpy{os.sep}" in filepath
-
-
-@contextmanager
-def blas_threads(n):
-    """BLAS threads for this process's numerical work: ``n`` for NumPy's library (None: its default,
-    all cores), one for any *other* BLAS library, i.e. the copy SciPy's wheel brings for the Cholesky
-    factorisations and triangular solves.
-
-    Two OpenBLAS thread pools on the same cores fight: the idle workers of one spin while the other
-    multiplies. With SciPy's pool at one thread a [1000,500] MNIST fine-tuning epoch took 2.45-2.76 s
-    instead of 4.65-4.86 s for six batches in float32 and 5.05-5.40 s instead of 7.0-7.6 s in float64
-    on the 2-core development machine (README, speed); the small factorisations lose little.
-    Where NumPy and SciPy share one BLAS library, only ``n`` applies.
-    """
-    try:
-        import scipy.linalg  # noqa: F401  (load SciPy's BLAS now, so that it is found and capped)
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - both are dependencies
-        yield
-        return
-    libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
-    saved = [(lib, lib.num_threads) for lib in libs]
-    # Only when NumPy's own library is recognised are the others capped at one thread; otherwise
-    # (an unfamiliar layout) every library gets n, as a plain cap would do.
-    separate = any(_is_numpys(lib.filepath) for lib in libs) and len(libs) > 1
-    try:
-        for lib in libs:
-            if separate and not _is_numpys(lib.filepath):
-                lib.set_num_threads(1)
-            elif n is not None:
-                lib.set_num_threads(int(n))
-        yield
-    finally:
-        for lib, k in saved:
-            lib.set_num_threads(k)
-
-
-def backend_for(cfg, name: str | None = None, w: World | None = None):
-    """The backend of a run: ``backend.name`` (or ``name``), ``dtype``, and the solver's
-    ``factor_dtype`` for the factorisations (NMF; backprop has none), over the processes ``w``
-    (:func:`nmfdnn.parallel.world` when None)."""
-    factor = cfg.solver.get("factor_dtype")
-    bk = get_backend(name or cfg.backend.name, dtype_name(cfg), str(factor) if factor is not None else None)
-    bk.world = w if w is not None else world()
-    return bk
-
-
-def training_arrays(bk, data: Dataset):
-    """``X`` and ``Y`` of the training split on the backend, columns (samples) contiguous so that a
-    mini-batch ``X(:, J)`` is a fast gather of whole columns, and the test inputs."""
-    X = bk.xp.asfortranarray(bk.asarray(data.train.X))
-    Y = bk.xp.asfortranarray(bk.asarray(one_hot(data.train.labels, data.n_classes)))
-    return X, Y, bk.asarray(data.test.X)
 
 
 class _FitHooks(Hooks):
@@ -334,7 +275,7 @@ def _check_checkpoint_content(cfg, out_dir, data) -> None:
     if not (cfg.get("resume", False) and cfg.get("checkpoint", True) and ck_path.exists()):
         return
     check_content(load_checkpoint(ck_path), data.n_in, list(cfg.hidden), data.n_classes, has_bias(cfg), cfg.epochs,
-                  max(1, -(-data.train.m // cfg.solver.batch_size)), str(ck_path))
+                  n_batches(data.train.m, cfg.solver.batch_size), str(ck_path))
 
 
 def _finished_or_none(cfg, out_dir) -> dict | None:

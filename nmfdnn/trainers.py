@@ -12,6 +12,7 @@ from .method.autoencoder import pretrain
 from .method.finetune import finetune_epoch
 from .method.linalg import input_svd
 from .method.network import affine
+from .batching import n_batches
 from .method.settings import NMFSettings
 from .timers import NullTimers
 
@@ -20,9 +21,8 @@ log = logging.getLogger("nmfdnn")
 
 def batches_for_epoch(m: int, batch_size: int, rng, shuffle: bool = True):
     """Column index sets of one epoch: ``ceil(m / batch_size)`` near-equal batches (Sec. 3.3)."""
-    n_batches = max(1, -(-m // batch_size))
     order = rng.permutation(m) if shuffle else np.arange(m)
-    return [np.sort(J) for J in np.array_split(order, n_batches)]
+    return [np.sort(J) for J in np.array_split(order, n_batches(m, batch_size))]
 
 
 class Trainer:
@@ -40,7 +40,7 @@ class Trainer:
 
     @property
     def n_batches(self) -> int:
-        return max(1, -(-self.X.shape[1] // self.sol.batch_size))
+        return n_batches(self.X.shape[1], self.sol.batch_size)
 
     def state_arrays(self) -> dict:
         return {}

@@ -4,20 +4,18 @@ from the archive alone, and a resumed sweep that skips every archived run."""
 import json
 import re
 import shutil
-import subprocess
 
 from nmfdnn.archive import RUNS_FILE, pack, read_runs
 from nmfdnn.tools.report import report
 
-from util import env_without_full_error, nmfdnn_command
+from util import run_nmfdnn
 
 SWEEP = ["dataset=synthetic", "hidden=[8]", "epochs=1", "solver.batch_size=300", "solver.ae_samples=300",
          "solver.ae_iters=1", "progress=false", "resume=true", "seed=0,1", "hydra.sweep.subdir=${hydra.job.override_dirname}"]
 
 
 def sweep(study, extra=(), rc=0):
-    r = subprocess.run(nmfdnn_command() + ["train", "-m", *SWEEP, *extra, f"hydra.sweep.dir={study / 'runs'}"],
-                       capture_output=True, text=True, timeout=300, env=env_without_full_error())
+    r = run_nmfdnn(["train", "-m", *SWEEP, *extra, f"hydra.sweep.dir={study / 'runs'}"])
     assert r.returncode == rc, r.stderr
     return r
 
@@ -74,7 +72,7 @@ def test_every_study_has_a_readme_and_the_index_is_current():
     `make index` generates from them (regenerate it when a study README changes)."""
     from pathlib import Path
 
-    from nmfdnn.tools.index import build_index, study_summary
+    from nmfdnn.maint.index import build_index, study_summary
 
     outputs = Path(__file__).resolve().parent.parent / "outputs"
     studies = sorted({p.relative_to(outputs).parts[0] for p in outputs.rglob(RUNS_FILE)})
@@ -86,7 +84,7 @@ def test_every_study_has_a_readme_and_the_index_is_current():
 
 
 def test_index_reads_the_three_fields(tmp_path):
-    from nmfdnn.tools.index import build_index
+    from nmfdnn.maint.index import build_index
 
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "README.md").write_text("# A study\n\n**Question.** Why\nnot?\n\n**Answer.** See "

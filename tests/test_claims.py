@@ -1,10 +1,10 @@
-"""The paper's claims (nmfdnn.tools.claims): verdicts from 95 % intervals, and the committed
+"""The paper's claims (nmfdnn.maint.claims): verdicts from 95 % intervals, and the committed
 outputs/table1/claims.md is what the tool generates from the committed report."""
 
 import json
 from pathlib import Path
 
-from nmfdnn.tools.claims import claims, compare
+from nmfdnn.maint.claims import claims, compare
 
 OUTPUTS = Path(__file__).resolve().parent.parent / "outputs"
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from nmfdnn.tools.embed import main
+from nmfdnn.maint.embed import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

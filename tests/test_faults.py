@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nmfdnn.tools import kill_resume  # an operator tool (make kill-resume)
-from util import compose_train, env_without_full_error, nmfdnn_command
+from nmfdnn.maint import kill_resume  # an operator tool (make kill-resume)
+from util import compose_train, env_without_full_error, nmfdnn_command, run_nmfdnn
 from nmfdnn import fileio
 from nmfdnn.checkpoint import load_checkpoint
 from nmfdnn.errors import NmfdnnError
@@ -24,8 +24,8 @@ from nmfdnn.train import run
 
 
 def sh(args, cwd=None, timeout=300):
-    return subprocess.run(nmfdnn_command() + args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=env_without_full_error())
+    """A command run in this process (util.run_nmfdnn); the process tests below start real ones."""
+    return run_nmfdnn(args, cwd=cwd, timeout=timeout)
 
 
 def one_error_line(r):

@@ -4,22 +4,21 @@ changed on disk (the run directory hashed before and after)."""
 
 import hashlib
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from nmfdnn.fileio import run_lock
 
-from util import env_without_full_error, nmfdnn_command
+from util import run_nmfdnn
 
 TINY = ["dataset=synthetic", "hidden=[8]", "epochs=1", "solver.batch_size=300", "solver.ae_samples=300",
         "solver.ae_iters=1", "progress=false"]
 
 
 def nmfdnn(args, cwd, timeout=120):
-    return subprocess.run(nmfdnn_command() + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env_without_full_error())
+    """The command run in this process (util.run_nmfdnn); test_cli.py runs the real console script."""
+    return run_nmfdnn([str(a) for a in args], cwd=cwd, timeout=timeout)
 
 
 def tree_hash(root: Path) -> str:

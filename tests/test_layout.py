@@ -1,8 +1,12 @@
 """The architecture, checked: ``nmfdnn/method/`` holds the paper's math and imports nothing of the
 package beyond the backend seam, errors and timers; no module imports another that imports it back
-(module-level or inside functions); the tools are used by the CLI only."""
+(module-level or inside functions); the tools are used by the CLI only, the maintainer scripts by
+nobody; and the house budget: ``outputs/`` within 150 tracked files, no Makefile line over 100
+columns, no repeated code (``duplicates``, where that tool is installed)."""
 
 import ast
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,5 +101,40 @@ def test_no_import_cycles():
 
 def test_tools_are_used_by_the_cli_only():
     for mod, deps in GRAPH.items():
-        if not mod.startswith(("nmfdnn.tools", "nmfdnn.cli")):
+        if not mod.startswith(("nmfdnn.tools", "nmfdnn.cli", "nmfdnn.maint")):
             assert not {d for d in deps if d.startswith("nmfdnn.tools")}, mod
+
+
+def test_maintainer_scripts_are_used_by_nobody():
+    """``nmfdnn/maint/`` (the Makefile's scripts) may use the package; the package never uses them."""
+    for mod, deps in GRAPH.items():
+        if not mod.startswith("nmfdnn.maint"):
+            assert not {d for d in deps if d.startswith("nmfdnn.maint")}, mod
+
+
+REPO = PKG.parent
+OUTPUTS_BUDGET = 150  # tracked files under outputs/: fold per-run files into a study's runs.jsonl / report
+MAKEFILE_COLUMNS = 100
+
+
+def test_outputs_stay_within_their_budget():
+    if not (REPO / ".git").exists() or not shutil.which("git"):
+        pytest.skip("not a git checkout: no tracked files to count")
+    files = subprocess.run(["git", "ls-files", "outputs"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert len(files) <= OUTPUTS_BUDGET, f"outputs/ tracks {len(files)} files (budget {OUTPUTS_BUDGET})"
+
+
+def test_no_makefile_line_is_wider_than_100_columns():
+    wide = [(i, len(line)) for i, line in enumerate((REPO / "Makefile").read_text().splitlines(), 1)
+            if len(line) > MAKEFILE_COLUMNS]  # characters, a tab counting one
+    assert not wide, f"Makefile lines over {MAKEFILE_COLUMNS} columns (line, length): {wide}"
+
+
+def test_no_repeated_code():
+    exe = shutil.which("duplicates")
+    if exe is None:
+        pytest.skip("the duplicates tool is not installed on this machine")
+    out = subprocess.run([exe, "--repo", str(REPO)], capture_output=True, text=True, timeout=120).stdout
+    rows = [line for line in out.splitlines() if line.startswith("D")]
+    assert not rows, "repeated code:\n" + "\n".join(rows)

@@ -238,7 +238,7 @@ def test_one_process_has_no_mpi():
 def test_the_scaling_model():
     """The model of outputs/mpi: a ring all-reduce's cost, and efficiencies that start at 1, fall with P
     at a fixed batch and tend to F_par / (F_par + F_rep) with grown batches and a free network."""
-    from nmfdnn.tools.mpi import allreduce_seconds, model
+    from nmfdnn.maint.mpi import allreduce_seconds, model
 
     assert allreduce_seconds(1e9, 10, 1, 1e9, 1e-6) == 0.0
     assert allreduce_seconds(1e9, 10, 2, 1e9, 1e-6) == pytest.approx(1.0 + 10 * 2 * 1e-6)
@@ -254,7 +254,7 @@ def test_the_scaling_model():
 
 
 def test_compare_reports_the_weight_difference(tmp_path, mpiexec):
-    from nmfdnn.tools.mpi import compare
+    from nmfdnn.maint.mpi import compare
 
     one, two = tmp_path / "one", tmp_path / "two"
     assert train([*SMALL, "epochs=1", f"hydra.run.dir={one}"]).returncode == 0

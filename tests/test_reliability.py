@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nmfdnn.tools import kill_resume  # an operator tool (make kill-resume)
+from nmfdnn.maint import kill_resume  # an operator tool (make kill-resume)
 from util import compose_train, env_without_full_error, nmfdnn_command
 from nmfdnn.data.idx import parse_idx
 from nmfdnn.errors import DataFormatError, NumericalError

@@ -1,5 +1,5 @@
 """Sweeps on a real SLURM scheduler: a one-node cluster (munge, slurmctld, slurmd) started on this
-machine in a temporary directory (nmfdnn/tools/slurm_cluster.py), a two-run sweep submitted through
+machine in a temporary directory (nmfdnn/maint/slurm_cluster.py), a two-run sweep submitted through
 Hydra's submitit launcher, collected and reported; every daemon stopped afterwards. Skipped where
 SLURM cannot be started (not root, no apt-get) — except on CI (CI=true), where that is a failure."""
 
@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from nmfdnn.tools import slurm_cluster  # an operator tool (make slurm-up)
+from nmfdnn.maint import slurm_cluster  # an operator tool (make slurm-up)
 from util import env_without_full_error, nmfdnn_command
 
 pytestmark = pytest.mark.slow

@@ -1,9 +1,8 @@
 """Parallel and cluster sweep configs, resumable sweep directories, and the Figure 1 plot."""
 
-import subprocess
 
 import pytest
-from util import compose_train, env_without_full_error, nmfdnn_command
+from util import compose_train, env_without_full_error, run_nmfdnn
 
 
 
@@ -26,7 +25,7 @@ def test_launcher_configs_compose(launcher, target):
 
 def test_parallel_sweep_caps_blas_threads(tmp_path, tiny_sweep):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    r = subprocess.run(nmfdnn_command() + ["train", "-m", *tiny_sweep, "seed=0,1", "hydra/launcher=parallel",
+    r = run_nmfdnn(["train", "-m", *tiny_sweep, "seed=0,1", "hydra/launcher=parallel",
                                             "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}"],
                        capture_output=True, text=True, env=env_without_full_error(), timeout=300)
     assert r.returncode == 0, r.stderr
@@ -41,12 +40,12 @@ def test_parallel_sweep_caps_blas_threads(tmp_path, tiny_sweep):
 def test_sweep_with_override_dirs_resumes_by_skipping_finished_runs(tmp_path, tiny_sweep, extra):
     args = ["train", "-m", *tiny_sweep, *extra, "seed=0,1", "resume=true", f"hydra.sweep.dir={tmp_path}",
             "hydra.sweep.subdir=${hydra.job.override_dirname}"]
-    r = subprocess.run(nmfdnn_command() + args, capture_output=True, text=True, env=env_without_full_error())
+    r = run_nmfdnn(args, capture_output=True, text=True, env=env_without_full_error())
     assert r.returncode == 0, r.stderr
     runs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))
     assert len(runs) == 2 and all("seed=" in p.name and "resume" not in p.name for p in runs)
     stamps = [(p / "metrics.json").stat().st_mtime_ns for p in runs]
-    r = subprocess.run(nmfdnn_command() + args, capture_output=True, text=True, env=env_without_full_error())
+    r = run_nmfdnn(args, capture_output=True, text=True, env=env_without_full_error())
     assert r.returncode == 0, r.stderr
     assert [(p / "metrics.json").stat().st_mtime_ns for p in runs] == stamps  # nothing recomputed
     assert ("n/a" in r.stdout) == bool(extra)
@@ -54,16 +53,16 @@ def test_sweep_with_override_dirs_resumes_by_skipping_finished_runs(tmp_path, ti
 
 def test_plot_writes_png_and_svg(tmp_path, tiny_sweep):
     pytest.importorskip("matplotlib")
-    r = subprocess.run(nmfdnn_command() + ["train", "-m", *tiny_sweep, "seed=0,1", "solver=nmf", f"hydra.sweep.dir={tmp_path}"],
+    r = run_nmfdnn(["train", "-m", *tiny_sweep, "seed=0,1", "solver=nmf", f"hydra.sweep.dir={tmp_path}"],
                        capture_output=True, text=True, env=env_without_full_error())
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(nmfdnn_command() + ["plot", str(tmp_path)], capture_output=True, text=True,
+    r = run_nmfdnn(["plot", str(tmp_path)], capture_output=True, text=True,
                        env=env_without_full_error())
     assert r.returncode == 0, r.stderr
     png = tmp_path / "fig1.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "fig1.svg").exists()
     first = {ext: (tmp_path / f"fig1.{ext}").read_bytes() for ext in ("png", "svg")}
-    r = subprocess.run(nmfdnn_command() + ["plot", str(tmp_path)], capture_output=True, text=True,
+    r = run_nmfdnn(["plot", str(tmp_path)], capture_output=True, text=True,
                        env=env_without_full_error())
     assert r.returncode == 0 and all((tmp_path / f"fig1.{e}").read_bytes() == b for e, b in first.items())  # reproducible
 
@@ -81,17 +80,17 @@ def test_plot_takes_seconds_from_runs_timed_alone(tmp_path, tiny_sweep):
 
     study, timed = tmp_path / "study", tmp_path / "times"
     for where, extra in ((study, ["seed=0,1"]), (timed, ["seed=0", "backend.threads=1"])):
-        r = subprocess.run(nmfdnn_command() + ["train", "-m", *tiny_sweep, *extra, f"hydra.sweep.dir={where}"],
+        r = run_nmfdnn(["train", "-m", *tiny_sweep, *extra, f"hydra.sweep.dir={where}"],
                            capture_output=True, text=True, env=env_without_full_error())
         assert r.returncode == 0, r.stderr
     (group,), _ = collect([study])
     seconds = timed_seconds([timed])
     own = [h["seconds"] for h in json.loads((timed / "0" / "metrics.json").read_text())["history"]]
     assert list(seconds) == [group.key] and np.array_equal(seconds[group.key], own)
-    r = subprocess.run(nmfdnn_command() + ["plot", str(study), "--seconds-from", str(timed)], capture_output=True,
+    r = run_nmfdnn(["plot", str(study), "--seconds-from", str(timed)], capture_output=True,
                        text=True, env=env_without_full_error())
     assert r.returncode == 0, r.stderr
     assert (study / "fig1.png").exists()
-    r = subprocess.run(nmfdnn_command() + ["plot", str(study), "--seconds-from", str(tmp_path / "nowhere")],
+    r = run_nmfdnn(["plot", str(study), "--seconds-from", str(tmp_path / "nowhere")],
                        capture_output=True, text=True, env=env_without_full_error())
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "nowhere" in r.stderr

@@ -5,7 +5,7 @@ import pytest
 import scipy.linalg  # noqa: F401  (loads SciPy's BLAS before the first reading)
 from threadpoolctl import threadpool_info
 
-from nmfdnn.train import _is_numpys, blas_threads
+from nmfdnn.backend import _is_numpys, blas_threads
 
 
 def _blas():

@@ -51,7 +51,9 @@ class TorchTrainer:
 
     @property
     def n_batches(self) -> int:
-        return -(-self.X.shape[0] // self.batch_size)
+        from ..batching import n_batches
+
+        return n_batches(self.X.shape[0], self.batch_size)
 
     def pretrain(self, on_layer=None):
         """No pre-training: the Glorot-initialised network (``on_layer`` is never called)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from ..batching import smallest_batch
 from ..errors import NmfdnnError
 from .identity import has_bias
 
@@ -99,7 +100,7 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
                 raise NmfdnnError(f"solver.ae_samples={s.ae_samples} is larger than the training set ({n_train} samples); "
                                   f"set solver.ae_samples={n_train} or less")
         widest = widest_rows(cfg)
-        smallest = s.batch_size if n_train is None else n_train // max(1, -(-n_train // s.batch_size))
+        smallest = s.batch_size if n_train is None else smallest_batch(n_train, s.batch_size)
         if smallest <= widest and batch_guard:
             what = f"solver.batch_size={s.batch_size}" if smallest == s.batch_size else \
                 f"the smallest mini-batch ({smallest} samples of {n_train} at solver.batch_size={s.batch_size})"
@@ -143,7 +144,7 @@ def validate_ranks(cfg, size: int, n_train: int | None = None) -> None:
     if s.input_pinv == "qr":
         raise NmfdnnError("solver.input_pinv=qr needs a whole batch in one process; with mpiexec use "
                           "solver.input_pinv=chol or literal")
-    smallest = s.batch_size if n_train is None else n_train // max(1, -(-n_train // s.batch_size))
+    smallest = s.batch_size if n_train is None else smallest_batch(n_train, s.batch_size)
     for what, n in (("the smallest mini-batch", smallest), ("solver.ae_samples", s.ae_samples)):
         if n < size:
             raise NmfdnnError(f"{size} processes but {what} has {n} samples: each process needs at least one; "

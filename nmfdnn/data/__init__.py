@@ -14,7 +14,7 @@ from .cifar10 import load_cifar10
 from .mnist import load_fashion_mnist, load_idx_pair, load_mnist
 from .synthetic import make_synthetic
 
-__all__ = ["DataSplit", "Dataset", "LOADERS", "load_dataset", "one_hot"]
+__all__ = ["DataSplit", "Dataset", "LOADERS", "load_dataset", "one_hot", "training_arrays"]
 
 LOADERS: dict[str, Callable] = {
     "mnist": lambda c: load_mnist(c.get("data_dir")),
@@ -60,3 +60,11 @@ def degenerate(data: Dataset) -> str | None:
     if not np.all(np.isfinite(data.train.X)):
         return "the training input holds NaN or infinite values"
     return None
+
+
+def training_arrays(bk, data: Dataset):
+    """``X`` and ``Y`` of the training split on the backend, columns (samples) contiguous so that a
+    mini-batch ``X(:, J)`` is a fast gather of whole columns, and the test inputs."""
+    X = bk.xp.asfortranarray(bk.asarray(data.train.X))
+    Y = bk.xp.asfortranarray(bk.asarray(one_hot(data.train.labels, data.n_classes)))
+    return X, Y, bk.asarray(data.test.X)

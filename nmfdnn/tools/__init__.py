@@ -1,4 +1,4 @@
-"""What only the command line uses: benchmarks (``bench``, time to accuracy), ``report``, ``plot``
+"""The user commands behind the console script: benchmarks (``bench``, time to accuracy), ``report``, ``plot``
 and ``eval``. Each module owns its argparse parser (``build_parser``) and entry point (``main``)."""
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ FINETUNE_PHASES = ("forward", "semi_nmf", "pinv", "alg2", "alg3", "batch_pinv", 
 def counted_fit(cfg, data, reporter=None):
     """Train ``cfg`` on the FLOP-counting NumPy backend (:mod:`nmfdnn.tools.flops`): the same run,
     with the operations of every phase counted. Returns ``(result, flops per phase)``."""
-    from ..train import backend_for, fit
+    from ..backend import backend_for
+    from ..train import fit
     from .flops import PhaseFlops, counting_backend
 
     bk = counting_backend(backend_for(cfg, "numpy"))
@@ -47,7 +48,8 @@ def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
     from ..config import dtype_name
     from ..config import validate
     from ..data import load_dataset
-    from ..train import blas_threads, fit
+    from ..backend import blas_threads
+    from ..train import fit
 
     dtype = dtype_name(cfg)
     data = load_dataset(cfg.dataset)

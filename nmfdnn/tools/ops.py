@@ -4,7 +4,7 @@
 pseudo-inverses, Algorithms 2 and 3); this tool splits one Algorithm 4 batch of the shipped defaults
 (``pinv=chol``, ``input_pinv=chol``, one inner iteration, two hidden layers) into the operations inside
 those phases and times each alone, with the method's own functions on one real mini-batch, under the
-same BLAS thread settings as a run (:func:`nmfdnn.train.blas_threads`): the products, the Cholesky
+same BLAS thread settings as a run (:func:`nmfdnn.backend.blas_threads`): the products, the Cholesky
 factorisations and triangular solves (SciPy's LAPACK, one thread), and the element-wise kernels (NumPy,
 one thread). The counted FLOPs are those of :mod:`nmfdnn.tools.flops`; element-wise work counts none.
 Weights are random (dense products do not depend on the values); the input is the data set's, so that
@@ -41,7 +41,7 @@ def op_profile(X, hidden, batch: int, dtype: str, threshold: float = 4e-2, repea
     from ..method import kernels
     from ..method import linalg as la
     from ..method import semi_nmf as sn
-    from ..train import blas_threads
+    from ..backend import blas_threads
     from .machine import gemm_rate
 
     if len(hidden) != 2:

@@ -25,7 +25,8 @@ from ..config import dtype_name, has_bias
 from ..fileio import atomic_write_bytes, atomic_write_json
 from .machine import blas_info, console, gemm_rate
 from ..loop import Hooks, train_loop
-from ..train import backend_for, training_arrays
+from ..backend import backend_for
+from ..data import training_arrays
 from ..trainers import TRAINERS
 
 
@@ -136,7 +137,7 @@ def run_tta(specs, targets, out_dir, gemm_n: int = 4000, repeats: int = 1) -> di
     from ..backend import get_backend
     from ..config import dtype_name, validate
     from ..data import load_dataset
-    from ..train import blas_threads
+    from ..backend import blas_threads
 
     log = logging.getLogger("nmfdnn")
     cfgs = [s["cfg"] for s in specs]

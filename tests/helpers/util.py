@@ -71,3 +71,21 @@ def one_line_error(code, err, *needles, expect=2):
     for n in needles:
         assert n in errors[0], errors[0]
     return errors[0]
+
+
+def run_nmfdnn(args, cwd=None, env=None, timeout=None, **_):  # noqa: ARG001 (subprocess.run's signature)
+    """``subprocess.run(nmfdnn ARGS)``'s result, computed in this process (:func:`cli`): for the tests
+    whose point is what a command does, not that it is a process. ``env`` replaces the environment for
+    the call. The console script itself is tested by tests/test_cli.py (one real process per command)."""
+    import subprocess
+
+    saved = dict(os.environ)
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        code, out, err = cli(args, cwd=cwd)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(["nmfdnn", *map(str, args)], code, out, err)

@@ -1,4 +1,4 @@
-"""``python -m nmfdnn.tools.claims outputs/table1`` (``make claims``): the paper's three claims (Sec. 5),
+"""``python -m nmfdnn.maint.claims outputs/table1`` (``make claims``): the paper's three claims (Sec. 5),
 each with its evidence and a verdict, generated from Table 1's report (``report.json``) and, for the
 time claim, from the runs timed alone (``outputs/table1-times/report.json``, when it exists).
 
@@ -50,15 +50,17 @@ def _fmt(mean, ci) -> str:
 SAME_TIME = 1.25  # "about the same time": within a factor of 1.25 either way
 
 
+def _both(rows: dict, nets) -> list[tuple]:
+    """``(network, NMF row, BP row)`` for each network of ``nets`` that has rows of both solvers."""
+    return [(h, rows[("nmf", h)], rows[("bp", h)]) for h in nets if ("nmf", h) in rows and ("bp", h) in rows]
+
+
 def _times(t: dict, nets, rows) -> list[str]:
     """Claim 3 from the runs timed alone: seconds per phase, NMF / BP, beside the paper's totals."""
     lines = ["| network | NMF pre-train / fine-tune s | BP pre-train / fine-tune s | NMF / BP total | paper NMF / BP s |",
              "|---|---|---|---|---|"]
     faster, same, done = [], [], []
-    for h in nets:
-        n, b = t.get(("nmf", h)), t.get(("bp", h))
-        if n is None or b is None:
-            continue
+    for h, n, b in _both(t, nets):
         done.append(h)
         pn, pb = (rows.get(("nmf", h)) or {}).get("paper") or {}, (rows.get(("bp", h)) or {}).get("paper") or {}
         paper = f"{pn['seconds']:.0f} / {pb['seconds']:.0f} = {pn['seconds'] / pb['seconds']:.2f}" if pn and pb else "—"
@@ -89,10 +91,7 @@ def claims(table1: Path, times: Path | None = None) -> str:
     lines = ["| network | NMF test % (n) | our BP test % (n) | paper NMF | paper BP | NMF vs our BP | NMF vs paper BP |",
              "|---|---|---|---|---|---|---|"]
     verdict1, verdict2_ours, verdict2_paper = [], [], []
-    for h in nets:
-        nmf, bp = rows.get(("nmf", h)), rows.get(("bp", h))
-        if nmf is None or bp is None:
-            continue
+    for h, nmf, bp in _both(rows, nets):
         pn, pb = nmf.get("paper") or {}, bp.get("paper") or {}
         ours = compare(nmf["test_error"], nmf["test_ci"], bp["test_error"], bp["test_ci"])
         theirs = compare(nmf["test_error"], nmf["test_ci"], pb["test_error"], pb["test_ci"]) if pb else "—"

@@ -1,17 +1,17 @@
 """The MPI study (``make mpi``, outputs/mpi): one run over P processes against one process.
 
-``python -m nmfdnn.tools.mpi compare ONE TWO``
+``python -m nmfdnn.maint.mpi compare ONE TWO``
     the weights (``model.npz``) and error rates of two finished runs of the same config, e.g. one
     process against ``mpiexec -n 2``: relative difference per layer, ``||W - W'||_F / ||W||_F``.
-``python -m nmfdnn.tools.mpi scaling BASE RUN...``
+``python -m nmfdnn.maint.mpi scaling BASE RUN...``
     fine-tuning seconds per batch, per phase, of runs that differ only in ranks and threads, with the
     seconds spent in all-reduces, and the parallel efficiency ``T_base / (P T_run)`` against ``BASE``.
-``python -m nmfdnn.tools.mpi count``
+``python -m nmfdnn.maint.mpi count``
     the FLOPs of one fine-tuning batch of each Table 1 network (counted through the backend seam,
     :mod:`nmfdnn.tools.flops`) split into the part that shrinks with the columns a rank holds
     (``F_par``: every product over the batch's columns) and the part every rank repeats (``F_rep``:
     the factorisations and weight updates), from two batch sizes; with the all-reduces' bytes and calls.
-``python -m nmfdnn.tools.mpi model COUNTS SCALING``
+``python -m nmfdnn.maint.mpi model COUNTS SCALING``
     the model of the parallel efficiency for P up to 64 (see :func:`model`).
 
 Each writes ``NAME.json`` and ``NAME.md`` into ``--out`` (default: the current directory).
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import atomic_write_bytes, atomic_write_json
-from . import Parser
+from ..tools import Parser
 
 FINETUNE = ("forward", "semi_nmf", "pinv", "alg2", "alg3", "batch_pinv", "gather")
 NETWORKS = ([500], [1000, 500], [1500, 1000, 500], [2000, 1500, 1000, 500])
@@ -137,7 +137,7 @@ def count(batch: int = 5000, networks=NETWORKS, dataset: str = "mnist") -> dict:
     weights, not the shapes of a batch's products."""
     from ..config import compose_config
     from ..data import load_dataset
-    from .bench import counted_fit
+    from ..tools.bench import counted_fit
 
     out = {}
     for hidden in networks:
@@ -237,7 +237,7 @@ def _write(out: Path, name: str, data: dict, md: str) -> None:
 
 
 def main(argv=None) -> int:
-    ap = Parser(prog="python -m nmfdnn.tools.mpi", description=__doc__.split("\n\n")[0],
+    ap = Parser(prog="python -m nmfdnn.maint.mpi", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=".", help="folder for NAME.json and NAME.md")
     sub = ap.add_subparsers(dest="cmd", required=True)

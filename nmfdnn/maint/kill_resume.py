@@ -5,7 +5,7 @@ With ``--sweep``, the killed process is a whole sweep (``nmfdnn train -m seed=0,
 directories named by their overrides, ``resume=true``): rerunning the same command must finish every
 run, each identical to the same run of an uninterrupted sweep.
 
-Run by the test suite; also a script: ``python -m nmfdnn.tools.kill_resume --trials 5 --solver nmf``
+Run by the test suite; also a script: ``python -m nmfdnn.maint.kill_resume --trials 5 --solver nmf``
 (``--sweep`` for sweep kills).
 """
 

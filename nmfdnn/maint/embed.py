@@ -1,4 +1,4 @@
-"""``python -m nmfdnn.tools.embed README.md`` (``make readme``): copy generated result files into a
+"""``python -m nmfdnn.maint.embed README.md`` (``make readme``): copy generated result files into a
 Markdown document, so that its tables are generated, never typed.
 
 Every block
@@ -34,7 +34,7 @@ def embed(text: str, root: Path) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nmfdnn.tools.embed", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m nmfdnn.maint.embed", description=__doc__.splitlines()[0])
     ap.add_argument("document", help="a Markdown file with <!-- generated from PATH --> blocks")
     ap.add_argument("--check", action="store_true", help="exit 1 if a block differs from its file")
     a = ap.parse_args(argv)

@@ -1,4 +1,4 @@
-"""``python -m nmfdnn.tools.index outputs`` (``make index``): ``outputs/README.md``, the index of the
+"""``python -m nmfdnn.maint.index outputs`` (``make index``): ``outputs/README.md``, the index of the
 studies, generated from each study's ``README.md`` — its title and its ``**Question.**``,
 ``**Answer.**`` and ``**Command.**`` lines — so that the index never disagrees with the studies."""
 

@@ -7,7 +7,7 @@ plugins (``proctrack/pgid``, ``task/none``), one node (this host, its CPUs and m
 partition. ``down DIR`` stops exactly the daemons it started, by the pids in ``DIR``. ``env DIR``
 prints ``SLURM_CONF=...`` for a shell. Usable from Python as :func:`up` / :func:`down`.
 
-    python -m nmfdnn.tools.slurm_cluster up .slurm && export SLURM_CONF=$PWD/.slurm/slurm.conf
+    python -m nmfdnn.maint.slurm_cluster up .slurm && export SLURM_CONF=$PWD/.slurm/slurm.conf
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def write_config(d: Path) -> Path:
     for sub in ("state", "spool", "log", "run"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     conf = d / "slurm.conf"
-    conf.write_text(f"""# written by nmfdnn/tools/slurm_cluster.py: a one-node test cluster
+    conf.write_text(f"""# written by nmfdnn/maint/slurm_cluster.py: a one-node test cluster
 ClusterName=nmfdnn-test
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={_free_port()}
