@@ -373,28 +373,37 @@ def _fetch(args: list[str]) -> int:
         if not a.data_dir.startswith("data_dir="):
             ap.error(f"unexpected argument {a.data_dir!r}; expected data_dir=DIR")
         data_dir = a.data_dir.split("=", 1)[1]
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("nmfdnn").setLevel(logging.DEBUG if a.verbose else logging.INFO)
     said = []  # the fetch's own line ("fetched ... from ..."), if it fetched anything
 
-    class Said(logging.Handler):
+    class Say(logging.StreamHandler):  # the data loggers' lines on stderr, as they are; INFO ones counted
         def emit(self, record):
             if record.levelno >= logging.INFO:
                 said.append(record)
+            super().emit(record)
 
-    logging.getLogger("nmfdnn.data").addHandler(Said())
-    if a.dataset == "mnist":
-        from .data.mnist import fetch_mnist
+    logger = logging.getLogger("nmfdnn.data")
+    handler = Say(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if a.verbose else logging.INFO)
+    logger.propagate = False
+    try:
+        if a.dataset == "mnist":
+            from .data.mnist import fetch_mnist
 
-        fetch_mnist(data_dir)
-    elif a.dataset == "fashion_mnist":
-        from .data.mnist import fetch_fashion_mnist
+            fetch_mnist(data_dir)
+        elif a.dataset == "fashion_mnist":
+            from .data.mnist import fetch_fashion_mnist
 
-        fetch_fashion_mnist(data_dir)
-    else:
-        from .data.cifar10 import fetch_cifar10
+            fetch_fashion_mnist(data_dir)
+        else:
+            from .data.cifar10 import fetch_cifar10
 
-        fetch_cifar10(data_dir)
+            fetch_cifar10(data_dir)
+    finally:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = saved
     if not said:  # everything was in the cache already
         print(f"{a.dataset} verified in {data_root(data_dir) / a.dataset} (cached)")
     return 0

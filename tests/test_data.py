@@ -154,3 +154,19 @@ def test_data_dir_that_cannot_be_created(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(NmfdnnError, match="cannot create data directory"):
         fetch_files({"f": "0"}, blocker / "sub", [], None)
+
+
+def test_fetch_says_one_short_line(mnist_data_dir, tmp_path):
+    """``nmfdnn fetch``: one line (the data set verified in its folder) when everything is cached; the
+    sources tried appear only with --verbose."""
+    from nmfdnn.data.mnist import fetch_mnist
+
+    from util import cli
+
+    (tmp_path / "d" / "mnist").mkdir(parents=True)
+    for name, path in fetch_mnist(mnist_data_dir).items():
+        (tmp_path / "d" / "mnist" / name).symlink_to(path)
+    code, out, err = cli(["fetch", "mnist", f"data_dir={tmp_path / 'd'}"])
+    assert code == 0 and out.strip() == f"mnist verified in {tmp_path / 'd' / 'mnist'} (cached)" and not err.strip()
+    code, out, err = cli(["fetch", "--verbose", "mnist", f"data_dir={tmp_path / 'd'}"])
+    assert code == 0 and "every file verified in the cache" in err
