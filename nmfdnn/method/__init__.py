@@ -29,6 +29,20 @@ Algorithm 4, line 2 (one epoch over mini-batches)          :func:`finetune.finet
 line 3 of Algorithms 2 and 3, line 4 of Algorithm 3        :mod:`kernels` (in-place element-wise work)
 =========================================================  ==============================================
 
+Beyond the paper, its named next step (Sec. 6: "we will extend our algorithm to convolutional neural
+networks"); the derivations are in :mod:`conv`'s docstring:
+
+=========================================================  ==============================================
+a convolution + average pooling, ``f(T(W Pbar(Z)))``       :func:`conv.forward` (:func:`conv.im2col`,
+                                                           :func:`conv.pooled_patches`, :func:`conv.to_columns`)
+its adjoint (``im2col^T``, pooling's transpose)            :func:`conv.col2im`, :func:`conv.pooled_patches_adjoint`
+eq. (7) with shared weights: Algorithm 2 on patch columns  :func:`conv.conv_w_step` (``A = [Pbar(Z); e^T]``:
+                                                           :func:`conv.patch_matrix`)
+eq. (8) through a convolution: Algorithm 3, ``L^+`` by     :func:`conv.conv_z_step`, :func:`conv.cgls`
+CGLS on the normal equations
+the layer's explicit Toeplitz matrix (reference tests)     :func:`conv.dense_matrix`
+=========================================================  ==============================================
+
 Beyond the paper (options of ``solver=nmf``, off by default; Arai, Imakura and Sakurai 2018):
 
 =========================================================  ==============================================
@@ -42,6 +56,7 @@ one omega per layer                                        :func:`settings.layer
 Alg. 5's NMF factors at unit row scale (``ae_normalize``)   :func:`nmf.normalize_rows`
 =========================================================  ==============================================
 
+``tests/test_conv_reference.py`` checks the convolution against its explicit matrix;
 ``tests/test_reference.py`` checks :func:`finetune.finetune_batch`, one layer of Algorithm 5 and
 semi-NMF against a naive transcription of the paper (``numpy.linalg.pinv``, no reuse of products).
 """
