@@ -77,16 +77,19 @@ def load_checkpoint(path: Path) -> Checkpoint:
                       config=meta["config"], solver_arrays=solver_arrays, phases=meta.get("phases", {}))
 
 
-def check_weights(weights, n_in: int, hidden, n_out: int, bias: bool, where: str) -> None:
+def check_weights(weights, n_in: int, hidden, n_out: int, bias: bool, where: str, shapes=None) -> None:
     """Refuse weights whose content does not fit the run: one float matrix per layer, ``W_i`` of shape
-    ``n_i x (n_{i-1} + bias)`` from ``n_in`` inputs through ``hidden`` to ``n_out`` outputs, all finite.
-    One line: ``WHERE does not match this run`` or ``WHERE is damaged``."""
+    ``n_i x (n_{i-1} + bias)`` from ``n_in`` inputs through ``hidden`` to ``n_out`` outputs (or, for a
+    net with convolutions, the layers' own ``shapes``), all finite. One line: ``WHERE does not match
+    this run`` or ``WHERE is damaged``."""
     dims = [n_in, *hidden, n_out]
-    if len(weights) != len(dims) - 1:
-        raise NmfdnnError(f"{where} does not match this run: {len(weights)} weight matrices for {len(dims) - 1} "
+    if shapes is None:
+        shapes = [(dims[i + 1], dims[i] + int(bias)) for i in range(len(dims) - 1)]
+    if len(weights) != len(shapes):
+        raise NmfdnnError(f"{where} does not match this run: {len(weights)} weight matrices for {len(shapes)} "
                           f"layers; remove it to start over")
     for i, W in enumerate(weights):
-        want = (dims[i + 1], dims[i] + int(bias))
+        want = tuple(shapes[i])
         if not isinstance(W, np.ndarray) or W.dtype.kind != "f":
             raise NmfdnnError(f"{where} is damaged: W_{i + 1} is not a float matrix; remove it to start over")
         if W.shape != want:
@@ -139,11 +142,11 @@ def check_adam_state(arrays: dict, weights, where: str):
 
 
 def check_content(ck: "Checkpoint", n_in: int, hidden, n_out: int, bias: bool, epochs: int, n_batches: int,
-                  where: str) -> None:
+                  where: str, shapes=None) -> None:
     """A checkpoint's weights, position, history, timers, random state and solver state against the run
     that would resume it (:func:`check_weights`, :func:`check_position`, :func:`check_adam_state`); one
     line if anything is off."""
-    check_weights(ck.weights, n_in, hidden, n_out, bias, where)
+    check_weights(ck.weights, n_in, hidden, n_out, bias, where, shapes)
     check_position(ck, epochs, n_batches, where)
     check_adam_state(ck.solver_arrays, ck.weights, where)
     try:

@@ -240,6 +240,9 @@ def load(run_dir) -> _NetClassifier:
         weights, _ = load_model(run_dir)
     except FileNotFoundError as e:
         raise NmfdnnError(f"{run_dir} holds no finished run ({Path(e.filename).name} missing)") from None
+    if cfg.get("conv"):
+        raise NmfdnnError(f"{run_dir} is a net with conv layers: the estimators take dense nets only (for now); "
+                          "use nmfdnn eval RUN_DIR")
     cls = {"nmf": NMFNetClassifier, "bp": BPNetClassifier}[cfg.solver.name]
     est = cls(hidden=tuple(cfg.hidden), epochs=cfg.epochs, seed=cfg.seed, dtype=str(cfg.dtype),
               backend=cfg.backend.name, threads=cfg.backend.get("threads"),

@@ -32,6 +32,7 @@ def load_model(run_dir) -> tuple[list, bool]:
             n = len([k for k in z.files if k.startswith("W")])
             Ws = [z[f"W{i + 1}"] for i in range(n)]
             flag = z["bias"]
+            n_conv = int(z["n_conv"]) if "n_conv" in z.files else 0  # convolutions first (conv=[...])
     except FileNotFoundError:
         raise
     except DAMAGED as e:
@@ -39,7 +40,13 @@ def load_model(run_dir) -> tuple[list, bool]:
     if n == 0 or flag.shape != () or flag.dtype != np.bool_ or any(W.ndim != 2 for W in Ws):
         raise NmfdnnError(f"{path} is damaged: not the weights and bias flag nmfdnn writes")
     bias = bool(flag)
-    check_weights(Ws, Ws[0].shape[1] - int(bias), [W.shape[0] for W in Ws[:-1]], Ws[-1].shape[0], bias, str(path))
+    if not 0 <= n_conv < n:
+        raise NmfdnnError(f"{path} is damaged: not the weights and bias flag nmfdnn writes")
+    # the dense part chains (W_{i+1} takes W_i's outputs); a convolution's output size is not its W's rows
+    dense = Ws[n_conv:]
+    n_in = dense[0].shape[1] - int(bias)
+    check_weights(Ws, 0, [], 0, bias, str(path), shapes=[W.shape for W in Ws[:n_conv]] + [
+        (W.shape[0], (n_in if i == 0 else dense[i - 1].shape[0]) + int(bias)) for i, W in enumerate(dense)])
     return Ws, bias
 
 
@@ -70,6 +77,7 @@ def write_run(out_dir, cfg, data, result) -> dict:
         "dataset": data.name,
         "solver": cfg.solver.name,
         "hidden": list(cfg.hidden),
+        **({"conv": OmegaConf.to_container(cfg.conv)} if cfg.get("conv") else {}),
         "dtype": dtype_name(cfg),
         "backend": cfg.backend.name,
         "seed": cfg.seed,
@@ -103,7 +111,8 @@ def write_run(out_dir, cfg, data, result) -> dict:
     if cfg.get("save_model", True):
         mbuf = io.BytesIO()
         np.savez(mbuf, **{f"W{i + 1}": W for i, W in enumerate(result.weights)},
-                 hidden=np.asarray(list(cfg.hidden)), bias=np.asarray(has_bias(cfg)))
+                 hidden=np.asarray(list(cfg.hidden)), bias=np.asarray(has_bias(cfg)),
+                 **({"n_conv": np.asarray(len(cfg.conv))} if cfg.get("conv") else {}))
         atomic_write_bytes(out / "model.npz", mbuf.getvalue())
     atomic_write_bytes(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
     atomic_write_json(out / "metrics.json", metrics)  # last: its presence means the run finished

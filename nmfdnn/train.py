@@ -86,15 +86,16 @@ class _FitHooks(Hooks):
     def record(self, epoch, Ws, epoch_seconds):
         bk, data, result = self.bk, self.data, self.result
         t0 = time.perf_counter()
+        layers = self.trainer.layers if self.trainer.conv else None
         if self.cfg.eval_train:
-            train_err, obj = evaluate(bk, Ws, self.X, data.train.labels, self.bias)
+            train_err, obj = evaluate(bk, Ws, self.X, data.train.labels, self.bias, layers=layers)
         else:
             train_err, obj = float("nan"), float("nan")
-        test_err, _ = evaluate(bk, Ws, self.X_test, data.test.labels, self.bias)
+        test_err, _ = evaluate(bk, Ws, self.X_test, data.test.labels, self.bias, layers=layers)
         row = dict(epoch=epoch, train_error=train_err, test_error=test_err, objective=obj,
                    epoch_seconds=epoch_seconds, seconds=result.pretrain_seconds + result.finetune_seconds)
         if self.X_val is not None:
-            row["val_error"], _ = evaluate(bk, Ws, self.X_val, data.val.labels, self.bias)
+            row["val_error"], _ = evaluate(bk, Ws, self.X_val, data.val.labels, self.bias, layers=layers)
         result.eval_seconds += time.perf_counter() - t0
         result.history.append(row)
         self.reporter.epoch_done(row)
@@ -114,7 +115,7 @@ class _FitHooks(Hooks):
         """The weights, epoch and batch to continue from, out of checkpoint ``ck`` (its content checked
         against this run first)."""
         check_content(ck, self.X.shape[0], list(self.cfg.hidden), self.data.n_classes, self.bias, self.cfg.epochs,
-                      self.trainer.n_batches, str(self.ck_path))
+                      self.trainer.n_batches, str(self.ck_path), self.trainer.weight_shapes())
         Ws = [self.bk.asarray(W) for W in ck.weights]
         self.trainer.load_state_arrays(ck.solver_arrays, Ws)
         self.rng.bit_generator.state = ck.rng_state
@@ -185,7 +186,7 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     ck_path = Path(run_dir) / CHECKPOINT if run_dir is not None and cfg.get("checkpoint", True) else None
     X, Y, X_test = training_arrays(bk, data)
     X_val = bk.asarray(data.val.X) if data.val is not None else None
-    trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers)
+    trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers, shape=data.shape)
     hooks = _FitHooks(cfg, bk, data, (X, X_test, X_val), trainer, rng, timers, reporter, stop, ck_path)
 
     def read_checkpoint():
@@ -274,8 +275,12 @@ def _check_checkpoint_content(cfg, out_dir, data) -> None:
     ck_path = Path(out_dir) / CHECKPOINT
     if not (cfg.get("resume", False) and cfg.get("checkpoint", True) and ck_path.exists()):
         return
+    from .method.layers import weight_shapes
+    from .trainers import network_layers
+
+    shapes = weight_shapes(network_layers(cfg, data.n_in, data.shape), data.n_classes, has_bias(cfg))
     check_content(load_checkpoint(ck_path), data.n_in, list(cfg.hidden), data.n_classes, has_bias(cfg), cfg.epochs,
-                  n_batches(data.train.m, cfg.solver.batch_size), str(ck_path))
+                  n_batches(data.train.m, cfg.solver.batch_size), str(ck_path), shapes)
 
 
 def _finished_or_none(cfg, out_dir) -> dict | None:
@@ -338,7 +343,7 @@ def _run_locked(cfg, out_dir, reporter, record=None, w: World | None = None):
         t0 = time.perf_counter()
         data = load_dataset(cfg.dataset)
         loaded["seconds"] = time.perf_counter() - t0
-        validate(cfg, n_train=data.train.m)
+        validate(cfg, n_train=data.train.m, shape=data.shape)
         validate_ranks(cfg, w.size, n_train=data.train.m)
         if w.root:
             _check_checkpoint_content(cfg, out_dir, data)

@@ -4,10 +4,12 @@ written once: ``pretrain()`` returns the initial weights, ``epoch(Ws)`` trains o
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
 from .checkpoint import check_adam_state
+from .errors import NmfdnnError
 from .method.autoencoder import pretrain
 from .method.finetune import finetune_epoch
 from .method.linalg import input_svd
@@ -17,6 +19,25 @@ from .method.settings import NMFSettings
 from .timers import NullTimers
 
 log = logging.getLogger("nmfdnn")
+
+
+def network_layers(cfg, n_in: int, shape=None) -> list:
+    """The hidden layers of the run's network (:func:`nmfdnn.method.layers.build`): the convolutions of
+    ``cfg.conv`` on images of ``shape`` ``(c, h, w)``, then the dense ``hidden`` widths; one line if a
+    convolution does not fit or the data are not images."""
+    from omegaconf import OmegaConf
+
+    from .method.layers import build
+
+    convs = cfg.get("conv") or []
+    convs = OmegaConf.to_container(convs) if OmegaConf.is_config(convs) else list(convs)
+    if convs and shape is None:
+        raise NmfdnnError("conv layers need image data (mnist, fashion_mnist, cifar10, idx images, or "
+                          "dataset=synthetic with dataset.image=[c,h,w]); these samples are plain vectors")
+    try:
+        return build(n_in, list(cfg.hidden), convs, shape)
+    except ValueError as e:
+        raise NmfdnnError(str(e)) from None
 
 
 def batches_for_epoch(m: int, batch_size: int, rng, shuffle: bool = True):
@@ -32,11 +53,19 @@ class Trainer:
     arrays a checkpoint must hold beyond the weights (``state_arrays`` / ``load_state_arrays``).
     """
 
-    def __init__(self, bk, cfg, X, Y, rng, timers=None):
+    def __init__(self, bk, cfg, X, Y, rng, timers=None, shape=None):
         self.bk, self.sol, self.hidden = bk, cfg.solver, list(cfg.hidden)
         self.X, self.Y, self.rng = X, Y, rng
         self.timers = timers or NullTimers()
         self.info: dict = {}
+        self.layers = network_layers(cfg, X.shape[0], shape)
+        self.conv = any(layer.kind == "conv" for layer in self.layers)
+
+    def weight_shapes(self) -> list:
+        """The shapes of ``W_1 ... W_d`` of this network (a checkpoint's and a model's are checked against them)."""
+        from .method.layers import weight_shapes
+
+        return weight_shapes(self.layers, self.Y.shape[0], bool(self.sol.get("bias", False)))
 
     @property
     def n_batches(self) -> int:
@@ -61,14 +90,18 @@ class NMFTrainer(Trainer):
 
     xsvd = None
 
-    def __init__(self, bk, cfg, X, Y, rng, timers=None):
-        super().__init__(bk, cfg, X, Y, rng, timers)
+    def __init__(self, bk, cfg, X, Y, rng, timers=None, shape=None):
+        super().__init__(bk, cfg, X, Y, rng, timers, shape)
         self.settings = NMFSettings.from_mapping(cfg.solver)  # what the math reads: plain values
 
     def prepare(self) -> None:
         self._input_svd()
 
     def _input_svd(self):
+        """The truncated SVD of the input (Sec. 3.3) for a dense first layer; None for a convolution,
+        whose Algorithm 2 uses its patch matrix's pseudo-inverse instead."""
+        if self.layers[0].kind != "dense":
+            return None
         if self.xsvd is None:
             with self.timers("input_svd"):
                 self.xsvd = input_svd(self.bk, self.X, self.sol.input_threshold, self.sol.bias)
@@ -81,14 +114,14 @@ class NMFTrainer(Trainer):
         J = np.sort(self.rng.choice(self.X.shape[1], size=self.sol.ae_samples, replace=False))
         J = self.bk.index(self.bk.share(J))  # with several processes, this rank's share of the samples
         return pretrain(self.bk, self.X, self.Y, J, xsvd, self.hidden, self.settings, self.rng, self.timers,
-                        on_layer)
+                        on_layer, self.layers if self.conv else None)
 
     def epoch(self, Ws, on_batch=None, start_batch: int = 0):
         """One epoch of Algorithm 4; ``start_batch`` skips the batches a resumed epoch already did."""
         batches = [self.bk.index(self.bk.share(J)) for J in  # each rank: its share of every batch
                    batches_for_epoch(self.X.shape[1], self.sol.batch_size, self.rng, self.sol.shuffle)]
         finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.settings, self.timers,
-                       on_batch, start_batch)
+                       on_batch, start_batch, self.layers if self.conv else None)
 
 
 class BPTrainer(Trainer):
@@ -102,10 +135,21 @@ class BPTrainer(Trainer):
         bk, sol, bias = self.bk, self.sol, self.sol.bias
         n_prev = self.X.shape[0]
         Ws = []
-        if sol.ae_epochs > 0:
+        if sol.ae_epochs > 0 or self.conv:
             J = np.sort(self.rng.choice(self.X.shape[1], size=min(sol.ae_samples, self.X.shape[1]), replace=False))
             Z = self.X[:, self.bk.index(J)]
-        for i, n in enumerate(self.hidden):
+        convs = [layer for layer in self.layers if layer.kind == "conv"]
+        for i, layer in enumerate(convs):  # Glorot filters (fan-in c k k, fan-out channels k k); no autoencoder
+            s = layer.spec
+            a = math.sqrt(6.0 / (s.patch + s.channels * s.kernel * s.kernel))
+            W = bk.xp.zeros((s.channels, s.patch + int(bias)), dtype=bk.dtype)
+            W[:, :s.patch] = bk.asarray(self.rng.uniform(-a, a, size=(s.channels, s.patch)))
+            Ws.append(W)
+            Z = layer.forward(bk, W, Z, bias)
+            n_prev = layer.n_out
+            if on_layer is not None:
+                on_layer(i)
+        for i, n in enumerate(self.hidden, start=len(convs)):
             with self.timers("ae_backprop"):
                 if sol.ae_epochs > 0:
                     W = pretrain_autoencoder(bk, Z, n, sol, self.rng, bias)
@@ -163,7 +207,7 @@ class BPTrainer(Trainer):
             with self.timers("gather"):
                 XJ, YJ = self.X[:, J], self.Y[:, J]
             with self.timers("backprop"):
-                _, grads = loss_and_grads(self.bk, Ws, XJ, YJ, sol.loss, sol.bias)
+                _, grads = loss_and_grads(self.bk, Ws, XJ, YJ, sol.loss, sol.bias, self.layers if self.conv else None)
             with self.timers("adam"):
                 opt.step(Ws, grads)
             if on_batch is not None:

@@ -47,15 +47,29 @@ def loss_and_output_grad(bk, out, Y, loss: str):
     raise ValueError(f"unknown loss {loss!r}; choose mse or xent")
 
 
-def loss_and_grads(bk, Ws, X, Y, loss: str, bias: bool):
-    """Loss of the network on the columns of ``X`` and its gradients (backpropagation, [15])."""
+def loss_and_grads(bk, Ws, X, Y, loss: str, bias: bool, layers=None):
+    """Loss of the network on the columns of ``X`` and its gradients (backpropagation, [15]).
+
+    With ``layers`` (:mod:`nmfdnn.method.layers`) a convolution's gradients go through its patch
+    matrix: for ``U = T(W A)``, ``A = [Pbar(Z); e^T]``, ``dW = (T^-1 G) A^T`` and
+    ``dZ = Pbar^T(W_0^T T^-1 G)`` (im2col's adjoint, :func:`nmfdnn.method.conv.linear_map_adjoint`)."""
     xp = bk.xp
-    Zs = forward(bk, Ws, X, bias)
+    Zs = forward(bk, Ws, X, bias, layers)
     out = affine(Ws[-1], Zs[-1], bias)
     value, G = loss_and_output_grad(bk, out, Y, loss)
     grads = [None] * len(Ws)
     for i in range(len(Ws) - 1, -1, -1):
         Z = Zs[i]
+        layer = layers[i] if layers is not None and i < len(layers) else None
+        if layer is not None and layer.kind == "conv":
+            from ..method.conv import linear_map_adjoint
+
+            Gp = layer.targets(bk, G)
+            grads[i] = Gp @ layer.design(bk, Z, bias).T
+            if i > 0:
+                G = linear_map_adjoint(bk, Ws[i][:, :-1] if bias else Ws[i], G, layer.spec)
+                G *= Z > 0
+            continue
         if bias:
             g = xp.empty_like(Ws[i])
             xp.matmul(G, Z.T, out=g[:, :-1])

@@ -19,9 +19,34 @@ def dtype_name(cfg) -> str:
     return cfg.dtype.value if isinstance(cfg.dtype, Enum) else str(cfg.dtype)
 
 
+# Keys the schema gained after runs were archived, with the value that means "as before" (a dense net:
+# ``conv: []``; plain vectors: ``dataset.image: null``; ``solver.cg_iters`` acts on conv nets only)
+ADDED_KEYS = {("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"): 10}
+
+
+def _without(config: dict, path: tuple, before) -> dict:
+    """``config`` without the key at ``path`` if it holds ``before`` (a new dict; ``config`` unchanged)."""
+    head, rest = path[0], path[1:]
+    if head not in config:
+        return config
+    if not rest:
+        return {k: v for k, v in config.items() if k != head} if config[head] == before else config
+    inner = config[head]
+    if not isinstance(inner, dict):
+        return config
+    new = _without(inner, rest, before)
+    return config if new is inner else {**config, head: new}
+
+
 def effective(config: dict) -> dict:
     """A plain config dict with the values that ``null`` stands for filled in (``solver.factor_dtype``
-    null = ``dtype``), so that two configs that run the same computation compare equal."""
+    null = ``dtype``) and the keys added after runs were archived left out while they hold the value that
+    means "as before" (:data:`ADDED_KEYS`), so that two configs that run the same computation compare
+    equal and every earlier run keeps its identity."""
+    if not isinstance(config, dict):
+        return config
+    for path, before in ADDED_KEYS.items():
+        config = _without(config, path, before)
     solver = config.get("solver")
     if not isinstance(solver, dict) or solver.get("factor_dtype", "") is not None:
         return config

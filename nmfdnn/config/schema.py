@@ -82,6 +82,7 @@ class SyntheticConfig(DatasetConfig):
     n_features: int = 20
     n_classes: int = 3
     seed: int = 0
+    image: Optional[list[int]] = None  # [c, h, w]: samples are c x h x w images (n_features unused)
 
 
 @dataclass
@@ -128,6 +129,7 @@ class NMFSolverConfig:
     safeguard: bool = False  # Algorithms 2/3 accept a step only if the residual falls, else halve omega
     layer_omega: Optional[list[float]] = None  # omega per layer (W_1 ... W_{d-1}); null: omega everywhere
     ae_normalize: bool = False  # Alg. 5: rescale each NMF factor row of Z_hat to max 1 (W~ compensates)
+    cg_iters: int = 10  # conv nets: CGLS steps for L^+ in Algorithm 3 through a convolution (method/conv.py)
 
 
 @dataclass
@@ -159,11 +161,23 @@ class BackendConfig:
 
 
 @dataclass
+class ConvLayerConfig:
+    """One convolutional layer of ``conv`` (applied before the dense layers of ``hidden``)."""
+
+    channels: int = MISSING  # filters
+    kernel: int = MISSING  # kernel x kernel
+    stride: int = 1
+    padding: int = 0  # zeros on each side
+    pool: int = 1  # pool x pool average pooling before the ReLU (1: none)
+
+
+@dataclass
 class TrainConfig:
     dataset: Any = MISSING
     solver: Any = MISSING
     backend: BackendConfig = MISSING
     hidden: list[int] = field(default_factory=lambda: [1000, 500])
+    conv: list[ConvLayerConfig] = field(default_factory=list)  # convolutional layers before hidden; [] none
     epochs: int = 10
     seed: int = 0
     dtype: DType = DType.float64

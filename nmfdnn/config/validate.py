@@ -54,7 +54,51 @@ def widest_rows(cfg) -> int:
     return max(cfg.hidden) + int(has_bias(cfg))
 
 
-def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
+# The image shape (c, h, w) of each data set whose shape is known before loading it (idx: after)
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+def image_shape(d):
+    """``(c, h, w)`` of the samples of data-set config ``d`` when it is known without loading them."""
+    if d.name == "cifar10" and d.get("grayscale"):
+        return (1, 32, 32)
+    if d.name == "synthetic":
+        return tuple(d.image) if d.get("image") else None
+    return IMAGE_SHAPES.get(d.name)
+
+
+def _validate_conv(cfg, shape) -> None:
+    """``conv``: each layer's fields, and (where the image shape is known) that it fits its input."""
+    from omegaconf import OmegaConf
+
+    for i, layer in enumerate(cfg.conv):
+        for key in ("channels", "kernel"):
+            if OmegaConf.is_missing(layer, key):
+                raise NmfdnnError(f"conv[{i}].{key} is required, e.g. conv=[{{channels:32,kernel:5,pool:2}}]")
+        for key in ("channels", "kernel", "stride", "pool"):
+            _positive_int(layer[key], f"conv[{i}].{key}")
+        _int_at_least(layer.padding, f"conv[{i}].padding", 0)
+    d = cfg.dataset
+    if d.name == "synthetic" and not d.get("image"):
+        raise NmfdnnError("conv layers need images: dataset=synthetic has plain vectors unless "
+                          "dataset.image=[c,h,w] is set (or use mnist, fashion_mnist, cifar10, idx)")
+    if d.name == "synthetic":
+        if len(d.image) != 3:
+            raise NmfdnnError(f"dataset.image must be [c, h, w], got {list(d.image)}")
+        for j, v in enumerate(d.image):
+            _positive_int(v, f"dataset.image[{j}]")
+    shape = shape or image_shape(d)
+    if shape is None:
+        return  # idx: checked once its files are read
+    from ..method.layers import build
+
+    try:
+        build(1, [1], [OmegaConf.to_container(layer) for layer in cfg.conv], tuple(shape))
+    except ValueError as e:
+        raise NmfdnnError(str(e)) from None
+
+
+def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=None) -> None:
     """Check ranges and cross-field constraints; raise :class:`NmfdnnError` with one line.
 
     ``n_train`` (known once the data are loaded) enables the checks against the data size.
@@ -71,6 +115,8 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True) -> None:
         raise NmfdnnError(f"epochs must be a nonnegative integer, got {cfg.epochs!r}")
     _int_at_least(cfg.seed, "seed", 0)
     _validate_dataset(cfg.dataset)
+    if cfg.get("conv"):
+        _validate_conv(cfg, shape)
     if cfg.backend.get("threads") is not None:
         _positive_int(cfg.backend.threads, "backend.threads")
     s = cfg.solver
@@ -135,6 +181,9 @@ def validate_ranks(cfg, size: int, n_train: int | None = None) -> None:
     if size <= 1:
         return
     s = cfg.solver
+    if cfg.get("conv"):
+        raise NmfdnnError("a net with conv layers runs in one process (their patch matrices are not split over "
+                          "processes yet); start it without mpiexec")
     if s.name != "nmf":
         raise NmfdnnError(f"solver={s.name} runs in one process (only the NMF method is split over processes); "
                           "start it without mpiexec")

@@ -22,7 +22,8 @@ LOADERS: dict[str, Callable] = {
     "cifar10": lambda c: load_cifar10(c.get("data_dir"), grayscale=bool(c.grayscale), folder=c.get("folder")),
     "idx": lambda c: load_idx_pair(c.train_images, c.train_labels, c.test_images, c.test_labels,
                                    n_classes=c.n_classes),
-    "synthetic": lambda c: make_synthetic(c.n_train, c.n_test, c.n_features, c.n_classes, c.seed),
+    "synthetic": lambda c: make_synthetic(c.n_train, c.n_test, c.n_features, c.n_classes, c.seed,
+                                          list(c.image) if c.get("image") else None),
 }
 
 
@@ -37,7 +38,7 @@ def load_dataset(cfg) -> Dataset:
     val = None
     if cfg.get("val_size"):
         train, val = hold_out(train, int(cfg.val_size), int(cfg.get("val_seed") or 0))
-    data = Dataset(ds.name, train, test, ds.n_classes, val)
+    data = Dataset(ds.name, train, test, ds.n_classes, val, shape=ds.shape)
     problem = degenerate(data)
     if problem:
         raise NmfdnnError(f"data set {ds.name}: {problem}; nothing to train on")

@@ -28,6 +28,7 @@ class Dataset:
     test: DataSplit
     n_classes: int
     val: DataSplit | None = None  # held out of the training samples (dataset.val_size)
+    shape: tuple | None = None  # (channels, height, width) of an image sample, C order; None: not images
 
     @property
     def n_in(self) -> int:

@@ -283,4 +283,4 @@ def load_cifar10(data_dir: str | None = None, grayscale: bool = False, folder: s
     parts = [read(path / (b + suffix)) for b in BATCHES]
     train = _to_split(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), grayscale)
     test = _to_split(*read(path / ("test_batch" + suffix)), grayscale)
-    return Dataset("cifar10", train, test, 10)
+    return Dataset("cifar10", train, test, 10, shape=(1 if grayscale else 3, 32, 32))

@@ -41,7 +41,7 @@ def load_mnist(data_dir: str | None = None) -> Dataset:
     p = fetch_mnist(data_dir)
     train = _split(p["train-images-idx3-ubyte"], p["train-labels-idx1-ubyte"], 10)
     test = _split(p["t10k-images-idx3-ubyte"], p["t10k-labels-idx1-ubyte"], 10)
-    return Dataset("mnist", train, test, 10)
+    return Dataset("mnist", train, test, 10, shape=(1, 28, 28))
 
 
 def load_idx_pair(train_images, train_labels, test_images, test_labels, n_classes: int = 10) -> Dataset:
@@ -52,7 +52,8 @@ def load_idx_pair(train_images, train_labels, test_images, test_labels, n_classe
         from ..errors import DataFormatError
 
         raise DataFormatError(f"train images have {train.X.shape[0]} features, test images {test.X.shape[0]}")
-    return Dataset("idx", train, test, n_classes)
+    dims = read_idx(train_images).shape[1:]  # (rows, columns): grey images; anything else is not one
+    return Dataset("idx", train, test, n_classes, shape=(1, *dims) if len(dims) == 2 else None)
 
 
 # Fashion-MNIST (Xiao, Rasul and Vollgraf 2017): the same IDX layout. Its authors publish MD5 sums
@@ -77,4 +78,4 @@ def load_fashion_mnist(data_dir: str | None = None) -> Dataset:
     p = fetch_fashion_mnist(data_dir)
     train = _split(p["train-images-idx3-ubyte"], p["train-labels-idx1-ubyte"], 10)
     test = _split(p["t10k-images-idx3-ubyte"], p["t10k-labels-idx1-ubyte"], 10)
-    return Dataset("fashion_mnist", train, test, 10)
+    return Dataset("fashion_mnist", train, test, 10, shape=(1, 28, 28))

@@ -41,25 +41,38 @@ def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol: NMFSettings, rng, timers=None
     return W, Z
 
 
-def pretrain(bk, X, Y, J, xsvd, hidden, sol: NMFSettings, rng, timers=None, on_layer=None):
+def pretrain(bk, X, Y, J, xsvd, hidden, sol: NMFSettings, rng, timers=None, on_layer=None, layers=None):
     """Algorithm 5 over all hidden layers on the samples ``J``, then the output layer.
 
     Returns the initial guesses ``[W_1^{(0)}, ..., W_d^{(0)}]`` of Algorithm 4. The first layer
     uses the batch pseudo-inverse of the truncated input SVD (Sec. 3.3); deeper layers the
     pseudo-inverse of their input ``Z_{i-1}`` (``solver.pinv``, ``solver.hidden_rcond``). The output
     weights are ``W_d = Y Z_{d-1}^dagger`` (least squares), or zero with ``solver.output_init=zeros``.
+
+    With ``layers`` (:mod:`nmfdnn.method.layers`), a layer's autoencoder works on its ``inputs``: for a
+    convolution the pooled patch matrix (every patch of every sample a column), so that (9) is an NMF
+    of the patches, ``W~_i`` a dictionary of ``channels`` nonnegative patches, and (10) Algorithm 2 for
+    the shared filter ``W_i``; its ``Z_i`` goes back to columns of samples (``outputs``). A first
+    layer without an input SVD (``xsvd`` None: a convolution) uses its patch matrix's pseudo-inverse.
     """
     timers = timers or NullTimers()
     bias = sol.bias
     Ws = []
     Z = X[:, J]
-    for i, n_out in enumerate(hidden):
+    if layers is None:
+        from .layers import Dense
+
+        layers = [Dense(n_in, n) for n_in, n in zip([X.shape[0], *hidden[:-1]], hidden)]
+    for i, layer in enumerate(layers):
+        m = Z.shape[1]
+        inputs = layer.inputs(bk, Z)
         with timers("ae_pinv"):
-            if i == 0:
+            if i == 0 and xsvd is not None:
                 P = batch_input_pinv(bk, xsvd, J, sol.input_pinv)
             else:
-                P = right_pinv(bk, augment(bk, Z, bias), sol.hidden_rcond, sol.pinv)
-        W, Z = pretrain_layer(bk, Z, P, n_out, sol, rng, timers, bias)
+                P = right_pinv(bk, augment(bk, inputs, bias), sol.hidden_rcond, sol.pinv)
+        W, Z = pretrain_layer(bk, inputs, P, layer.shape(bias)[0], sol, rng, timers, bias)
+        Z = layer.outputs(bk, Z, m)
         Ws.append(W)
         if on_layer is not None:
             on_layer(i)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .linalg import batch_input_pinv, left_pinv, right_pinv
-from .network import augment, check_finite, forward
+from .layers import dense
+from .linalg import batch_input_pinv, right_pinv
+from .network import check_finite, forward
 from .nonlinear_lsq import alg2, alg2_right_safe, alg3_left, alg3_left_safe
 from .semi_nmf import semi_nmf
 from .settings import NMFSettings, layer_omega
@@ -12,7 +13,7 @@ from ..timers import NullTimers
 _REMEDY = "try a smaller solver.omega, a larger solver.hidden_rcond or dtype=float64"
 
 
-def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None):
+def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers=None):
     """One iteration ``k`` of Algorithm 4 on one mini-batch; updates ``Ws`` in place.
 
     Line 9 of the previous iteration (``Z_i^{(k-1)}``) is the forward pass with the current weights.
@@ -27,52 +28,65 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None):
     semi-NMF's Z update, ``sol.lam`` on Algorithm 3's pseudo-inverse, per-layer omega
     (``sol.layer_omega``) and the step safeguard (``sol.safeguard``). ``sol`` is an
     :class:`~nmfdnn.method.settings.NMFSettings`.
+
+    ``layers`` (:mod:`nmfdnn.method.layers`; None: every hidden layer dense) says how each step acts on
+    a layer: Algorithm 2 on its ``design`` matrix ``A`` and its ``targets``, Algorithm 3 by its
+    ``z_step``. For a dense layer these are the calls above, in the same order: the same bits. A
+    convolutional first layer has no truncated input SVD: ``X_pinv`` is None and line 8 uses the
+    pseudo-inverse of its patch matrix (``solver.pinv``).
     """
     timers = timers or NullTimers()
     bias = sol.bias
     d = len(Ws)
-    alpha, beta, lam = sol.alpha, sol.beta, sol.lam
+    alpha, beta = sol.alpha, sol.beta
     solve2 = alg2_right_safe if sol.safeguard else alg2
     solve3 = alg3_left_safe if sol.safeguard else alg3_left
+    layers = layers if layers is not None else dense(Ws, bias)
     with timers("forward"):
-        Zs = forward(bk, Ws, XJ, bias)
+        Zs = forward(bk, Ws, XJ, bias, layers)
     with timers("semi_nmf"):
         Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
                                  sol.pinv, bias, alpha, beta)
     check_finite(bk, Ws[-1], f"output weights W_{d} after semi-NMF", _REMEDY)
     check_finite(bk, Z_hat, f"target Z_hat_{d - 1} after semi-NMF", _REMEDY)
     for i in range(d - 1, 1, -1):  # paper's layer index i; Python index i - 1
-        A = augment(bk, Zs[i - 1], bias)
+        layer = layers[i - 1]
+        A = layer.design(bk, Zs[i - 1], bias)
         omega = layer_omega(sol, i)
         with timers("pinv"):
             A_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv, alpha, bias)
         with timers("alg2"):
-            Ws[i - 1] = solve2(bk, Z_hat, A, A_pinv, Ws[i - 1], sol.lsq_iters, omega, fx0=Zs[i])
+            Ws[i - 1] = solve2(bk, layer.targets(bk, Z_hat), A, A_pinv, Ws[i - 1], sol.lsq_iters, omega,
+                               fx0=layer.targets(bk, Zs[i]))
         check_finite(bk, Ws[i - 1], f"weights W_{i} after Algorithm 2", _REMEDY)
-        W = Ws[i - 1][:, :-1] if bias else Ws[i - 1]
-        c = Ws[i - 1][:, -1:] if bias else None
-        with timers("pinv"):
-            W_pinv = left_pinv(bk, W, sol.hidden_rcond, sol.pinv, lam)
-        with timers("alg3"):
-            Z_hat = solve3(bk, Z_hat, W, W_pinv, Zs[i - 1], sol.lsq_iters, omega, offset=c)
+        Z_hat = layer.z_step(bk, Z_hat, Ws[i - 1], Zs[i - 1], sol.lsq_iters, omega, sol, solve3, timers)
         check_finite(bk, Z_hat, f"target Z_hat_{i - 1} after Algorithm 3", _REMEDY)
+    first = layers[0]
+    A = first.design(bk, XJ, bias)
+    if X_pinv is None:  # a convolutional first layer: the pseudo-inverse of its patch matrix
+        with timers("pinv"):
+            X_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv, alpha, bias)
     with timers("alg2"):
-        Ws[0] = solve2(bk, Z_hat, augment(bk, XJ, bias), X_pinv, Ws[0], sol.lsq_iters, layer_omega(sol, 1),
-                       fx0=Zs[1])
+        Ws[0] = solve2(bk, first.targets(bk, Z_hat), A, X_pinv, Ws[0], sol.lsq_iters, layer_omega(sol, 1),
+                       fx0=first.targets(bk, Zs[1]))
     check_finite(bk, Ws[0], "weights W_1 after Algorithm 2", _REMEDY)
 
 
-def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol: NMFSettings, timers=None, on_batch=None, start_batch: int = 0):
+def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol: NMFSettings, timers=None, on_batch=None, start_batch: int = 0,
+                   layers=None):
     """One epoch of Algorithm 4: :func:`finetune_batch` over the column index sets ``batches``
-    (from ``batches[start_batch]`` on, when a resumed epoch already did the first ones)."""
+    (from ``batches[start_batch]`` on, when a resumed epoch already did the first ones). ``xsvd`` is
+    None for a convolutional first layer (no input SVD)."""
     timers = timers or NullTimers()
     for b, J in enumerate(batches):
         if b < start_batch:
             continue
-        with timers("batch_pinv"):
-            X_pinv = batch_input_pinv(bk, xsvd, J, sol.input_pinv, sol.alpha, sol.bias)
+        X_pinv = None
+        if xsvd is not None:
+            with timers("batch_pinv"):
+                X_pinv = batch_input_pinv(bk, xsvd, J, sol.input_pinv, sol.alpha, sol.bias)
         with timers("gather"):
             XJ, YJ = X[:, J], Y[:, J]
-        finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers)
+        finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers, layers)
         if on_batch is not None:
             on_batch(b)

@@ -30,21 +30,26 @@ def augment(bk, Z, bias: bool):
     return out
 
 
-def forward(bk, Ws, X, bias: bool):
-    """Hidden activations ``[Z_0 = X, Z_1, ..., Z_{d-1}]`` (Sec. 3, definition of Z_i)."""
+def forward(bk, Ws, X, bias: bool, layers=None):
+    """Hidden activations ``[Z_0 = X, Z_1, ..., Z_{d-1}]`` (Sec. 3, definition of Z_i); with ``layers``
+    (:mod:`nmfdnn.method.layers`, e.g. convolutions first) each hidden layer's own ``forward``."""
     Zs = [X]
+    if layers is not None:
+        for W, layer in zip(Ws[:-1], layers):
+            Zs.append(layer.forward(bk, W, Zs[-1], bias))
+        return Zs
     for W in Ws[:-1]:
         U = affine(W, Zs[-1], bias)
         Zs.append(bk.relu(U, out=U))
     return Zs
 
 
-def output(bk, Ws, X, bias: bool):
+def output(bk, Ws, X, bias: bool, layers=None):
     """The network's output ``W_d f(W_{d-1} ... f(W_1 X))`` (eq. 3; linear output layer)."""
-    return affine(Ws[-1], forward(bk, Ws, X, bias)[-1], bias)
+    return affine(Ws[-1], forward(bk, Ws, X, bias, layers)[-1], bias)
 
 
-def evaluate(bk, Ws, X, labels, bias: bool, chunk: int = 10000):
+def evaluate(bk, Ws, X, labels, bias: bool, chunk: int = 10000, layers=None):
     """Error rate in percent and objective (3), ``1/2 ||Y - output||_F^2``, over all columns of X.
 
     ``labels`` are integer class labels (host array); Y is their one-hot encoding. Works in
@@ -59,7 +64,7 @@ def evaluate(bk, Ws, X, labels, bias: bool, chunk: int = 10000):
     wrong = 0
     obj = 0.0
     for start in range(0, X.shape[1], chunk):
-        out = output(bk, Ws, X[:, start:start + chunk], bias)
+        out = output(bk, Ws, X[:, start:start + chunk], bias, layers)
         lab = labels[start:start + chunk]
         pred = bk.to_numpy(xp.argmax(out, axis=0))
         wrong += int(np.count_nonzero(pred != lab))
@@ -71,11 +76,11 @@ def evaluate(bk, Ws, X, labels, bias: bool, chunk: int = 10000):
     return 100.0 * wrong / m, 0.5 * obj
 
 
-def predict_scores(bk, Ws, X, bias: bool, chunk: int = 10000):
+def predict_scores(bk, Ws, X, bias: bool, chunk: int = 10000, layers=None):
     """Network outputs for all columns of X, as a host array (n_out x m)."""
     import numpy as np
 
-    parts = [bk.to_numpy(output(bk, Ws, X[:, s:s + chunk], bias)) for s in range(0, X.shape[1], chunk)]
+    parts = [bk.to_numpy(output(bk, Ws, X[:, s:s + chunk], bias, layers)) for s in range(0, X.shape[1], chunk)]
     return np.concatenate(parts, axis=1)
 
 

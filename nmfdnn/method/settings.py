@@ -32,6 +32,7 @@ class NMFSettings:
     safeguard: bool  # beyond the paper: Algorithms 2 and 3 keep a step only if the residual falls
     layer_omega: tuple[float, ...] | None  # beyond the paper: omega per layer (W_1 ... W_{d-1})
     ae_normalize: bool  # beyond the paper: Algorithm 5's NMF factor Z_hat rescaled to unit row maxima
+    cg_iters: int  # beyond the paper: CGLS steps for L^+ of Algorithm 3 through a convolution
 
     @classmethod
     def from_mapping(cls, sol) -> "NMFSettings":

@@ -47,13 +47,20 @@ def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
     weights, bias = load_model(run_dir)
     data = load_dataset(cfg.dataset)
     bk = get_backend(cfg.backend.name, dtype_name(cfg))
-    n_in = weights[0].shape[1] - int(bias)
+    n_in = weights[0].shape[1] - int(bias) if not cfg.get("conv") else data.n_in
     if data.n_in != n_in:
         raise NmfdnnError(f"the model takes {n_in} features, data set {data.name} has {data.n_in}")
-    check_weights(weights, n_in, list(cfg.hidden), data.n_classes, bias, str(run_dir / "model.npz"))
+    from ..method.layers import weight_shapes
+    from ..trainers import network_layers
+
+    layers = network_layers(cfg, data.n_in, data.shape)
+    check_weights(weights, n_in, list(cfg.hidden), data.n_classes, bias, str(run_dir / "model.npz"),
+                  weight_shapes(layers, data.n_classes, bias))
+    layers = layers if cfg.get("conv") else None
     Ws = [bk.asarray(W) for W in weights]
-    train_err, obj = evaluate(bk, Ws, bk.xp.asfortranarray(bk.asarray(data.train.X)), data.train.labels, bias)
-    test_err, _ = evaluate(bk, Ws, bk.asarray(data.test.X), data.test.labels, bias)
+    train_err, obj = evaluate(bk, Ws, bk.xp.asfortranarray(bk.asarray(data.train.X)), data.train.labels, bias,
+                              layers=layers)
+    test_err, _ = evaluate(bk, Ws, bk.asarray(data.test.X), data.test.labels, bias, layers=layers)
     out = {"run_dir": str(run_dir), "dataset": data.name, "overrides": list(overrides or []),
            "train_error": train_err, "test_error": test_err, "objective": obj,
            "n_train": data.train.m, "n_test": data.test.m}
