@@ -10,7 +10,7 @@ ARGS ?=
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
 	table1 table1-times table1-paper cifar10 fig1 defaults tune tune-cifar10 tune-precision \
 	speed speed-paper speed-cifar10 speed-runs speed-ops bench bench-tta tta-screen scaling mpi \
-	bench-gpu kill-resume startup
+	bench-gpu kill-resume startup conv-screen conv
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
@@ -108,6 +108,18 @@ cifar10: install ## CIFAR-10 [1000,500]: the paper's settings and tuned ones, bo
 	$(SWEEP) $(call IN,cifar10) experiment=cifar10_bp hidden=[1000,500] seed=0,1,2
 	$(SWEEP) $(call IN,cifar10) experiment=cifar10_nmf hidden=[1000,500] seed=0,1,2
 	$(NMFDNN) report outputs/cifar10
+
+# Convolutional nets (issue 37): candidates screened on 10,000 held-out training images (not the test
+# set), one seed, float32; the chosen presets' seeds on test go to outputs/conv (make conv)
+CONV16 = 'conv=[{channels:16,kernel:5,pool:2}]'
+CONV32 = 'conv=[{channels:32,kernel:5,pool:2}]'
+CSCREEN = $(SWEEP) $(call IN,tune/conv_screen) dataset.val_size=10000 dtype=float32 epochs=10 seed=0
+conv-screen: install ## screen conv nets on MNIST validation data (NMF and BP, one seed each)
+	$(CSCREEN) dataset=mnist $(CONV16) hidden=[500] solver.alpha=0.0,0.5
+	$(CSCREEN) dataset=mnist $(CONV32) hidden=[500]
+	$(CSCREEN) dataset=mnist $(CONV16) hidden=[1000,500]
+	$(CSCREEN) dataset=mnist solver=bp $(CONV16) hidden=[500]
+	$(NMFDNN) report outputs/tune/conv_screen
 
 fig1: install ## Figure 1 from the committed runs: [1000,500], NMF and BP, MNIST and CIFAR-10
 	$(NMFDNN) plot outputs/table1 outputs/cifar10 --select 'hidden=[1000,500]' \

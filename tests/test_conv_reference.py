@@ -133,3 +133,15 @@ def test_spec_problems_are_named():
     assert "pool 4 is larger" in ConvSpec(1, 5, 5, 2, 3, pool=4).problem()
     assert ConvSpec(3, 32, 32, 32, 5, padding=2, pool=2).problem() is None
     assert ConvSpec(3, 32, 32, 32, 5, padding=2, pool=2).n_out == 32 * 16 * 16
+
+
+def test_pieces_of_samples_give_the_same_patches(bk, monkeypatch):
+    """Large layers build their patch matrices in pieces of samples: the same numbers."""
+    spec = ConvSpec(2, 8, 8, 3, 3, padding=1, pool=2)
+    Z = np.random.default_rng(0).random((spec.n_in, 7))
+    G = np.random.default_rng(1).random((spec.patch, 7 * spec.positions))
+    whole = conv.pooled_patches(bk, Z, spec), conv.pooled_patches_adjoint(bk, G, spec, 7)
+    monkeypatch.setattr(conv, "CHUNK_ENTRIES", spec.patch * spec.oh * spec.ow * 2)  # two samples a piece
+    assert conv._samples_per_chunk(spec, 7) == 2
+    np.testing.assert_array_equal(conv.pooled_patches(bk, Z, spec), whole[0])
+    np.testing.assert_allclose(conv.pooled_patches_adjoint(bk, G, spec, 7), whole[1], rtol=0, atol=1e-12)
