@@ -109,8 +109,8 @@ cifar10: install ## CIFAR-10 [1000,500]: the paper's settings and tuned ones, bo
 	$(SWEEP) $(call IN,cifar10) experiment=cifar10_nmf hidden=[1000,500] seed=0,1,2
 	$(NMFDNN) report outputs/cifar10
 
-# Convolutional nets (issue 37): candidates screened on 10,000 held-out training images (not the test
-# set), one seed, float32; the chosen presets' seeds on test go to outputs/conv (make conv)
+# Convolutional nets (issue 37): candidates screened on 10,000 held-out training images (no test
+# images), one seed, float32; the chosen presets' seeds on test go to outputs/conv (make conv)
 CONV16 = 'conv=[{channels:16,kernel:5,pool:2}]'
 CONV32 = 'conv=[{channels:32,kernel:5,pool:2}]'
 CSCREEN = $(SWEEP) $(call IN,tune/conv_screen) dataset.val_size=10000 dtype=float32 epochs=10 seed=0

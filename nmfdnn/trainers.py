@@ -208,6 +208,10 @@ class BPTrainer(Trainer):
                 XJ, YJ = self.X[:, J], self.Y[:, J]
             with self.timers("backprop"):
                 _, grads = loss_and_grads(self.bk, Ws, XJ, YJ, sol.loss, sol.bias, self.layers if self.conv else None)
+            if sol.get("freeze_conv", False):  # the ablation: conv filters keep their initialisation
+                for i, layer in enumerate(self.layers):
+                    if layer.kind == "conv":
+                        grads[i] = grads[i] * 0
             with self.timers("adam"):
                 opt.step(Ws, grads)
             if on_batch is not None:

@@ -171,3 +171,35 @@ def test_conv_forward_and_gradients_agree_with_pytorch():
     np.testing.assert_allclose(output(bk, Ws, X, bias, layers), out.detach().numpy().T, rtol=1e-5, atol=1e-12)
     for g, t in zip(grads, tW):
         np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-5, atol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["nmf", "bp"])
+def test_frozen_convolutions_keep_their_initial_weights_and_the_dense_layers_learn(tmp_path, solver):
+    """solver.freeze_conv (the ablation): the filters after training are those after pre-training."""
+    extra = ["solver=bp", "solver.ae_samples=300", "epochs=3"] if solver == "bp" else \
+        ["solver.batch_size=300", "solver.ae_samples=300", "epochs=2"]
+    args = ["train", *IMAGES, *NET, *extra, "checkpoint=true"]
+    code, _, err = cli([*args, "solver.freeze_conv=true", f"hydra.run.dir={tmp_path / 'frozen'}"])
+    assert code == 0, err
+    code, _, err = cli([*args, f"hydra.run.dir={tmp_path / 'free'}"])
+    assert code == 0, err
+    with np.load(tmp_path / "frozen" / "checkpoint.npz") as f, np.load(tmp_path / "free" / "checkpoint.npz") as g:
+        frozen, free = f["W1"], g["W1"]
+        dense_frozen, dense_free = f["W2"], g["W2"]
+    m_frozen = json.loads((tmp_path / "frozen" / "metrics.json").read_text())
+    assert m_frozen["history"][-1]["objective"] != m_frozen["history"][0]["objective"]  # the dense part trained
+    assert not np.array_equal(frozen, free) and not np.array_equal(dense_frozen, dense_free)
+    # the frozen filters equal the pre-trained ones: retrain with epochs=0 (pre-training only)
+    code, _, err = cli([a for a in args if not a.startswith("epochs=")] + ["epochs=0", f"hydra.run.dir={tmp_path / 'pre'}"])
+    assert code == 0, err
+    with np.load(tmp_path / "pre" / "model.npz") as p:
+        np.testing.assert_array_equal(p["W1"], frozen)
+
+
+def test_the_report_names_a_conv_net():
+    from nmfdnn.tools.report import net_name
+
+    assert net_name({"hidden": [1000, 500]}) == "1000-500"
+    assert net_name({"conv": [{"channels": 16, "kernel": 5, "stride": 1, "padding": 0, "pool": 2},
+                              {"channels": 32, "kernel": 3, "stride": 2, "padding": 1, "pool": 1}],
+                     "hidden": [500]}) == "c16k5q2-c32k3s2p1-500"

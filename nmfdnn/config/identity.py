@@ -20,8 +20,9 @@ def dtype_name(cfg) -> str:
 
 
 # Keys the schema gained after runs were archived, with the value that means "as before" (a dense net:
-# ``conv: []``; plain vectors: ``dataset.image: null``; ``solver.cg_iters`` acts on conv nets only)
-ADDED_KEYS = {("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"): 10}
+# ``conv: []``; plain vectors: ``dataset.image: null``; ``solver.cg_iters`` and ``freeze_conv`` act on
+# conv nets only)
+ADDED_KEYS = {("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"): 10, ("solver", "freeze_conv"): False}
 
 
 def _without(config: dict, path: tuple, before) -> dict:

@@ -130,6 +130,7 @@ class NMFSolverConfig:
     layer_omega: Optional[list[float]] = None  # omega per layer (W_1 ... W_{d-1}); null: omega everywhere
     ae_normalize: bool = False  # Alg. 5: rescale each NMF factor row of Z_hat to max 1 (W~ compensates)
     cg_iters: int = 10  # conv nets: CGLS steps for L^+ in Algorithm 3 through a convolution (method/conv.py)
+    freeze_conv: bool = False  # conv nets: keep the conv weights at their pre-training values (the ablation)
 
 
 @dataclass
@@ -149,6 +150,7 @@ class BPSolverConfig:
     beta2: float = 0.999
     eps: float = 1e-8
     shuffle: bool = True
+    freeze_conv: bool = False  # conv nets: keep the conv filters at their initialisation (the ablation)
 
 
 SOLVER_SCHEMAS = {"nmf": NMFSolverConfig, "bp": BPSolverConfig}

@@ -49,8 +49,11 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
                                  sol.pinv, bias, alpha, beta)
     check_finite(bk, Ws[-1], f"output weights W_{d} after semi-NMF", _REMEDY)
     check_finite(bk, Z_hat, f"target Z_hat_{d - 1} after semi-NMF", _REMEDY)
+    frozen = [sol.freeze_conv and layer.kind == "conv" for layer in layers]  # the ablation: never updated
     for i in range(d - 1, 1, -1):  # paper's layer index i; Python index i - 1
         layer = layers[i - 1]
+        if frozen[i - 1]:
+            return  # this layer and every one below keep their weights: nothing more to solve
         A = layer.design(bk, Zs[i - 1], bias)
         omega = layer_omega(sol, i)
         with timers("pinv"):
@@ -59,9 +62,13 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
             Ws[i - 1] = solve2(bk, layer.targets(bk, Z_hat), A, A_pinv, Ws[i - 1], sol.lsq_iters, omega,
                                fx0=layer.targets(bk, Zs[i]))
         check_finite(bk, Ws[i - 1], f"weights W_{i} after Algorithm 2", _REMEDY)
+        if frozen[i - 2]:
+            return  # the target below would feed only frozen layers
         Z_hat = layer.z_step(bk, Z_hat, Ws[i - 1], Zs[i - 1], sol.lsq_iters, omega, sol, solve3, timers)
         check_finite(bk, Z_hat, f"target Z_hat_{i - 1} after Algorithm 3", _REMEDY)
     first = layers[0]
+    if frozen[0]:
+        return
     A = first.design(bk, XJ, bias)
     if X_pinv is None:  # a convolutional first layer: the pseudo-inverse of its patch matrix
         with timers("pinv"):

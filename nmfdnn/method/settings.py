@@ -33,6 +33,7 @@ class NMFSettings:
     layer_omega: tuple[float, ...] | None  # beyond the paper: omega per layer (W_1 ... W_{d-1})
     ae_normalize: bool  # beyond the paper: Algorithm 5's NMF factor Z_hat rescaled to unit row maxima
     cg_iters: int  # beyond the paper: CGLS steps for L^+ of Algorithm 3 through a convolution
+    freeze_conv: bool  # the ablation: convolutions keep their pre-training weights in Algorithm 4
 
     @classmethod
     def from_mapping(cls, sol) -> "NMFSettings":

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NmfdnnError
-from .report import SHOWN, _name_settings, collect
+from .report import SHOWN, _name_settings, collect, net_name
 
 
 # The columns a legend tells groups apart by: a table's (report.SHOWN) but the dtype, which a legend
@@ -114,9 +114,9 @@ def plot(paths, out: str | None = None, name: str = "fig1", select: list[str] | 
         ax_ep, ax_s = axes[row]
         colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
         for g in sorted((g for g in groups if g.config.get("dataset.name") == ds),
-                        key=lambda g: (g.config.get("solver.name"), str(g.config.get("hidden")))):
+                        key=lambda g: (g.config.get("solver.name"), net_name(g.config))):
             color = next(colors)  # one color per solver and network; train dashed, test solid
-            label = f"{g.config.get('solver.name')} {'-'.join(map(str, g.config.get('hidden', [])))}"
+            label = f"{g.config.get('solver.name')} {net_name(g.config)}"
             if setting[id(g)]:
                 label += f" ({setting[id(g)].replace('solver.', '')})"
             n_ep = min(len(r["history"]) for r in g.runs)

@@ -53,6 +53,21 @@ def _flatten(d, prefix=""):
     return out
 
 
+def net_name(flat: dict) -> str:
+    """The network of a flattened config as the report names it: the dense widths joined by ``-``
+    (``1000-500``, the paper's notation), after the convolutions if any, each ``c<channels>k<kernel>``
+    with ``s<stride>``, ``p<padding>``, ``q<pool>`` where not 1, 0, 1 (``c16k5q2-500``)."""
+    parts = []
+    for layer in flat.get("conv") or []:
+        if isinstance(layer, dict):
+            name = f"c{layer.get('channels')}k{layer.get('kernel')}"
+            for key, letter, plain in (("stride", "s", 1), ("padding", "p", 0), ("pool", "q", 1)):
+                if layer.get(key, plain) != plain:
+                    name += f"{letter}{layer[key]}"
+            parts.append(name)
+    return "-".join([*parts, *(str(h) for h in flat.get("hidden", []))])
+
+
 @dataclass
 class Group:
     key: tuple
@@ -66,7 +81,7 @@ class Group:
         va, va_ci = t_interval(col("val_error")) if col("val_error") else (None, None)
         mean = lambda k: float(np.mean(col(k))) if col(k) else float("nan")  # noqa: E731
         return {"dataset": self.config.get("dataset.name"), "solver": self.config.get("solver.name"),
-                "hidden": "-".join(str(h) for h in self.config.get("hidden", [])),
+                "hidden": net_name(self.config),
                 "dtype": self.config.get("dtype"), "backend": self.config.get("backend.name"),
                 "epochs": self.config.get("epochs"), "n": len(self.runs),
                 "train_error": tr, "train_ci": tr_ci, "val_error": va, "val_ci": va_ci, "test_error": te,
