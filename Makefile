@@ -117,6 +117,7 @@ CSCREEN = $(SWEEP) $(call IN,tune/conv_screen) dataset.val_size=10000 dtype=floa
 conv-screen: install ## screen conv nets on MNIST validation data (NMF and BP, one seed each)
 	$(CSCREEN) dataset=mnist $(CONV16) hidden=[500] solver.alpha=0.0,0.5
 	$(CSCREEN) dataset=mnist solver=bp $(CONV16) hidden=[500]
+	$(CSCREEN) dataset=mnist $(CONV16) hidden=[500] solver.lsq_iters=3
 	$(CSCREEN) dataset=mnist $(CONV32) hidden=[500]
 	$(NMFDNN) report outputs/tune/conv_screen
 
