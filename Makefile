@@ -121,6 +121,14 @@ conv-screen: install ## screen conv nets on MNIST validation data (NMF and BP, o
 	$(CSCREEN) dataset=mnist $(CONV32) hidden=[500]
 	$(NMFDNN) report outputs/tune/conv_screen
 
+CONVRUN = $(SWEEP) $(call IN,conv) seed=0,1,2 backend.threads=1
+conv: install ## MNIST conv nets: NMF and BP presets and the frozen-filter ablation, 3 seeds each
+	$(CONVRUN) experiment=mnist_conv_bp
+	$(CONVRUN) experiment=mnist_conv_nmf
+	$(CONVRUN) experiment=mnist_conv_nmf solver.freeze_conv=true
+	$(NMFDNN) report outputs/conv
+	$(NMFDNN) plot outputs/conv --name fig
+
 fig1: install ## Figure 1 from the committed runs: [1000,500], NMF and BP, MNIST and CIFAR-10
 	$(NMFDNN) plot outputs/table1 outputs/cifar10 --select 'hidden=[1000,500]' \
 	  --seconds-from outputs/table1-times --out outputs/fig1
