@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from ..archive import RUNS_DIR, RUNS_FILE, finished_run, metrics_problem, pack, read_runs
 from ..config import NON_RESULT_KEYS, compose_config, effective
+from ..config.identity import ADDED_KEYS
 from ..errors import NmfdnnError
 from ..fileio import atomic_write_bytes, atomic_write_json
 
@@ -25,6 +26,8 @@ log = logging.getLogger("nmfdnn")
 
 # Keys that do not change what a run computes, and the replicate index: they do not split groups.
 IGNORED = {"seed", *NON_RESULT_KEYS}
+# The keys effective() leaves out while they hold their "as before" value, flattened: what a missing one means
+AS_BEFORE = {".".join(path): before for path, before in ADDED_KEYS.items()}
 
 
 def t_interval(values) -> tuple[float, float]:
@@ -255,9 +258,10 @@ def _name_settings(pairs, shown=SHOWN) -> None:
         if len(same) < 2:
             continue
         keys = sorted({k for _, c in same for k in c} - IGNORED)
-        differing = [k for k in keys if len({repr(c.get(k)) for _, c in same}) > 1]
+        value = lambda c, k: c.get(k, AS_BEFORE.get(k))  # noqa: E731 (a key left out of effective())
+        differing = [k for k in keys if len({repr(value(c, k)) for _, c in same}) > 1]
         for r, c in same:
-            r["setting"] = " ".join(f"{k}={c.get(k)}" for k in differing)
+            r["setting"] = " ".join(f"{k}={value(c, k)}" for k in differing)
 
 
 def versus(mean: float, ci, paper_mean: float, paper_ci: float) -> str:
