@@ -119,6 +119,7 @@ conv-screen: install ## screen conv nets on MNIST validation data (NMF and BP, o
 	$(CSCREEN) dataset=mnist solver=bp $(CONV16) hidden=[500]
 	$(CSCREEN) dataset=mnist $(CONV16) hidden=[500] solver.lsq_iters=3
 	$(CSCREEN) dataset=mnist $(CONV32) hidden=[500]
+	$(CSCREEN) dataset=mnist $(CONV16) hidden=[500] 'solver.layer_omega=[0.1,1.0]'
 	$(NMFDNN) report outputs/tune/conv_screen
 
 CONVRUN = $(SWEEP) $(call IN,conv) seed=0,1,2 backend.threads=1
