@@ -107,11 +107,10 @@ def _train_help(args: list[str]) -> str:
     (the config groups, then the composed config with the command line's overrides), made here from
     one composition: Hydra's own help deep-copies its config store once per group option (about a
     second on the 2-core machine); a test checks that both print the same text."""
+    import yaml
     from omegaconf import OmegaConf
 
     root = Path(conf_dir())
-    import yaml
-
     spec = yaml.safe_load((root / "hydra" / "help" / "nmfdnn.yaml").read_text())
     groups = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name != "hydra" and not d.name.startswith(("_", ".")))
     lines = [f"{g}: {', '.join(sorted(f.stem for f in (root / g).glob('*.yaml')))}" for g in groups]
