@@ -203,3 +203,14 @@ def test_the_report_names_a_conv_net():
     assert net_name({"conv": [{"channels": 16, "kernel": 5, "stride": 1, "padding": 0, "pool": 2},
                               {"channels": 32, "kernel": 3, "stride": 2, "padding": 1, "pool": 1}],
                      "hidden": [500]}) == "c16k5q2-c32k3s2p1-500"
+
+
+def test_layer_omega_counts_the_conv_layers():
+    from util import compose_train
+
+    from nmfdnn.config import validate
+    from nmfdnn.errors import NmfdnnError
+
+    validate(compose_train([*IMAGES, *NET, "solver.layer_omega=[0.1,1.0]"]))
+    with pytest.raises(NmfdnnError, match=r"conv layers first \(2\)"):
+        validate(compose_train([*IMAGES, *NET, "solver.layer_omega=[0.1]"]))

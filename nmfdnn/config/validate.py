@@ -131,9 +131,10 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
         for key in ("alpha", "beta", "lam"):
             _finite_at_least_zero(s[key], f"solver.{key}")
         if s.layer_omega is not None:
-            if len(s.layer_omega) != len(hidden) or not all(0 < w <= 2 for w in s.layer_omega):
-                raise NmfdnnError(f"solver.layer_omega must list one omega in (0, 2] per hidden layer "
-                                  f"({len(hidden)}), got {list(s.layer_omega)}")
+            layers = len(cfg.get("conv") or []) + len(hidden)  # conv layers first, then the dense ones
+            if len(s.layer_omega) != layers or not all(0 < w <= 2 for w in s.layer_omega):
+                raise NmfdnnError(f"solver.layer_omega must list one omega in (0, 2] per hidden layer, conv "
+                                  f"layers first ({layers}), got {list(s.layer_omega)}")
         if not (0 <= s.input_threshold < 1):
             raise NmfdnnError(f"solver.input_threshold must be in [0, 1), got {s.input_threshold!r}")
         if not (0 <= s.hidden_rcond < 1):
