@@ -127,6 +127,7 @@ conv: install ## MNIST conv nets: NMF and BP presets and the frozen-filter ablat
 	$(CONVRUN) experiment=mnist_conv_bp
 	$(CONVRUN) experiment=mnist_conv_nmf
 	$(CONVRUN) experiment=mnist_conv_nmf solver.freeze_conv=true
+	$(CONVRUN) experiment=mnist_conv_nmf 'solver.layer_omega=[0.1,1.0]'
 	$(NMFDNN) report outputs/conv
 	$(NMFDNN) plot outputs/conv --name fig
 
