@@ -43,6 +43,7 @@ def cli(args, cwd=None):
 
     out, err = io.StringIO(), io.StringIO()
     saved_argv, saved_cwd = list(sys.argv), os.getcwd()
+    before = {id(h) for h in _file_handlers()}
     env = os.environ.pop("HYDRA_FULL_ERROR", None)
     try:
         if cwd is not None:
@@ -57,7 +58,21 @@ def cli(args, cwd=None):
         sys.argv = saved_argv
         if env is not None:
             os.environ["HYDRA_FULL_ERROR"] = env
+        for logger, h in _file_handlers(with_logger=True):  # the run's train.log, as a process exit would
+            if id(h) not in before:
+                logger.removeHandler(h)
+                h.close()
     return code, out.getvalue(), err.getvalue()
+
+
+def _file_handlers(with_logger=False):
+    """Every logging FileHandler attached to the root or a named logger (Hydra adds one per run)."""
+    import logging
+
+    loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    return [(lg, h) if with_logger else h for lg in loggers for h in list(lg.handlers)
+            if isinstance(h, logging.FileHandler)]
 
 
 def one_line_error(code, err, *needles, expect=2):
