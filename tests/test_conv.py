@@ -214,3 +214,17 @@ def test_layer_omega_counts_the_conv_layers():
     validate(compose_train([*IMAGES, *NET, "solver.layer_omega=[0.1,1.0]"]))
     with pytest.raises(NmfdnnError, match=r"conv layers first \(2\)"):
         validate(compose_train([*IMAGES, *NET, "solver.layer_omega=[0.1]"]))
+
+
+def test_an_nmf_batch_must_exceed_the_conv_output_width():
+    """The first dense layer's input is the flattened conv output: a batch no larger fits it exactly."""
+    from util import compose_train
+
+    from nmfdnn.config import validate
+    from nmfdnn.errors import NmfdnnError
+
+    # 8 x 8 images, 4 channels of 3 x 3, pool 2: 4 x 3 x 3 = 36 features into the dense layer of 12
+    validate(compose_train([*IMAGES, *NET, "solver.batch_size=300"]))
+    with pytest.raises(NmfdnnError, match="conv layers' 36 output features"):
+        validate(compose_train([*IMAGES, *NET, "solver.batch_size=36"]))
+    validate(compose_train([*IMAGES, *NET, "solver.batch_size=37"]))

@@ -98,6 +98,24 @@ def _validate_conv(cfg, shape) -> None:
         raise NmfdnnError(str(e)) from None
 
 
+def _conv_features(cfg, shape) -> int | None:
+    """Features per sample out of the conv layers (the first dense layer's input), where known."""
+    if not cfg.get("conv"):
+        return None
+    shape = shape or image_shape(cfg.dataset)
+    if shape is None:
+        return None
+    from omegaconf import OmegaConf
+
+    from ..method.layers import build
+
+    try:
+        layers = build(1, [1], [OmegaConf.to_container(layer) for layer in cfg.conv], tuple(shape))
+    except ValueError:
+        return None  # _validate_conv says why
+    return layers[-1].n_in
+
+
 def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=None) -> None:
     """Check ranges and cross-field constraints; raise :class:`NmfdnnError` with one line.
 
@@ -147,11 +165,15 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
                 raise NmfdnnError(f"solver.ae_samples={s.ae_samples} is larger than the training set ({n_train} samples); "
                                   f"set solver.ae_samples={n_train} or less")
         widest = widest_rows(cfg)
+        rows = f"{max(hidden)} units + the bias row" if s.bias else f"{widest} units"
+        flat = _conv_features(cfg, shape)
+        if flat is not None and flat + int(s.bias) > widest:  # the first dense layer's input: the conv output
+            widest = flat + int(s.bias)
+            rows = f"the conv layers' {flat} output features" + (" + the bias row" if s.bias else "")
         smallest = s.batch_size if n_train is None else smallest_batch(n_train, s.batch_size)
         if smallest <= widest and batch_guard:
             what = f"solver.batch_size={s.batch_size}" if smallest == s.batch_size else \
                 f"the smallest mini-batch ({smallest} samples of {n_train} at solver.batch_size={s.batch_size})"
-            rows = f"{max(hidden)} units + the bias row" if s.bias else f"{widest} units"
             raise NmfdnnError(f"{what} must exceed the widest hidden layer ({rows}): "
                               "with no more samples than rows every batch is fitted exactly and the network "
                               f"fails; use solver.batch_size={max(5000, 2 * widest)} or narrower layers")
