@@ -67,8 +67,10 @@ def image_shape(d):
     return IMAGE_SHAPES.get(d.name)
 
 
-def _validate_conv(cfg, shape) -> None:
-    """``conv``: each layer's fields, and (where the image shape is known) that it fits its input."""
+def _validate_conv(cfg, shape) -> int | None:
+    """``conv``: each layer's fields, and (where the image shape is known) that it fits its input;
+    returns the features per sample out of the conv layers (the first dense layer's input), or None
+    while the image shape is unknown (idx: checked once its files are read)."""
     from omegaconf import OmegaConf
 
     for i, layer in enumerate(cfg.conv):
@@ -89,30 +91,13 @@ def _validate_conv(cfg, shape) -> None:
             _positive_int(v, f"dataset.image[{j}]")
     shape = shape or image_shape(d)
     if shape is None:
-        return  # idx: checked once its files are read
-    from ..method.layers import build
-
-    try:
-        build(1, [1], [OmegaConf.to_container(layer) for layer in cfg.conv], tuple(shape))
-    except ValueError as e:
-        raise NmfdnnError(str(e)) from None
-
-
-def _conv_features(cfg, shape) -> int | None:
-    """Features per sample out of the conv layers (the first dense layer's input), where known."""
-    if not cfg.get("conv"):
         return None
-    shape = shape or image_shape(cfg.dataset)
-    if shape is None:
-        return None
-    from omegaconf import OmegaConf
-
     from ..method.layers import build
 
     try:
         layers = build(1, [1], [OmegaConf.to_container(layer) for layer in cfg.conv], tuple(shape))
-    except ValueError:
-        return None  # _validate_conv says why
+    except ValueError as e:
+        raise NmfdnnError(str(e)) from None
     return layers[-1].n_in
 
 
@@ -133,8 +118,7 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
         raise NmfdnnError(f"epochs must be a nonnegative integer, got {cfg.epochs!r}")
     _int_at_least(cfg.seed, "seed", 0)
     _validate_dataset(cfg.dataset)
-    if cfg.get("conv"):
-        _validate_conv(cfg, shape)
+    flat = _validate_conv(cfg, shape) if cfg.get("conv") else None
     if cfg.backend.get("threads") is not None:
         _positive_int(cfg.backend.threads, "backend.threads")
     s = cfg.solver
@@ -166,7 +150,6 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
                                   f"set solver.ae_samples={n_train} or less")
         widest = widest_rows(cfg)
         rows = f"{max(hidden)} units + the bias row" if s.bias else f"{widest} units"
-        flat = _conv_features(cfg, shape)
         if flat is not None and flat + int(s.bias) > widest:  # the first dense layer's input: the conv output
             widest = flat + int(s.bias)
             rows = f"the conv layers' {flat} output features" + (" + the bias row" if s.bias else "")

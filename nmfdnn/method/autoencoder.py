@@ -60,9 +60,9 @@ def pretrain(bk, X, Y, J, xsvd, hidden, sol: NMFSettings, rng, timers=None, on_l
     Ws = []
     Z = X[:, J]
     if layers is None:
-        from .layers import Dense
+        from .layers import build
 
-        layers = [Dense(n_in, n) for n_in, n in zip([X.shape[0], *hidden[:-1]], hidden)]
+        layers = build(X.shape[0], hidden)
     for i, layer in enumerate(layers):
         m = Z.shape[1]
         inputs = layer.inputs(bk, Z)
