@@ -16,13 +16,26 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from .config import SOLVER_SCHEMAS, ArrayConfig, BackendConfig, TrainConfig, has_bias, validate, widest_rows
+from .config.schema import ConvLayerConfig
 from .data import DataSplit, Dataset
+from .errors import NmfdnnError
 
 
-def make_config(solver: str, hidden, epochs: int, seed: int, dtype: str, backend: str, threads, solver_params):
-    """The structured config of a run on in-memory arrays (dataset ``array``)."""
+def make_config(solver: str, hidden, epochs: int, seed: int, dtype: str, backend: str, threads, solver_params,
+                conv=(), image_shape=None):
+    """The structured config of a run on in-memory arrays (dataset ``array``); ``conv`` the layers of
+    the ``conv`` key (dicts) on rows of X that are ``image_shape`` ``(c, h, w)`` images."""
     cfg = OmegaConf.structured(TrainConfig)
     cfg.dataset = OmegaConf.structured(ArrayConfig())
+    if conv:
+        if image_shape is None:
+            raise ValueError("conv layers need image_shape=(channels, height, width) of the rows of X")
+        try:
+            cfg.conv = [OmegaConf.merge(OmegaConf.structured(ConvLayerConfig), dict(layer)) for layer in conv]
+        except Exception as e:  # unknown field or wrong type, as Hydra would reject it
+            raise ValueError(f"bad conv: {str(e).splitlines()[0]}") from None
+    if image_shape is not None:
+        cfg.dataset.image = [int(v) for v in image_shape]
     if solver not in SOLVER_SCHEMAS:
         raise ValueError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVER_SCHEMAS)}")
     sol = OmegaConf.structured(SOLVER_SCHEMAS[solver])
@@ -108,7 +121,9 @@ class _NetClassifier(*_BASES):
     _solver = "nmf"
 
     def __init__(self, hidden=(1000, 500), epochs=10, seed=0, dtype="float64", backend="numpy", threads=None,
-                 solver_params=None):
+                 solver_params=None, conv=(), image_shape=None):
+        self.conv = conv
+        self.image_shape = image_shape
         self.hidden = hidden
         self.epochs = epochs
         self.seed = seed
@@ -125,7 +140,7 @@ class _NetClassifier(*_BASES):
             if key not in params:
                 params[key] = min(getattr(SOLVER_SCHEMAS[self._solver], key), n_samples)
         return make_config(self._solver, self.hidden, self.epochs, self.seed, self.dtype, self.backend, self.threads,
-                           params)
+                           params, self.conv, self.image_shape)
 
     def fit(self, X, y):
         """Train on ``X`` (n_samples x n_features, nonnegative for the NMF solver) and labels ``y``."""
@@ -156,26 +171,45 @@ class _NetClassifier(*_BASES):
                              "(for example pixel intensities in [0, 1])")
         self.classes_, labels = np.unique(y, return_inverse=True)
         cfg = self._config(X.shape[0])
+        shape = self._shape(cfg, X.shape[1])
         explicit = "batch_size" in (self.solver_params or {})
-        validate(cfg, n_train=X.shape[0], batch_guard=explicit)
+        try:
+            validate(cfg, n_train=X.shape[0], batch_guard=explicit, shape=shape)
+        except NmfdnnError as e:  # a conv layer that does not fit the images, ...: scikit-learn's error type
+            raise ValueError(str(e)) from None
         if self._solver == "nmf" and not explicit and cfg.solver.batch_size <= widest_rows(cfg):
             import warnings
 
             warnings.warn(f"{X.shape[0]} samples are no more than the widest hidden layer ({max(cfg.hidden)}): "
                           "every mini-batch is fitted exactly and the network will not generalise", stacklevel=2)
         split = DataSplit(np.ascontiguousarray(X.T), labels.astype(np.int64))
-        data = Dataset("array", split, split, len(self.classes_))
+        data = Dataset("array", split, split, len(self.classes_), shape=shape)
         cfg.eval_train = False
         with blas_threads(self.threads):
             result = fit(cfg, data)
-        self._set_fitted(result.weights, cfg, result.history)
+        self._set_fitted(result.weights, cfg, result.history, X.shape[1])
         return self
 
-    def _set_fitted(self, weights, cfg, history=None):
+    @staticmethod
+    def _shape(cfg, n_features: int):
+        """The image shape of the rows of X, checked against their width (None: plain vectors)."""
+        if not cfg.dataset.get("image"):
+            return None
+        shape = tuple(int(v) for v in cfg.dataset.image)
+        if len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) != n_features:
+            raise ValueError(f"image_shape={shape} does not fit rows of {n_features} features: give "
+                             "(channels, height, width) with channels * height * width = n_features")
+        return shape
+
+    def _set_fitted(self, weights, cfg, history=None, n_features=None):
+        from .trainers import network_layers
+
         self.weights_ = [np.asarray(W) for W in weights]
         self.config_ = cfg
         self.history_ = history or []
-        self.n_features_in_ = self.weights_[0].shape[1] - int(has_bias(cfg))
+        self.n_features_in_ = n_features or self.weights_[0].shape[1] - int(has_bias(cfg))
+        shape = self._shape(cfg, self.n_features_in_) if cfg.get("conv") else None
+        self.layers_ = network_layers(cfg, self.n_features_in_, shape) if shape else None
 
     def _check_fitted(self):
         if not hasattr(self, "weights_"):
@@ -196,7 +230,7 @@ class _NetClassifier(*_BASES):
                     type(self).__name__)
         bk = get_backend(self.backend, self.dtype)
         Ws = [bk.asarray(W) for W in self.weights_]
-        return predict_scores(bk, Ws, bk.asarray(X.T), has_bias(self.config_)).T
+        return predict_scores(bk, Ws, bk.asarray(X.T), has_bias(self.config_), layers=self.layers_).T
 
     def predict(self, X):
         scores = self._scores(X)
@@ -231,7 +265,6 @@ class BPNetClassifier(_NetClassifier):
 def load(run_dir) -> _NetClassifier:
     """The fitted estimator of a finished ``nmfdnn train`` run (its ``model.npz`` and ``config.yaml``)."""
     from .archive import read_config
-    from .errors import NmfdnnError
     from .outputs import load_model
 
     run_dir = Path(run_dir)
@@ -240,13 +273,21 @@ def load(run_dir) -> _NetClassifier:
         weights, _ = load_model(run_dir)
     except FileNotFoundError as e:
         raise NmfdnnError(f"{run_dir} holds no finished run ({Path(e.filename).name} missing)") from None
+    conv, shape, n_features = [], None, None
     if cfg.get("conv"):
-        raise NmfdnnError(f"{run_dir} is a net with conv layers: the estimators take dense nets only (for now); "
-                          "use nmfdnn eval RUN_DIR")
+        from .config.validate import image_shape
+
+        shape = image_shape(cfg.dataset)
+        if shape is None:  # idx images: their shape is read from the files, not the config
+            raise NmfdnnError(f"{run_dir} is a conv net on {cfg.dataset.name} images whose shape its config does "
+                              "not give; use nmfdnn eval RUN_DIR")
+        conv, n_features = OmegaConf.to_container(cfg.conv), int(np.prod(shape))
+        cfg.dataset = OmegaConf.merge(OmegaConf.structured(ArrayConfig()), {"image": list(shape)})
     cls = {"nmf": NMFNetClassifier, "bp": BPNetClassifier}[cfg.solver.name]
     est = cls(hidden=tuple(cfg.hidden), epochs=cfg.epochs, seed=cfg.seed, dtype=str(cfg.dtype),
               backend=cfg.backend.name, threads=cfg.backend.get("threads"),
-              solver_params={k: v for k, v in OmegaConf.to_container(cfg.solver).items() if k != "name"})
-    est._set_fitted(weights, cfg)
+              solver_params={k: v for k, v in OmegaConf.to_container(cfg.solver).items() if k != "name"},
+              conv=conv, image_shape=shape)
+    est._set_fitted(weights, cfg, n_features=n_features)
     est.classes_ = np.arange(weights[-1].shape[0])
     return est

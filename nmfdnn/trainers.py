@@ -111,7 +111,7 @@ class NMFTrainer(Trainer):
 
     def pretrain(self, on_layer=None):
         xsvd = self._input_svd()
-        J = np.sort(self.rng.choice(self.X.shape[1], size=self.sol.ae_samples, replace=False))
+        J = np.sort(self.rng.choice(self.X.shape[1], size=min(self.sol.ae_samples, self.X.shape[1]), replace=False))
         J = self.bk.index(self.bk.share(J))  # with several processes, this rank's share of the samples
         return pretrain(self.bk, self.X, self.Y, J, xsvd, self.hidden, self.settings, self.rng, self.timers,
                         on_layer, self.layers if self.conv else None)

@@ -298,3 +298,20 @@ def test_tta_runs_take_presets_and_losses():
     for bad in ("nmf:float64:xent", "frob:float32", "nmf", "", "nmf:float64 ae_iters", "nmf:float64,"):
         with pytest.raises(NmfdnnError, match="--runs takes items|LOSS is for bp"):
             tta_specs(bad, ["dataset=synthetic"])
+
+
+def test_a_conv_nets_products_are_counted_exactly():
+    """Conv nets on the counting backend: the forward pass of one epoch is ``2 channels (c k k)
+    (ph pw) m`` for the convolution (its im2col GEMM) plus the dense layer's ``2 n_1 n_0 m``; Algorithm
+    3 through the convolution (CGLS) and Algorithm 2 on its patch matrix are counted too."""
+    from nmfdnn.data import load_dataset
+    from nmfdnn.tools.bench import counted_fit
+
+    cfg = compose_train(["dataset=synthetic", "dataset.image=[1,8,8]", "dataset.n_train=900", "epochs=1",
+                         "conv=[{channels:4,kernel:3,pool:2}]", "hidden=[12]", "solver.batch_size=300",
+                         "solver.ae_samples=300", "progress=false", "eval_train=false"])
+    _, flops = counted_fit(cfg, load_dataset(cfg.dataset))
+    m, conv_out = 900, 4 * 3 * 3  # 8 x 8 -> 6 x 6 -> pooled 3 x 3, 4 channels
+    assert flops["forward"] == 2 * 4 * 9 * 9 * m + 2 * 12 * conv_out * m
+    for phase in ("alg2", "alg3", "semi_nmf"):
+        assert flops[phase] > 0, phase

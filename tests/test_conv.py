@@ -228,3 +228,29 @@ def test_an_nmf_batch_must_exceed_the_conv_output_width():
     with pytest.raises(NmfdnnError, match="conv layers' 36 output features"):
         validate(compose_train([*IMAGES, *NET, "solver.batch_size=36"]))
     validate(compose_train([*IMAGES, *NET, "solver.batch_size=37"]))
+
+
+def test_a_quick_subset_run_keeps_its_presets_sizes_and_says_so(caplog):
+    """``dataset.train_subset`` smaller than the batch (or the autoencoder's sample set): one batch of
+    the whole subset and a warning; on the full data set the same sizes stay a one-line refusal. A
+    subset no larger than the conv output is warned about (no batch size could fix it), not refused."""
+    from util import compose_train
+
+    from nmfdnn.config import validate
+    from nmfdnn.errors import NmfdnnError
+
+    big = ["solver.batch_size=5000", "solver.ae_samples=5000"]
+    with pytest.raises(NmfdnnError, match="solver.batch_size=5000 is larger than the training set"):
+        validate(compose_train([*IMAGES, *NET, *big]), n_train=900)
+    with caplog.at_level("WARNING", logger="nmfdnn.config.validate"):
+        validate(compose_train([*IMAGES, *NET, *big, "dataset.train_subset=300"]), n_train=300)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "solver.batch_size=5000 is larger than dataset.train_subset (300 samples)" in said
+    assert "solver.ae_samples=5000 is larger than dataset.train_subset" in said
+    assert "fitted exactly" not in said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nmfdnn.config.validate"):  # 36 conv features, a subset of 30
+        validate(compose_train([*IMAGES, *NET, *big, "dataset.train_subset=30"]), n_train=30)
+    assert "has no more samples than the widest layer (the conv layers' 36 output features" in caplog.text
+    with pytest.raises(NmfdnnError, match="conv layers' 36 output features"):  # a chosen batch still refused
+        validate(compose_train([*IMAGES, *NET, "solver.batch_size=36", "dataset.train_subset=300"]), n_train=300)

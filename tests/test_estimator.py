@@ -131,3 +131,37 @@ def test_mnist_subset_cli_and_estimator_agree(tmp_path, mnist_data_dir):
     ds = load_dataset(cfg.dataset)
     est = NMFNetClassifier(hidden=(100,), epochs=1).fit(ds.train.X.T, ds.train.labels)
     assert 100 * (1 - est.score(ds.test.X.T, ds.test.labels)) == pytest.approx(metrics["test_error"], abs=1e-9)
+
+
+@pytest.mark.parametrize("cls,solver", [(NMFNetClassifier, "nmf"), (BPNetClassifier, "bp")])
+def test_a_conv_net_from_the_estimator_equals_the_cli_run_and_loads_back(tmp_path, cls, solver):
+    """``conv`` + ``image_shape``: the same weights as ``nmfdnn train`` with the same keys on the same
+    images, the same test error from the fitted and from the loaded estimator."""
+    conv = [{"channels": 3, "kernel": 3, "pool": 2}]
+    params = dict(batch_size=300, ae_samples=300) if solver == "nmf" else dict(batch_size=100, ae_epochs=1)
+    keys = [f"solver={solver}", "dataset=synthetic", "dataset.image=[1,8,8]", "dataset.n_train=600", "hidden=[8]",
+            "epochs=2", "progress=false", "conv=[{channels:3,kernel:3,pool:2}]",
+            *(f"solver.{k}={v}" for k, v in params.items())]
+    metrics = run(compose_train(keys), tmp_path)
+    ds = load_dataset(compose_train(keys).dataset)
+    est = cls(hidden=(8,), epochs=2, conv=conv, image_shape=(1, 8, 8), solver_params=params)
+    est.fit(ds.train.X.T, ds.train.labels)
+    with np.load(tmp_path / "model.npz") as z:
+        for i, W in enumerate(est.weights_):
+            assert np.array_equal(W, z[f"W{i + 1}"])
+    err = 100 * (1 - est.score(ds.test.X.T, ds.test.labels))
+    assert err == pytest.approx(metrics["test_error"], abs=1e-9)
+    assert 100 * (1 - load(tmp_path).score(ds.test.X.T, ds.test.labels)) == pytest.approx(err, abs=1e-9)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(conv=[{"channels": 3, "kernel": 3}]), "conv layers need image_shape"),
+    (dict(conv=[{"channels": 3, "kernel": 3}], image_shape=(1, 4, 4)), "does not fit rows of 64 features"),
+    (dict(conv=[{"channels": 3, "kernel": 9}], image_shape=(1, 8, 8)), "kernel 9 is larger"),
+    (dict(conv=[{"channels": 3, "kernel": 3, "dilation": 2}], image_shape=(1, 8, 8)), "bad conv"),
+])
+def test_a_conv_estimator_that_does_not_fit_says_why(kwargs, needle):
+    X = np.random.default_rng(0).random((400, 64))
+    with pytest.raises(ValueError, match=needle):
+        NMFNetClassifier(hidden=(8,), epochs=1, solver_params=dict(batch_size=200, ae_samples=200), **kwargs).fit(
+            X, np.arange(400) % 3)

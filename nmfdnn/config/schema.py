@@ -90,6 +90,7 @@ class ArrayConfig(DatasetConfig):
     """In-memory arrays handed to the estimators (:mod:`nmfdnn.estimator`)."""
 
     name: str = "array"
+    image: Optional[list[int]] = None  # [c, h, w]: each row of X is a c x h x w image, C order (conv nets)
 
 
 DATASET_SCHEMAS = {"mnist": MNISTConfig, "fashion_mnist": FashionMNISTConfig, "cifar10": CIFAR10Config,

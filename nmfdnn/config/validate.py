@@ -3,11 +3,14 @@ not larger than the widest layer, ...) checked before any work, each a one-line 
 
 from __future__ import annotations
 
+import logging
 import math
 
 from ..batching import smallest_batch
 from ..errors import NmfdnnError
 from .identity import has_bias
+
+log = logging.getLogger(__name__)
 
 
 def _int_at_least(value, key, low: int):
@@ -62,7 +65,7 @@ def image_shape(d):
     """``(c, h, w)`` of the samples of data-set config ``d`` when it is known without loading them."""
     if d.name == "cifar10" and d.get("grayscale"):
         return (1, 32, 32)
-    if d.name == "synthetic":
+    if d.name in ("synthetic", "array"):
         return tuple(d.image) if d.get("image") else None
     return IMAGE_SHAPES.get(d.name)
 
@@ -141,20 +144,29 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
             raise NmfdnnError(f"solver.input_threshold must be in [0, 1), got {s.input_threshold!r}")
         if not (0 <= s.hidden_rcond < 1):
             raise NmfdnnError(f"solver.hidden_rcond must be in [0, 1), got {s.hidden_rcond!r}")
+        # A quick run on dataset.train_subset keeps its preset's sizes: a batch (or an autoencoder
+        # sample set) larger than the subset is the whole subset, said in a warning. On the full data
+        # set a size larger than the data stays a refusal (there it is a mistake, not a quick run).
+        quick = n_train is not None and cfg.dataset.get("train_subset") is not None
         if n_train is not None:
-            if s.batch_size > n_train:
-                raise NmfdnnError(f"solver.batch_size={s.batch_size} is larger than the training set ({n_train} samples); "
-                                  f"set solver.batch_size={n_train} or less")
-            if s.ae_samples > n_train:
-                raise NmfdnnError(f"solver.ae_samples={s.ae_samples} is larger than the training set ({n_train} samples); "
-                                  f"set solver.ae_samples={n_train} or less")
+            for key in ("batch_size", "ae_samples"):
+                if s[key] <= n_train:
+                    continue
+                if not quick:
+                    raise NmfdnnError(f"solver.{key}={s[key]} is larger than the training set ({n_train} samples); "
+                                      f"set solver.{key}={n_train} or less")
+                log.warning("solver.%s=%d is larger than dataset.train_subset (%d samples): the whole subset is "
+                            "used", key, s[key], n_train)
         widest = widest_rows(cfg)
         rows = f"{max(hidden)} units + the bias row" if s.bias else f"{widest} units"
         if flat is not None and flat + int(s.bias) > widest:  # the first dense layer's input: the conv output
             widest = flat + int(s.bias)
             rows = f"the conv layers' {flat} output features" + (" + the bias row" if s.bias else "")
         smallest = s.batch_size if n_train is None else smallest_batch(n_train, s.batch_size)
-        if smallest <= widest and batch_guard:
+        if smallest <= widest and batch_guard and quick and smallest == n_train:
+            log.warning("the training subset (%d samples) has no more samples than the widest layer (%s): every "
+                        "batch is fitted exactly, so the errors of this quick run measure nothing", n_train, rows)
+        elif smallest <= widest and batch_guard:
             what = f"solver.batch_size={s.batch_size}" if smallest == s.batch_size else \
                 f"the smallest mini-batch ({smallest} samples of {n_train} at solver.batch_size={s.batch_size})"
             raise NmfdnnError(f"{what} must exceed the widest hidden layer ({rows}): "

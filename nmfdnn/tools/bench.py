@@ -50,6 +50,7 @@ def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
     from ..data import load_dataset
     from ..backend import blas_threads
     from ..train import fit
+    from .report import net_name
 
     dtype = dtype_name(cfg)
     data = load_dataset(cfg.dataset)
@@ -77,7 +78,7 @@ def bench(cfg, out_dir, reporter=None, gemm_n: int = 4000) -> dict:
     epoch_rate = ft / result.finetune_seconds / 1e9 if ft and result.finetune_seconds > 0 else None
     out = {
         "gemm_gflops": rate, "gemm_gflops_before": rate_before, "gemm_gflops_after": rate_after, "dtype": dtype,
-        "backend": cfg.backend.name, "hidden": list(cfg.hidden),
+        "backend": cfg.backend.name, "hidden": list(cfg.hidden), "net": net_name(OmegaConf.to_container(cfg)),
         "solver": cfg.solver.name, "epochs": cfg.epochs, "n_train": data.train.m,
         "batch_size": cfg.solver.batch_size,
         "pretrain_seconds": result.pretrain_seconds, "finetune_seconds": result.finetune_seconds,
@@ -96,7 +97,7 @@ def print_bench(b: dict) -> None:
     from rich.table import Table
 
     c = console()
-    t = Table(title=f"nmfdnn bench: {b['solver']} {b['hidden']} {b['dtype']} on {b['backend']} "
+    t = Table(title=f"nmfdnn bench: {b['solver']} {b.get('net', b['hidden'])} {b['dtype']} on {b['backend']} "
                     f"(GEMM {b['gemm_gflops']:.1f} GFLOP/s)")
     for col in ("phase", "seconds", "GFLOP", "GFLOP/s", "of GEMM"):
         t.add_column(col, justify="left" if col == "phase" else "right")
@@ -122,7 +123,7 @@ def scaling_table(paths) -> str:
     for b in rows:
         rate = f"{b['finetune_gflops']:.1f}" if b.get("finetune_gflops") else "—"
         share = f"{b['finetune_ratio_to_gemm']:.0%}" if b.get("finetune_ratio_to_gemm") else "—"
-        out.append(f"| {'-'.join(map(str, b['hidden']))} | {b.get('batch_size', '—')} | {b['dtype']} | "
+        out.append(f"| {b.get('net') or '-'.join(map(str, b['hidden']))} | {b.get('batch_size', '—')} | {b['dtype']} | "
                    f"{b['epoch_seconds']:.2f} | {b['pretrain_seconds']:.1f} | {rate} | {share} | {b['peak_rss_gib']:.2f} |")
     return "\n".join(out)
 
