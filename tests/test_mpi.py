@@ -80,6 +80,11 @@ CASES = {
     "bias-ridge": ["solver.bias=true", "solver.alpha=1e-3", "solver.beta=0.1", "solver.lam=1e-3",
                    "solver.ae_normalize=true", "solver.lsq_iters=3"],
     "gram-safeguard": ["solver.pinv=gram", "solver.safeguard=true", "solver.lsq_iters=2", "solver.semi_nmf_iters=2"],
+    # a conv layer: its patch matrix's Gram and Algorithm 2's products summed over ranks; Algorithm 3's
+    # CGLS per sample, so each rank's own columns (issue 37); dense widths below the conv output's 36, as
+    # wider ones make their Gram matrices singular and the rcond cut-off amplifies rounding
+    "conv": ["dataset.image=[2,6,6]", "conv=[{channels:4,kernel:3,pool:2,padding:1}]", "hidden=[30,20]",
+             "solver.bias=true", "solver.lsq_iters=2"],
 }
 
 

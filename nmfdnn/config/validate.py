@@ -199,9 +199,6 @@ def validate_ranks(cfg, size: int, n_train: int | None = None) -> None:
     if size <= 1:
         return
     s = cfg.solver
-    if cfg.get("conv"):
-        raise NmfdnnError("a net with conv layers runs in one process (their patch matrices are not split over "
-                          "processes yet); start it without mpiexec")
     if s.name != "nmf":
         raise NmfdnnError(f"solver={s.name} runs in one process (only the NMF method is split over processes); "
                           "start it without mpiexec")

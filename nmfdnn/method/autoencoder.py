@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .linalg import batch_input_pinv, right_pinv
 from .network import affine, augment, check_finite
 from .nmf import nmf, normalize_rows
@@ -10,21 +12,24 @@ from .settings import NMFSettings
 from ..timers import NullTimers
 
 
-def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol: NMFSettings, rng, timers=None, bias=False):
+def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol: NMFSettings, rng, timers=None, bias=False, group: int = 1):
     """Algorithm 5, lines 2-7, for one layer ``i``: returns ``(W_i, Z_i)``.
 
     ``Z_prev`` is ``Z_{i-1}`` (the input X for i = 1), both the autoencoder's input and the NMF
     target ``Z_hat_{i-1}`` of (9). Line 2 draws ``W~_i^{(0)}, Z_i^{(0)}`` uniformly in [0, 1) and
     starts ``W_i`` from zero; each of ``sol.ae_iters`` outer iterations runs ``sol.ae_nmf_iters``
     NMF updates of (9) (line 4), then ``sol.ae_lsq_iters`` iterations of Algorithm 2 for (10)
-    (line 5), then sets ``Z_i = f(W_i Z_{i-1})`` (line 6).
+    (line 5), then sets ``Z_i = f(W_i Z_{i-1})`` (line 6). ``group``: the columns come in runs of
+    ``group`` per sample (a convolution's patch columns, one per position), so that with several
+    processes each keeps the columns of its own samples.
     """
     timers = timers or NullTimers()
     xp = bk.xp
     n_in, m = Z_prev.shape
     Wt = bk.asarray(rng.random((n_in, n_out)))
     # Z_i^{(0)} is drawn over all samples; a rank of several keeps its share of the columns
-    Z = bk.asarray(bk.share(rng.random((n_out, bk.total(m)))))
+    Z = rng.random((n_out, bk.total(m) // group, group))  # per sample, its group of columns
+    Z = bk.asarray(Z[:, bk.share(np.arange(Z.shape[1]))].reshape(n_out, m))
     W = xp.zeros((n_out, n_in + int(bias)), dtype=bk.dtype)
     A = augment(bk, Z_prev, bias)
     for _ in range(sol.ae_iters):
@@ -71,7 +76,7 @@ def pretrain(bk, X, Y, J, xsvd, hidden, sol: NMFSettings, rng, timers=None, on_l
                 P = batch_input_pinv(bk, xsvd, J, sol.input_pinv)
             else:
                 P = right_pinv(bk, augment(bk, inputs, bias), sol.hidden_rcond, sol.pinv)
-        W, Z = pretrain_layer(bk, inputs, P, layer.shape(bias)[0], sol, rng, timers, bias)
+        W, Z = pretrain_layer(bk, inputs, P, layer.shape(bias)[0], sol, rng, timers, bias, inputs.shape[1] // m)
         Z = layer.outputs(bk, Z, m)
         Ws.append(W)
         if on_layer is not None:
