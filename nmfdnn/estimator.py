@@ -22,7 +22,7 @@ from .errors import NmfdnnError
 
 
 def make_config(solver: str, hidden, epochs: int, seed: int, dtype: str, backend: str, threads, solver_params,
-                conv=(), image_shape=None):
+                conv=(), image_shape=None, activation="relu"):
     """The structured config of a run on in-memory arrays (dataset ``array``); ``conv`` the layers of
     the ``conv`` key (dicts) on rows of X that are ``image_shape`` ``(c, h, w)`` images."""
     cfg = OmegaConf.structured(TrainConfig)
@@ -48,6 +48,7 @@ def make_config(solver: str, hidden, epochs: int, seed: int, dtype: str, backend
     cfg.hidden = [int(h) for h in hidden]
     cfg.epochs, cfg.seed, cfg.dtype = int(epochs), int(seed), dtype
     cfg.progress = False
+    cfg.activation = str(activation)
     return cfg
 
 
@@ -121,7 +122,8 @@ class _NetClassifier(*_BASES):
     _solver = "nmf"
 
     def __init__(self, hidden=(1000, 500), epochs=10, seed=0, dtype="float64", backend="numpy", threads=None,
-                 solver_params=None, conv=(), image_shape=None):
+                 solver_params=None, conv=(), image_shape=None, activation="relu"):
+        self.activation = activation
         self.conv = conv
         self.image_shape = image_shape
         self.hidden = hidden
@@ -140,7 +142,7 @@ class _NetClassifier(*_BASES):
             if key not in params:
                 params[key] = min(getattr(SOLVER_SCHEMAS[self._solver], key), n_samples)
         return make_config(self._solver, self.hidden, self.epochs, self.seed, self.dtype, self.backend, self.threads,
-                           params, self.conv, self.image_shape)
+                           params, self.conv, self.image_shape, self.activation)
 
     def fit(self, X, y):
         """Train on ``X`` (n_samples x n_features, nonnegative for the NMF solver) and labels ``y``."""
@@ -202,14 +204,14 @@ class _NetClassifier(*_BASES):
         return shape
 
     def _set_fitted(self, weights, cfg, history=None, n_features=None):
-        from .trainers import network_layers
+        from .trainers import custom_layers, network_layers
 
         self.weights_ = [np.asarray(W) for W in weights]
         self.config_ = cfg
         self.history_ = history or []
         self.n_features_in_ = n_features or self.weights_[0].shape[1] - int(has_bias(cfg))
         shape = self._shape(cfg, self.n_features_in_) if cfg.get("conv") else None
-        self.layers_ = network_layers(cfg, self.n_features_in_, shape) if shape else None
+        self.layers_ = custom_layers(network_layers(cfg, self.n_features_in_, shape))
 
     def _check_fitted(self):
         if not hasattr(self, "weights_"):
@@ -287,7 +289,7 @@ def load(run_dir) -> _NetClassifier:
     est = cls(hidden=tuple(cfg.hidden), epochs=cfg.epochs, seed=cfg.seed, dtype=str(cfg.dtype),
               backend=cfg.backend.name, threads=cfg.backend.get("threads"),
               solver_params={k: v for k, v in OmegaConf.to_container(cfg.solver).items() if k != "name"},
-              conv=conv, image_shape=shape)
+              conv=conv, image_shape=shape, activation=str(cfg.get("activation", "relu")))
     est._set_fitted(weights, cfg, n_features=n_features)
     est.classes_ = np.arange(weights[-1].shape[0])
     return est

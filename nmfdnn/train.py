@@ -32,7 +32,7 @@ from .parallel import World, world
 from .progress import Reporter
 from .record import write_record
 from .timers import Timers
-from .trainers import TRAINERS
+from .trainers import TRAINERS, custom_layers
 
 log = logging.getLogger("nmfdnn")
 
@@ -86,7 +86,7 @@ class _FitHooks(Hooks):
     def record(self, epoch, Ws, epoch_seconds):
         bk, data, result = self.bk, self.data, self.result
         t0 = time.perf_counter()
-        layers = self.trainer.layers if self.trainer.conv else None
+        layers = custom_layers(self.trainer.layers)
         if self.cfg.eval_train:
             train_err, obj = evaluate(bk, Ws, self.X, data.train.labels, self.bias, layers=layers)
         else:

@@ -35,9 +35,25 @@ def network_layers(cfg, n_in: int, shape=None) -> list:
         raise NmfdnnError("conv layers need image data (mnist, fashion_mnist, cifar10, idx images, or "
                           "dataset=synthetic with dataset.image=[c,h,w]); these samples are plain vectors")
     try:
-        return build(n_in, list(cfg.hidden), convs, shape)
+        return build(n_in, list(cfg.hidden), convs, shape, activation_of(cfg))
     except ValueError as e:
         raise NmfdnnError(str(e)) from None
+
+
+def activation_of(cfg):
+    """The run's hidden activation (:class:`nmfdnn.method.activations.Activation`) from ``activation``
+    and its parameters; a config without the keys (written before them) has ReLU."""
+    from .method.activations import Activation
+
+    return Activation(str(cfg.get("activation", "relu")), float(cfg.get("activation_slope", 0.01)),
+                      float(cfg.get("activation_cap", 6.0)), float(cfg.get("activation_beta", 1.0)))
+
+
+def custom_layers(layers):
+    """``layers`` where they differ from the paper's dense ReLU net (a conv layer, another activation),
+    else None: the method's default path, bit for bit the paper's."""
+    plain = all(layer.kind == "dense" and layer.act.is_relu for layer in layers)
+    return None if plain else layers
 
 
 def batches_for_epoch(m: int, batch_size: int, rng, shuffle: bool = True):
@@ -114,14 +130,14 @@ class NMFTrainer(Trainer):
         J = np.sort(self.rng.choice(self.X.shape[1], size=min(self.sol.ae_samples, self.X.shape[1]), replace=False))
         J = self.bk.index(self.bk.share(J))  # with several processes, this rank's share of the samples
         return pretrain(self.bk, self.X, self.Y, J, xsvd, self.hidden, self.settings, self.rng, self.timers,
-                        on_layer, self.layers if self.conv else None)
+                        on_layer, custom_layers(self.layers))
 
     def epoch(self, Ws, on_batch=None, start_batch: int = 0):
         """One epoch of Algorithm 4; ``start_batch`` skips the batches a resumed epoch already did."""
         batches = [self.bk.index(self.bk.share(J)) for J in  # each rank: its share of every batch
                    batches_for_epoch(self.X.shape[1], self.sol.batch_size, self.rng, self.sol.shuffle)]
         finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.settings, self.timers,
-                       on_batch, start_batch, self.layers if self.conv else None)
+                       on_batch, start_batch, custom_layers(self.layers))
 
 
 class BPTrainer(Trainer):
@@ -152,9 +168,10 @@ class BPTrainer(Trainer):
         for i, n in enumerate(self.hidden, start=len(convs)):
             with self.timers("ae_backprop"):
                 if sol.ae_epochs > 0:
-                    W = pretrain_autoencoder(bk, Z, n, sol, self.rng, bias)
+                    act = self.layers[i].act
+                    W = pretrain_autoencoder(bk, Z, n, sol, self.rng, bias, None if act.is_relu else act)
                     Z = affine(W, Z, bias)
-                    bk.relu(Z, out=Z)
+                    bk.relu(Z, out=Z) if act.is_relu else act.apply(bk, Z, out=Z)
                 else:
                     W = glorot_uniform(bk, self.rng, n, n_prev, bias)
             Ws.append(W)
@@ -207,7 +224,7 @@ class BPTrainer(Trainer):
             with self.timers("gather"):
                 XJ, YJ = self.X[:, J], self.Y[:, J]
             with self.timers("backprop"):
-                _, grads = loss_and_grads(self.bk, Ws, XJ, YJ, sol.loss, sol.bias, self.layers if self.conv else None)
+                _, grads = loss_and_grads(self.bk, Ws, XJ, YJ, sol.loss, sol.bias, custom_layers(self.layers))
             if sol.get("freeze_conv", False):  # the ablation: conv filters keep their initialisation
                 for i, layer in enumerate(self.layers):
                     if layer.kind == "conv":

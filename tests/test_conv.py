@@ -245,7 +245,7 @@ def test_a_quick_subset_run_keeps_its_presets_sizes_and_says_so(caplog):
     with caplog.at_level("WARNING", logger="nmfdnn.config.validate"):
         validate(compose_train([*IMAGES, *NET, *big, "dataset.train_subset=300"]), n_train=300)
     said = " ".join(r.getMessage() for r in caplog.records)
-    assert "solver.batch_size=5000 is larger than dataset.train_subset (300 samples)" in said
+    assert "solver.batch_size=5000 is larger than dataset.train_subset (300 samples): the whole set" in said
     assert "solver.ae_samples=5000 is larger than dataset.train_subset" in said
     assert "fitted exactly" not in said
     caplog.clear()

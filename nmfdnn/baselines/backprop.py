@@ -68,7 +68,7 @@ def loss_and_grads(bk, Ws, X, Y, loss: str, bias: bool, layers=None):
             grads[i] = Gp @ layer.design(bk, Z, bias).T
             if i > 0:
                 G = linear_map_adjoint(bk, Ws[i][:, :-1] if bias else Ws[i], G, layer.spec)
-                G *= Z > 0
+                G *= _derivative(bk, layers[i - 1], Z)
             continue
         if bias:
             g = xp.empty_like(Ws[i])
@@ -80,8 +80,16 @@ def loss_and_grads(bk, Ws, X, Y, loss: str, bias: bool, layers=None):
         if i > 0:
             Wz = Ws[i][:, :-1] if bias else Ws[i]
             G = Wz.T @ G
-            G *= Z > 0  # ReLU'(U) = 1 where Z = f(U) > 0
+            G *= _derivative(bk, layers[i - 1] if layers is not None else None, Z)  # f'(U) through Z = f(U)
     return value, grads
+
+
+def _derivative(bk, layer, Z):
+    """``f'(U)`` of the layer that output ``Z = f(U)``: ReLU's ``[Z > 0]`` unless the layer has another
+    activation (:meth:`nmfdnn.method.activations.Activation.derivative`)."""
+    if layer is None or layer.act.is_relu:
+        return Z > 0  # ReLU'(U) = 1 where Z = f(U) > 0
+    return layer.act.derivative(bk, Z)
 
 
 class Adam:
@@ -135,21 +143,26 @@ class Adam:
             arr[xp.abs(arr) < xp.finfo(arr.dtype).tiny] = 0
 
 
-def pretrain_autoencoder(bk, Z, n_out, sol, rng, bias):
+def pretrain_autoencoder(bk, Z, n_out, sol, rng, bias, act=None):
     """One layer of the stacked autoencoder trained by backprop + Adam (Sec. 5, ref. [1]).
 
     Encoder ``f(W Z)``, linear decoder ``W' f(W Z)``, squared reconstruction error, Adam with
     ``solver.ae_lr`` on mini-batches of ``solver.batch_size`` for ``solver.ae_epochs`` epochs.
-    Returns the encoder weights.
+    Returns the encoder weights. ``act``: the encoder's ``f`` (None: ReLU).
     """
     n_in, m = Z.shape
     Ws = [glorot_uniform(bk, rng, n_out, n_in, bias), glorot_uniform(bk, rng, n_in, n_out, bias)]
     opt = Adam(bk, Ws, sol.ae_lr, sol.beta1, sol.beta2, sol.eps)
+    layers = None
+    if act is not None:
+        from ..method.layers import Dense
+
+        layers = [Dense(n_in, n_out, act)]
     for _ in range(sol.ae_epochs):
         order = rng.permutation(m)
         for s in range(0, m, sol.batch_size):
             J = bk.index(order[s:s + sol.batch_size])
             ZJ = Z[:, J]
-            _, grads = loss_and_grads(bk, Ws, ZJ, ZJ, "mse", bias)
+            _, grads = loss_and_grads(bk, Ws, ZJ, ZJ, "mse", bias, layers)
             opt.step(Ws, grads)
     return Ws[0]

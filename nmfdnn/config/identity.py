@@ -21,8 +21,10 @@ def dtype_name(cfg) -> str:
 
 # Keys the schema gained after runs were archived, with the value that means "as before" (a dense net:
 # ``conv: []``; plain vectors: ``dataset.image: null``; ``solver.cg_iters`` and ``freeze_conv`` act on
-# conv nets only)
-ADDED_KEYS = {("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"): 10, ("solver", "freeze_conv"): False}
+# conv nets only); ``activation`` relu with its unused parameters, no L1 penalty
+ADDED_KEYS = {("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"): 10, ("solver", "freeze_conv"): False,
+              ("activation",): "relu", ("activation_slope",): 0.01, ("activation_cap",): 6.0, ("activation_beta",): 1.0,
+              ("solver", "l1_weights"): 0.0, ("solver", "l1_activations"): 0.0}
 
 
 def _without(config: dict, path: tuple, before) -> dict:

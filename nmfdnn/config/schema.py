@@ -132,6 +132,8 @@ class NMFSolverConfig:
     ae_normalize: bool = False  # Alg. 5: rescale each NMF factor row of Z_hat to max 1 (W~ compensates)
     cg_iters: int = 10  # conv nets: CGLS steps for L^+ in Algorithm 3 through a convolution (method/conv.py)
     freeze_conv: bool = False  # conv nets: keep the conv weights at their pre-training values (the ablation)
+    l1_weights: float = 0.0  # L1 penalty on the weights: soft threshold after each Alg. 2 step (method/sparse.py)
+    l1_activations: float = 0.0  # L1 penalty on the hidden targets: semi-NMF's Z update and Alg. 3
 
 
 @dataclass
@@ -181,6 +183,10 @@ class TrainConfig:
     backend: BackendConfig = MISSING
     hidden: list[int] = field(default_factory=lambda: [1000, 500])
     conv: list[ConvLayerConfig] = field(default_factory=list)  # convolutional layers before hidden; [] none
+    activation: str = "relu"  # hidden layers' f: relu, leaky_relu, capped_relu, softplus (method/activations.py)
+    activation_slope: float = 0.01  # leaky_relu: f(u) = max(u, slope u)
+    activation_cap: float = 6.0  # capped_relu: f(u) = min(max(u, 0), cap)
+    activation_beta: float = 1.0  # softplus: f(u) = log(1 + exp(beta u)) / beta
     epochs: int = 10
     seed: int = 0
     dtype: DType = DType.float64

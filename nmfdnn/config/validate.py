@@ -121,6 +121,12 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
         raise NmfdnnError(f"epochs must be a nonnegative integer, got {cfg.epochs!r}")
     _int_at_least(cfg.seed, "seed", 0)
     _validate_dataset(cfg.dataset)
+    from ..method.activations import check
+
+    problem = check(str(cfg.get("activation", "relu")), cfg.get("activation_slope", 0.01),
+                    cfg.get("activation_cap", 6.0), cfg.get("activation_beta", 1.0))
+    if problem:
+        raise NmfdnnError(problem)
     flat = _validate_conv(cfg, shape) if cfg.get("conv") else None
     if cfg.backend.get("threads") is not None:
         _positive_int(cfg.backend.threads, "backend.threads")
@@ -133,8 +139,11 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
                 raise NmfdnnError(f"solver.{key} must be a nonnegative integer, got {s[key]!r}")
         if not (0 < s.omega <= 2):
             raise NmfdnnError(f"solver.omega must be in (0, 2], got {s.omega!r}")
-        for key in ("alpha", "beta", "lam"):
+        for key in ("alpha", "beta", "lam", "l1_weights", "l1_activations"):
             _finite_at_least_zero(s[key], f"solver.{key}")
+        if s.safeguard and (s.l1_weights or s.l1_activations):
+            raise NmfdnnError("solver.safeguard does not combine with solver.l1_weights or solver.l1_activations "
+                              "(the safeguard compares residuals without the penalty); set one of them")
         if s.layer_omega is not None:
             layers = len(cfg.get("conv") or []) + len(hidden)  # conv layers first, then the dense ones
             if len(s.layer_omega) != layers or not all(0 < w <= 2 for w in s.layer_omega):
@@ -144,19 +153,21 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
             raise NmfdnnError(f"solver.input_threshold must be in [0, 1), got {s.input_threshold!r}")
         if not (0 <= s.hidden_rcond < 1):
             raise NmfdnnError(f"solver.hidden_rcond must be in [0, 1), got {s.hidden_rcond!r}")
-        # A quick run on dataset.train_subset keeps its preset's sizes: a batch (or an autoencoder
-        # sample set) larger than the subset is the whole subset, said in a warning. On the full data
-        # set a size larger than the data stays a refusal (there it is a mistake, not a quick run).
+        # A quick run on dataset.train_subset keeps its preset's sizes: a batch larger than the subset
+        # is the whole subset, said in a warning. On the full data set a batch larger than the data
+        # stays a refusal (there it is a mistake, not a quick run). The autoencoder's sample set is
+        # at most the training set wherever (a small data set with the default 5,000: a warning).
         quick = n_train is not None and cfg.dataset.get("train_subset") is not None
         if n_train is not None:
             for key in ("batch_size", "ae_samples"):
                 if s[key] <= n_train:
                     continue
-                if not quick:
+                if not quick and key == "batch_size":
                     raise NmfdnnError(f"solver.{key}={s[key]} is larger than the training set ({n_train} samples); "
                                       f"set solver.{key}={n_train} or less")
-                log.warning("solver.%s=%d is larger than dataset.train_subset (%d samples): the whole subset is "
-                            "used", key, s[key], n_train)
+                what = "dataset.train_subset" if quick else "the training set"
+                log.warning("solver.%s=%d is larger than %s (%d samples): the whole set is used", key, s[key],
+                            what, n_train)
         widest = widest_rows(cfg)
         rows = f"{max(hidden)} units + the bias row" if s.bias else f"{widest} units"
         if flat is not None and flat + int(s.bias) > widest:  # the first dense layer's input: the conv output

@@ -226,10 +226,11 @@ def preactivation(bk, W, Z, spec: ConvSpec, bias: bool):
     return to_columns(bk, U, spec, Z.shape[1])
 
 
-def forward(bk, W, Z, spec: ConvSpec, bias: bool):
-    """``Z_i = f(T(W_i Pbar(Z_{i-1})))``: the layer's output, ``channels ph pw x m``."""
+def forward(bk, W, Z, spec: ConvSpec, bias: bool, act=None):
+    """``Z_i = f(T(W_i Pbar(Z_{i-1})))``: the layer's output, ``channels ph pw x m`` (``act``: ``f``,
+    None ReLU)."""
     U = preactivation(bk, W, Z, spec, bias)
-    return bk.relu(U, out=U)
+    return bk.relu(U, out=U) if act is None or act.is_relu else act.apply(bk, U, out=U)
 
 
 def linear_map(bk, W0, D, spec: ConvSpec):
@@ -288,18 +289,26 @@ def patch_matrix(bk, Z, spec: ConvSpec, bias: bool):
 
 
 def conv_z_step(bk, B, W, Z0, spec: ConvSpec, iters: int, omega: float, bias: bool, cg_iters: int = 50,
-                cg_tol: float = 1e-10):
+                cg_tol: float = 1e-10, act=None, l1: float = 0.0):
     """Algorithm 3 through a convolution (eq. 8): ``min_{Z >= 0} ||B - f(L Z + b)||_F`` by
     ``Z_{s+1} = f(Z_s + omega L^dagger R_s)``, ``L^dagger R_s`` by :func:`cgls`. Every iterate is
-    nonnegative. ``Z0`` (the forward pass's ``Z_{i-1}``) is not modified."""
+    nonnegative. ``Z0`` (the forward pass's ``Z_{i-1}``) is not modified. ``act``: another ``f`` (line
+    3) and its range's projection (line 4); ``l1``: the soft threshold of :mod:`nmfdnn.method.sparse`."""
+    from .kernels import project_
+    from .sparse import soft_threshold_
+
     W0, _ = _split(W, bias)
     Z = Z0
     for _ in range(iters):
-        R = residual_relu_(bk, B, preactivation(bk, W, Z, spec, bias))  # line 3
+        R = residual_relu_(bk, B, preactivation(bk, W, Z, spec, bias), act=act)  # line 3
         step = cgls(bk, W0, R, spec, cg_iters, cg_tol)  # line 4: L^dagger R_s
         if omega != 1.0:
             step *= omega
-        Z = add_relu_(bk, Z, step)  # f(Z_s + omega D), into the step's buffer (Z0 untouched)
+        if l1:
+            step += Z
+            Z = project_(bk, soft_threshold_(bk, step, omega * l1), act)
+        else:
+            Z = add_relu_(bk, Z, step, act)  # f(Z_s + omega D), into the step's buffer (Z0 untouched)
     return Z if iters > 0 else Z0.copy()
 
 

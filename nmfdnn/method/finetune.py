@@ -8,6 +8,7 @@ from .network import check_finite, forward
 from .nonlinear_lsq import alg2, alg2_right_safe, alg3_left, alg3_left_safe
 from .semi_nmf import semi_nmf
 from .settings import NMFSettings, layer_omega
+from .sparse import alg2_l1
 from ..timers import NullTimers
 
 _REMEDY = "try a smaller solver.omega, a larger solver.hidden_rcond or dtype=float64"
@@ -44,9 +45,15 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
     layers = layers if layers is not None else dense(Ws, bias)
     with timers("forward"):
         Zs = forward(bk, Ws, XJ, bias, layers)
+    act = layers[-1].act  # every hidden layer's f (one activation per network)
+    plain = act.is_relu and not sol.l1_activations  # the paper's calls, unchanged
     with timers("semi_nmf"):
-        Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
-                                 sol.pinv, bias, alpha, beta)
+        if plain:
+            Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
+                                     sol.pinv, bias, alpha, beta)
+        else:
+            Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
+                                     sol.pinv, bias, alpha, beta, act, sol.l1_activations)
     check_finite(bk, Ws[-1], f"output weights W_{d} after semi-NMF", _REMEDY)
     check_finite(bk, Z_hat, f"target Z_hat_{d - 1} after semi-NMF", _REMEDY)
     frozen = [sol.freeze_conv and layer.kind == "conv" for layer in layers]  # the ablation: never updated
@@ -59,8 +66,8 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
         with timers("pinv"):
             A_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv, alpha, bias)
         with timers("alg2"):
-            Ws[i - 1] = solve2(bk, layer.targets(bk, Z_hat), A, A_pinv, Ws[i - 1], sol.lsq_iters, omega,
-                               fx0=layer.targets(bk, Zs[i]))
+            Ws[i - 1] = _solve2(solve2, bk, layer.targets(bk, Z_hat), A, A_pinv, Ws[i - 1], sol, omega,
+                                layer.targets(bk, Zs[i]), layer.act)
         check_finite(bk, Ws[i - 1], f"weights W_{i} after Algorithm 2", _REMEDY)
         if frozen[i - 2]:
             return  # the target below would feed only frozen layers
@@ -74,9 +81,20 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
         with timers("pinv"):
             X_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv, alpha, bias)
     with timers("alg2"):
-        Ws[0] = solve2(bk, first.targets(bk, Z_hat), A, X_pinv, Ws[0], sol.lsq_iters, layer_omega(sol, 1),
-                       fx0=first.targets(bk, Zs[1]))
+        Ws[0] = _solve2(solve2, bk, first.targets(bk, Z_hat), A, X_pinv, Ws[0], sol, layer_omega(sol, 1),
+                        first.targets(bk, Zs[1]), first.act)
     check_finite(bk, Ws[0], "weights W_1 after Algorithm 2", _REMEDY)
+
+
+def _solve2(solve2, bk, B, A, A_pinv, W, sol: NMFSettings, omega: float, fx0, act):
+    """Algorithm 2 for one ``W_i``: the paper's call for ReLU without a penalty; with another ``f``
+    the same iteration with ``f`` in line 3; with ``sol.l1_weights`` its proximal variant
+    (:func:`nmfdnn.method.sparse.alg2_l1`)."""
+    if sol.l1_weights:
+        return alg2_l1(bk, B, A, A_pinv, W, sol.lsq_iters, omega, sol.l1_weights, fx0, act, sol.bias)
+    if act.is_relu:
+        return solve2(bk, B, A, A_pinv, W, sol.lsq_iters, omega, fx0=fx0)
+    return solve2(bk, B, A, A_pinv, W, sol.lsq_iters, omega, fx0=fx0, act=act)
 
 
 def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol: NMFSettings, timers=None, on_batch=None, start_batch: int = 0,

@@ -14,21 +14,35 @@ from __future__ import annotations
 import numpy as np
 
 
-def residual_relu_(bk, B, U, out=None):
+def residual_relu_(bk, B, U, out=None, act=None):
     """``U <- B - f(U)`` in place: line 3 of Algorithms 2 and 3 (``U = X_s A`` or ``A X_s``); with
-    ``out``, ``out <- B - f(U)`` and ``U`` is kept (two passes, where a copy first would be three)."""
+    ``out``, ``out <- B - f(U)`` and ``U`` is kept (two passes, where a copy first would be three).
+    ``act``: another ``f`` (:mod:`nmfdnn.method.activations`; None: ReLU)."""
     out = U if out is None else out
-    bk.relu(U, out=out)
+    if act is None or act.is_relu:
+        bk.relu(U, out=out)
+    else:
+        act.apply(bk, U, out=out)
     return bk.xp.subtract(B, out, out=out)
 
 
-def add_relu_(bk, X, S):
-    """``S <- f(X + S)`` in place: line 4 of Algorithm 3 (``S = omega A^dagger R_s``); returns ``S``."""
+def add_relu_(bk, X, S, act=None):
+    """``S <- f(X + S)`` in place: line 4 of Algorithm 3 (``S = omega A^dagger R_s``); returns ``S``.
+    With ``act`` (not ReLU) the projection onto its range instead (:meth:`Activation.project`)."""
     S += X
-    return bk.relu(S, out=S)
+    if act is None or act.is_relu:
+        return bk.relu(S, out=S)
+    return act.project(bk, S, out=S)
 
 
-def semi_nmf_ratio_(bk, Z, absZ, low, WtY, beta: float = 0.0):
+def project_(bk, V, act=None):
+    """``V <- proj(V)`` in place: ReLU's ``max(V, 0)``, or ``act``'s projection onto its range."""
+    if act is None or act.is_relu:
+        return bk.relu(V, out=V)
+    return act.project(bk, V, out=V)
+
+
+def semi_nmf_ratio_(bk, Z, absZ, low, WtY, beta: float = 0.0, l1: float = 0.0):
     """The multiplicative update of (Ding, Li and Jordan, eq. 10) from its products, into ``absZ``:
 
     ``Z * sqrt(min(([W^T Y]^+ + [W^T W]^- Z) / max([W^T Y]^- + [W^T W]^+ Z, tiny), 1/eps))`` with
@@ -36,7 +50,8 @@ def semi_nmf_ratio_(bk, Z, absZ, low, WtY, beta: float = 0.0):
     The numerator is floored at 0 (cancellation in ``absZ - low``), the denominator at the smallest
     normal number and the ratio capped at ``1/eps`` (see :func:`nmfdnn.semi_nmf.update_z`).
     ``absZ``, ``low`` and ``WtY`` are overwritten. ``beta > 0`` adds ``beta Z`` to numerator and
-    denominator (the regularised update of Arai, Imakura and Sakurai 2018).
+    denominator (the regularised update of Arai, Imakura and Sakurai 2018); ``l1 > 0`` adds ``l1`` to
+    the denominator (the gradient of ``l1 sum Z``: :mod:`nmfdnn.method.sparse`).
     """
     xp = bk.xp
     fi = xp.finfo(Z.dtype)
@@ -53,6 +68,8 @@ def semi_nmf_ratio_(bk, Z, absZ, low, WtY, beta: float = 0.0):
     if beta > 0:
         num += beta * Z
         den += beta * Z
+    if l1 > 0:
+        den += l1
     xp.maximum(den, fi.tiny, out=den)
     with np.errstate(over="ignore"):  # a ratio over the tiny floor may overflow: clamped on the next line
         num /= den

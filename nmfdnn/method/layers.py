@@ -22,16 +22,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import conv as _conv
+from .activations import RELU, Activation
 from .linalg import left_pinv
 from .network import affine, augment
 
 
 @dataclass(frozen=True)
 class Dense:
-    """A fully connected ReLU layer, ``Z_i = f(W_i [Z_{i-1}; e^T])`` (eq. 1)."""
+    """A fully connected layer, ``Z_i = f(W_i [Z_{i-1}; e^T])`` (eq. 1; ``act``: ``f``, ReLU by default)."""
 
     n_in: int
     n_out: int
+    act: Activation = RELU
 
     kind = "dense"
 
@@ -43,7 +45,7 @@ class Dense:
 
     def forward(self, bk, W, Z, bias: bool):
         U = affine(W, Z, bias)
-        return bk.relu(U, out=U)
+        return bk.relu(U, out=U) if self.act.is_relu else self.act.apply(bk, U, out=U)
 
     def design(self, bk, Z, bias: bool):
         return augment(bk, Z, bias)
@@ -65,7 +67,10 @@ class Dense:
         with timers("pinv"):
             W_pinv = left_pinv(bk, W0, sol.hidden_rcond, sol.pinv, sol.lam)
         with timers("alg3"):
-            return solve3(bk, B, W0, W_pinv, Z0, iters, omega, offset=c)
+            if self.act.is_relu and not getattr(sol, "l1_activations", 0):
+                return solve3(bk, B, W0, W_pinv, Z0, iters, omega, offset=c)  # the paper's call
+            return solve3(bk, B, W0, W_pinv, Z0, iters, omega, offset=c, act=self.act,
+                          **({"l1": sol.l1_activations} if sol.l1_activations else {}))
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Conv:
     """A convolution with average pooling, ``Z_i = f(T(W_i [Pbar(Z_{i-1}); e^T]))`` (:mod:`.conv`)."""
 
     spec: _conv.ConvSpec
+    act: Activation = RELU
 
     kind = "conv"
 
@@ -91,7 +97,7 @@ class Conv:
         return _conv.preactivation(bk, W, Z, self.spec, bias)
 
     def forward(self, bk, W, Z, bias: bool):
-        return _conv.forward(bk, W, Z, self.spec, bias)
+        return _conv.forward(bk, W, Z, self.spec, bias, self.act)
 
     def design(self, bk, Z, bias: bool):
         return _conv.patch_matrix(bk, Z, self.spec, bias)
@@ -109,13 +115,15 @@ class Conv:
         """Algorithm 3 through the convolution, ``L^dagger`` by CGLS (``sol.cg_iters`` steps; the step
         safeguard does not apply here)."""
         with timers("alg3"):
-            return _conv.conv_z_step(bk, B, W, Z0, self.spec, iters, omega, sol.bias, sol.cg_iters)
+            return _conv.conv_z_step(bk, B, W, Z0, self.spec, iters, omega, sol.bias, sol.cg_iters, act=self.act,
+                                     l1=getattr(sol, "l1_activations", 0.0))
 
 
-def build(n_in: int, hidden, conv_specs=(), image=None) -> list:
+def build(n_in: int, hidden, conv_specs=(), image=None, act: Activation = RELU) -> list:
     """The hidden layers of a network: the convolutions of ``conv_specs`` (each a mapping with
     ``channels, kernel, stride, padding, pool``) on ``image`` ``(c, h, w)``, then the dense widths of
-    ``hidden``. A convolution that does not fit its input raises ``ValueError`` naming it."""
+    ``hidden``, every one with the activation ``act``. A convolution that does not fit its input raises
+    ``ValueError`` naming it."""
     layers: list = []
     if conv_specs:
         c, h, w = image
@@ -125,11 +133,11 @@ def build(n_in: int, hidden, conv_specs=(), image=None) -> list:
             problem = spec.problem()
             if problem:
                 raise ValueError(f"conv[{i}] on {c} x {h} x {w} inputs: {problem}")
-            layers.append(Conv(spec))
+            layers.append(Conv(spec, act))
             c, h, w = spec.channels, spec.ph, spec.pw
         n_in = c * h * w
     for n in hidden:
-        layers.append(Dense(n_in, int(n)))
+        layers.append(Dense(n_in, int(n), act))
         n_in = int(n)
     return layers
 
@@ -139,9 +147,9 @@ def weight_shapes(layers, n_out: int, bias: bool) -> list[tuple[int, int]]:
     return [layer.shape(bias) for layer in layers] + [(n_out, layers[-1].n_out + int(bias))]
 
 
-def dense(Ws, bias: bool) -> list:
+def dense(Ws, bias: bool, act: Activation = RELU) -> list:
     """The layers of a fully connected network with weights ``Ws`` (the paper's, and every net
     without ``conv``)."""
-    return [Dense(W.shape[1] - int(bias), W.shape[0]) for W in Ws[:-1]]
+    return [Dense(W.shape[1] - int(bias), W.shape[0], act) for W in Ws[:-1]]
 
 

@@ -9,25 +9,26 @@ applied in every iteration. :func:`alg2_right` and :func:`alg3_left` are the pap
 
 from __future__ import annotations
 
-from .kernels import add_relu_, residual_relu_
+from .kernels import add_relu_, project_, residual_relu_
+from .sparse import soft_threshold_
 
 
-def nlsq_objective_right(bk, B, X, A):
-    """``1/2 ||B - f(X A)||_F^2``, the objective Algorithm 2 decreases."""
-    R = B - bk.relu(X @ A)
+def nlsq_objective_right(bk, B, X, A, act=None):
+    """``1/2 ||B - f(X A)||_F^2``, the objective Algorithm 2 decreases (``act``: ``f``, None ReLU)."""
+    R = residual_relu_(bk, B, X @ A, act=act)
     return 0.5 * bk.total(bk.scalar((R * R).sum()))
 
 
-def nlsq_objective_left(bk, B, A, X, offset=None):
+def nlsq_objective_left(bk, B, A, X, offset=None, act=None):
     """``1/2 ||B - f(A X + c e^T)||_F^2``, the objective Algorithm 3 decreases."""
     U = A @ X
     if offset is not None:
         U += offset
-    R = B - bk.relu(U, out=U)
+    R = residual_relu_(bk, B, U, act=act)
     return 0.5 * bk.total(bk.scalar((R * R).sum()))
 
 
-def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
+def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, act=None):
     """Algorithm 2: ``min_X ||B - f(X A)||_F`` by ``X_{s+1} = X_s + omega R_s A^dagger``.
 
     Parameters
@@ -41,6 +42,7 @@ def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
     omega : step parameter of line 1.
     fx0 : ``f(X0 A)`` when the caller already has it (in Algorithm 4 the forward pass computed it
         with the same weights); then line 3 of the first iteration is ``R_0 = B - fx0``.
+    act : ``f`` (:class:`nmfdnn.method.activations.Activation`); None: ReLU, the paper's.
 
     With ``f`` the identity and ``A`` of full row rank, one iteration with ``omega = 1`` gives the
     least-squares solution ``B A^dagger`` from any ``X0``.
@@ -52,7 +54,7 @@ def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
         if s == 0 and fx0 is not None:
             xp.subtract(B, fx0, out=R)
         else:
-            residual_relu_(bk, B, xp.matmul(X, A, out=R))  # line 3: R_s = B - f(X_s A)
+            residual_relu_(bk, B, xp.matmul(X, A, out=R), act=act)  # line 3: R_s = B - f(X_s A)
         if omega == 1.0:
             X += A_pinv.apply(R)  # line 4: X_{s+1} = X_s + omega R_s A^dagger
         else:
@@ -67,7 +69,7 @@ def carries_product(q: int, p: int, r: int, iters: int) -> bool:
     return (iters - 1) * q * (p - r) > r * (p + q)
 
 
-def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
+def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, act=None):
     """Algorithm 2 as :func:`alg2_right`, for a low-rank ``A^dagger = P S U^T`` (a
     :class:`nmfdnn.method.linalg.RightPinv` with ``pre=None``, e.g. the truncated input SVD of the
     first layer), carrying ``X_s A`` along instead of recomputing it:
@@ -86,7 +88,7 @@ def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None)
         if s == 0 and fx0 is not None:
             xp.subtract(B, fx0, out=R)
         else:
-            residual_relu_(bk, B, XA, out=R)  # line 3 from the carried X_s A
+            residual_relu_(bk, B, XA, out=R, act=act)  # line 3 from the carried X_s A
         T = bk.allreduce(R @ A_pinv.left)  # contracts over the columns: the ranks' shares summed
         T *= A_pinv.scale if omega == 1.0 else omega * A_pinv.scale
         T_sum += T
@@ -95,13 +97,13 @@ def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None)
     return X0 + T_sum @ A_pinv.right  # line 4, summed over the iterations
 
 
-def alg2(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None):
+def alg2(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, act=None):
     """Algorithm 2 by the cheaper of :func:`alg2_right` and :func:`alg2_right_carried`: the carried
     variant when ``A^dagger`` is a low-rank product (``A_pinv.low_rank``) and
     :func:`carries_product` says it saves work. Both compute the same iterates."""
     if A_pinv.low_rank and carries_product(X0.shape[0], A.shape[0], A_pinv.rank, iters):
-        return alg2_right_carried(bk, B, A, A_pinv, X0, iters, omega, fx0)
-    return alg2_right(bk, B, A, A_pinv, X0, iters, omega, fx0)
+        return alg2_right_carried(bk, B, A, A_pinv, X0, iters, omega, fx0, act)
+    return alg2_right(bk, B, A, A_pinv, X0, iters, omega, fx0, act)
 
 
 def _norm2(bk, R) -> float:
@@ -132,34 +134,34 @@ def _safeguarded(bk, X, R, iters, omega, halvings, direction, trial, residual):
     return X
 
 
-def alg2_right_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, halvings: int = 8):
+def alg2_right_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, halvings: int = 8, act=None):
     """Algorithm 2 with a step safeguard: line 4's step ``omega R_s A^dagger`` is accepted only if the
     residual norm ``||B - f(X A)||_F`` falls; otherwise omega is halved (at most ``halvings`` times per
     iteration) and, if no step helps, the iteration stops with the last accepted ``X``. At ``omega = 1``
     Algorithm 2 has no descent guarantee (``f`` is not linear); this variant never raises the residual."""
     def residual(X):
-        return residual_relu_(bk, B, X @ A)
+        return residual_relu_(bk, B, X @ A, act=act)
 
     X = X0.copy()
     R = bk.xp.subtract(B, fx0) if fx0 is not None else residual(X)
     return _safeguarded(bk, X, R, iters, omega, halvings, A_pinv.apply, lambda X, S: X + S, residual)
 
 
-def alg3_left_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, halvings: int = 8):
+def alg3_left_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, halvings: int = 8, act=None):
     """Algorithm 3 with the step safeguard of :func:`alg2_right_safe`: ``X_{s+1} = f(X_s + w A^dagger R_s)``
     with ``w`` halved from ``omega`` until the residual norm falls; every iterate stays nonnegative."""
     def residual(X):
         U = A @ X
         if offset is not None:
             U += offset
-        return residual_relu_(bk, B, U)
+        return residual_relu_(bk, B, U, act=act)
 
     X = X0.copy()
     return _safeguarded(bk, X, residual(X), iters, omega, halvings, lambda R: A_pinv @ R,
-                        lambda X, S: bk.relu(X + S), residual)
+                        lambda X, S: add_relu_(bk, X, S.copy(), act), residual)
 
 
-def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None):
+def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, act=None, l1: float = 0.0):
     """Algorithm 3: ``min_{X >= 0} ||B - f(A X + c e^T)||_F`` by ``X_{s+1} = f(X_s + omega A^dagger R_s)``.
 
     Parameters
@@ -169,6 +171,11 @@ def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None):
     A_pinv : dense ``A^dagger``, p x q (:func:`nmfdnn.linalg.left_pinv`).
     X0 : initial guess (``Z_{i-1}`` of the forward pass), p x m, nonnegative. Not modified.
     offset : the bias column ``c`` of ``W_i`` (q x 1) or None; it is constant, not a variable.
+    act : ``f`` (:class:`nmfdnn.method.activations.Activation`); None: ReLU. Line 3 uses it, line 4
+        projects onto its range (for ReLU: ``f`` itself).
+    l1 : beyond the paper, ``l1 ||X||_1`` added to (8) (``solver.l1_activations``): line 4's step
+        is followed by the soft threshold ``omega l1`` before the projection (for ``X >= 0``:
+        ``max(X - omega l1, 0)``), the proximal step of the penalty (:mod:`nmfdnn.method.sparse`).
 
     Every iterate is nonnegative (line 4 applies f = ReLU), so the constraint of (8) holds.
     """
@@ -183,10 +190,14 @@ def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None):
         xp.matmul(A, X, out=R)  # line 3
         if offset is not None:
             R += offset
-        residual_relu_(bk, B, R)
+        residual_relu_(bk, B, R, act=act)
         # line 4: X_{s+1} = f(X_s + omega A^dagger R_s), into the buffer X_s does not occupy
         step = xp.matmul(A_pinv, R, out=steps[s % 2])
         if omega != 1.0:
             step *= omega
-        X = add_relu_(bk, X, step)
+        if l1:  # the proximal step of l1 ||X||_1: soft threshold, then the projection of line 4
+            step += X
+            X = project_(bk, soft_threshold_(bk, step, omega * l1), act)
+        else:
+            X = add_relu_(bk, X, step, act)
     return X if iters > 0 else X0.copy()

@@ -34,6 +34,8 @@ class NMFSettings:
     ae_normalize: bool  # beyond the paper: Algorithm 5's NMF factor Z_hat rescaled to unit row maxima
     cg_iters: int  # beyond the paper: CGLS steps for L^+ of Algorithm 3 through a convolution
     freeze_conv: bool  # the ablation: convolutions keep their pre-training weights in Algorithm 4
+    l1_weights: float = 0.0  # beyond the paper: L1 penalty on the W updates (Algorithm 2, method/sparse.py)
+    l1_activations: float = 0.0  # beyond the paper: L1 penalty on the hidden targets (semi-NMF, Alg. 3)
 
     @classmethod
     def from_mapping(cls, sol) -> "NMFSettings":
@@ -44,7 +46,7 @@ class NMFSettings:
                 return None if v is None else tuple(float(x) for x in v)
             return getattr(v, "value", v)
 
-        return cls(**{f.name: plain(f.name) for f in fields(cls)})
+        return cls(**{f.name: plain(f.name) for f in fields(cls) if f.name in sol})
 
 
 def layer_omega(sol: NMFSettings, i: int) -> float:

@@ -51,12 +51,12 @@ def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
     if data.n_in != n_in:
         raise NmfdnnError(f"the model takes {n_in} features, data set {data.name} has {data.n_in}")
     from ..method.layers import weight_shapes
-    from ..trainers import network_layers
+    from ..trainers import custom_layers, network_layers
 
     layers = network_layers(cfg, data.n_in, data.shape)
     check_weights(weights, n_in, list(cfg.hidden), data.n_classes, bias, str(run_dir / "model.npz"),
                   weight_shapes(layers, data.n_classes, bias))
-    layers = layers if cfg.get("conv") else None
+    layers = custom_layers(layers)
     Ws = [bk.asarray(W) for W in weights]
     train_err, obj = evaluate(bk, Ws, bk.xp.asfortranarray(bk.asarray(data.train.X)), data.train.labels, bias,
                               layers=layers)

@@ -1,0 +1,139 @@
+"""Hidden-layer activation functions beyond ReLU (the paper's Sec. 6: "other activation functions").
+
+The method needs three things of ``f`` (columns are samples, ``U = W_i Z_{i-1}``):
+
+1. ``f`` itself, element-wise: the forward pass (eq. 1) and line 3 of Algorithms 2 and 3,
+   ``R_s = B - f(U_s)`` (:meth:`Activation.apply`).
+2. The set the hidden matrix ``Z_{i-1} = f(U_{i-1})`` lives in -- the closure of ``f``'s range -- and
+   the projection onto it (:meth:`Activation.project`). For ReLU it is ``Z >= 0``, the constraint of
+   the paper's (4) and (8): line 4 of Algorithm 3, ``Z_{s+1} = f(Z_s + omega A^dagger R_s)``, *is* that
+   projection for ReLU (``f = max(., 0)`` projects onto ``[0, inf)``). For another ``f`` the line
+   becomes ``Z_{s+1} = proj(Z_s + omega A^dagger R_s)``: the step of (8) kept inside the set of
+   outputs the layer below can produce.
+3. ``f'``, for the backprop baseline, written through the output ``Z = f(U)``
+   (:meth:`Activation.derivative`), so that the backward pass needs no stored pre-activations.
+
+Algorithm 2 (``min_W ||B - f(W A)||``, line 4 ``W_{s+1} = W_s + omega R_s A^dagger``) is a fixed-point
+iteration whose fixed points satisfy ``(B - f(W A)) A^dagger = 0``. For ``f`` the identity it is the
+least-squares solution in one step. For a nondecreasing ``f`` with ``0 <= f' <= 1`` (every function
+here) the residual map has the same Lipschitz bound as ReLU's: a step changes ``f(W A)`` by at most
+the linear change ``omega R_s A^dagger A`` per entry, which is what the paper's choice ``omega in (0, 2)``
+relies on. So lines 3-4 stay as written with ``f`` in line 3; nothing else changes.
+
+The four functions, their ranges, projections and derivatives through ``Z = f(U)``:
+
+=============  ==================================  ================  =================  ===================
+name           f(u)                                range (closure)   proj(z)            f' through z
+=============  ==================================  ================  =================  ===================
+relu           max(u, 0)                           [0, inf)          max(z, 0)          [z > 0]
+leaky_relu     max(u, a u), 0 < a < 1 (``slope``)  R                 z                  1 if z > 0 else a
+capped_relu    min(max(u, 0), c) (``cap``)         [0, c]            min(max(z, 0), c)  [0 < z < c]
+softplus       log(1 + exp(b u)) / b (``beta``)    [0, inf)          max(z, 0)          1 - exp(-b z)
+=============  ==================================  ================  =================  ===================
+
+Where the method needs ``Z >= 0``:
+
+- semi-NMF's Z update (4), Ding, Li and Jordan's multiplicative rule: it keeps ``Z >= 0``, which is the
+  range of relu and softplus; for capped_relu the result is then clipped at ``c`` (the projection);
+  for leaky_relu (range R) semi-NMF's constraint does not hold and the Z update is the unconstrained
+  least-squares step that moves ``Z`` least, ``Z + W^dagger (Y - W Z)`` (Algorithm 3 with ``f`` the
+  identity), see :func:`nmfdnn.method.semi_nmf.update_z_unconstrained`.
+- Algorithm 5's NMF (9), ``Z_{i-1} ~ W~ Z_i`` with both factors nonnegative: the input ``X >= 0`` always
+  qualifies; a hidden ``Z_{i-1}`` of leaky_relu has negative entries (``a u`` for ``u < 0``), and its NMF
+  target is its nonnegative part ``max(Z_{i-1}, 0)`` (:meth:`Activation.nmf_target`), the part NMF can
+  represent. Algorithm 2 for (10) then fits ``f(W_i Z_{i-1})`` with the layer's own ``f``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+NAMES = ("relu", "leaky_relu", "capped_relu", "softplus")
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An element-wise hidden-layer activation: ``name`` in :data:`NAMES`, its parameters ``slope``
+    (leaky_relu's ``a``), ``cap`` (capped_relu's ``c``) and ``beta`` (softplus's sharpness ``b``)."""
+
+    name: str = "relu"
+    slope: float = 0.01
+    cap: float = 6.0
+    beta: float = 1.0
+
+    def __post_init__(self):
+        if self.name not in NAMES:
+            raise ValueError(f"unknown activation {self.name!r}; choose one of {', '.join(NAMES)}")
+
+    @property
+    def is_relu(self) -> bool:
+        return self.name == "relu"
+
+    @property
+    def nonnegative(self) -> bool:
+        """Whether ``f``'s range lies in ``[0, inf)`` (semi-NMF's and NMF's ``Z >= 0`` hold)."""
+        return self.name != "leaky_relu"
+
+    def apply(self, bk, U, out=None):
+        """``f(U)``; ``out=U`` works in place."""
+        xp = bk.xp
+        if self.name == "relu":
+            return bk.relu(U, out=out)
+        if self.name == "leaky_relu":
+            return xp.maximum(U, self.slope * U, out=out)
+        if self.name == "capped_relu":
+            return xp.clip(U, 0, self.cap, out=out)
+        # softplus, overflow-free: log(1 + e^{bu}) / b = max(u, 0) + log1p(e^{-b|u|}) / b
+        t = xp.exp(-self.beta * xp.abs(U))
+        xp.log1p(t, out=t)
+        t /= self.beta
+        return xp.add(xp.maximum(U, 0, out=out), t, out=out)
+
+    def project(self, bk, Z, out=None):
+        """The projection onto the closure of ``f``'s range (line 4 of Algorithm 3's constraint)."""
+        xp = bk.xp
+        if self.name in ("relu", "softplus"):
+            return bk.relu(Z, out=out)
+        if self.name == "capped_relu":
+            return xp.clip(Z, 0, self.cap, out=out)
+        if out is None:  # leaky_relu: every real number is an output
+            return Z.copy()
+        if out is not Z:
+            out[...] = Z
+        return out
+
+    def nmf_target(self, bk, Z):
+        """The nonnegative matrix Algorithm 5's NMF (9) factors: ``Z`` itself where ``f >= 0``."""
+        return Z if self.nonnegative else bk.relu(Z)
+
+    def derivative(self, bk, Z):
+        """``f'(U)`` written through the output ``Z = f(U)`` (the backprop baseline's backward pass)."""
+        xp = bk.xp
+        if self.name == "relu":
+            return Z > 0
+        if self.name == "leaky_relu":
+            return xp.where(Z > 0, 1.0, self.slope).astype(Z.dtype)
+        if self.name == "capped_relu":
+            return (Z > 0) & (Z < self.cap)
+        return -xp.expm1(-self.beta * Z)  # sigmoid(b u) = 1 - e^{-b f(u)}
+
+    def describe(self) -> str:
+        return {"relu": "relu", "leaky_relu": f"leaky_relu({self.slope:g})", "capped_relu": f"capped_relu({self.cap:g})",
+                "softplus": f"softplus({self.beta:g})"}[self.name]
+
+
+RELU = Activation()
+
+
+def check(name: str, slope: float, cap: float, beta: float) -> str | None:
+    """Why these activation settings are invalid, or None (the config's one-line refusals)."""
+    if name not in NAMES:
+        return f"activation={name!r} is not one of {', '.join(NAMES)}"
+    if not (math.isfinite(slope) and 0 < slope < 1):
+        return f"activation_slope must be in (0, 1), got {slope!r}"
+    if not (math.isfinite(cap) and cap > 0):
+        return f"activation_cap must be a finite positive number, got {cap!r}"
+    if not (math.isfinite(beta) and beta > 0):
+        return f"activation_beta must be a finite positive number, got {beta!r}"
+    return None

@@ -1,0 +1,59 @@
+"""Sparse regularisation (the paper's Sec. 6: "sparse regularizations"): an L1 penalty on the weights
+(``solver.l1_weights``) and on the hidden activations (``solver.l1_activations``), both off (0) by default.
+
+Weights, in Algorithm 2. Problem (7) becomes ``min_W 1/2 ||B - f(W A)||_F^2 + l ||W||_1``. Line 4's step
+``omega R_s A^dagger`` is the (Gauss-Newton, ``f`` linearised with unit slope) minimiser of the smooth
+part's model around ``W_s``; the proximal-gradient (ISTA) way of adding a nonsmooth term is to follow a
+step on the smooth part by the proximal map of the penalty, here the soft threshold
+
+    W_{s+1} = S_{omega l}(W_s + omega R_s A^dagger),   S_t(v) = sign(v) max(|v| - t, 0)
+
+(:func:`alg2_l1`). The metric of the step is ``A A^T`` where ISTA's is the identity, so this is the exact
+proximal step only for ``A A^T = I``; ``l`` is in the units of ``W``'s entries (a threshold per step),
+which is what makes it easy to read off: weights smaller than ``omega l`` after a step become exactly 0.
+
+Activations, in Algorithm 3 and in semi-NMF. ``l ||Z_{i-1}||_1`` added to (8): line 4 is a projected step,
+and the proximal map of ``t |z|`` plus the constraint ``z in range(f)`` is the projection of ``S_t(v)``
+(for ``z >= 0``: ``max(v - t, 0)``), with ``t = omega l`` (:func:`nmfdnn.method.nonlinear_lsq.alg3_left`).
+In semi-NMF's multiplicative Z update (Ding, Li and Jordan, eq. 10) the gradient of ``l sum Z`` is the
+constant ``l``, a positive part, so it joins the denominator: ``Z * sqrt(([W^T Y]^+ + [W^T W]^- Z) /
+([W^T Y]^- + [W^T W]^+ Z + l))`` -- the usual sparse-NMF rule (e.g. Hoyer 2002), still ``Z >= 0`` and
+monotone for ``l >= 0`` (:func:`nmfdnn.method.semi_nmf.update_z`).
+"""
+
+from __future__ import annotations
+
+
+def soft_threshold_(bk, V, t: float):
+    """``V <- S_t(V) = sign(V) max(|V| - t, 0)`` in place (the proximal map of ``t ||.||_1``)."""
+    xp = bk.xp
+    mag = xp.abs(V)
+    mag -= t
+    xp.maximum(mag, 0, out=mag)
+    xp.sign(V, out=V)
+    V *= mag
+    return V
+
+
+def alg2_l1(bk, B, A, A_pinv, X0, iters: int, omega: float, l1: float, fx0=None, act=None, bias: bool = False):
+    """Algorithm 2 with an L1 penalty on ``X``: ``X_{s+1} = S_{omega l1}(X_s + omega R_s A^dagger)``;
+    with ``bias`` the last column (the bias) is not penalised. With ``l1 = 0`` the iterates of
+    :func:`nmfdnn.method.nonlinear_lsq.alg2_right`."""
+    from .kernels import residual_relu_
+
+    xp = bk.xp
+    X = X0.copy()
+    R = xp.empty(B.shape, dtype=B.dtype)
+    for s in range(iters):
+        if s == 0 and fx0 is not None:
+            xp.subtract(B, fx0, out=R)
+        else:
+            residual_relu_(bk, B, xp.matmul(X, A, out=R), act=act)  # line 3
+        X += omega * A_pinv.apply(R)  # line 4
+        soft_threshold_(bk, X[:, :-1] if bias else X, omega * l1)  # the proximal step of l1 ||X||_1
+    return X
+
+
+def zero_share(bk, A) -> float:
+    """The share of exact zeros in ``A`` (sparsity reached)."""
+    return float(bk.scalar((A == 0).sum())) / max(1, A.size)
