@@ -213,6 +213,10 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     result.weights = [bk.to_numpy(W) for W in Ws]
     result.phases = timers.as_dict()
     result.info.update(trainer.info)
+    from .method.sparse import sparsity
+
+    # the sparsity reached (issue 38: what solver.l1_weights / l1_activations buy), on the test samples
+    result.info["sparsity"] = sparsity(bk, Ws, hooks.X_test, has_bias(cfg), custom_layers(trainer.layers))
     w, (s0, b0, c0), n = bk.world, hooks.comm_start, max(1, hooks.batches)
     result.info["ranks"] = w.size
     # the all-reduces of fine-tuning per batch (counted in one process too: what P ranks would send)

@@ -24,17 +24,17 @@ def glorot_uniform(bk, rng, n_out: int, n_in: int, bias: bool):
 def loss_and_output_grad(bk, out, Y, loss: str):
     """Loss averaged over the batch's columns and its gradient with respect to ``out``.
 
-    ``mse``: ``1/(2m) ||Y - out||_F^2`` (objective (3) per sample). ``xent``: softmax
-    cross-entropy, ``-1/m sum_j log softmax(out_j)[y_j]``.
+    ``squared`` (``mse``): ``1/(2m) ||Y - out||_F^2`` (objective (3) per sample). ``cross_entropy``
+    (``xent``): softmax cross-entropy, ``-1/m sum_j log softmax(out_j)[y_j]``.
     """
     xp = bk.xp
     m = out.shape[1]
-    if loss == "mse":
+    if loss in ("mse", "squared"):
         G = out - Y
         value = 0.5 * bk.scalar((G * G).sum()) / m
         G /= m
         return value, G
-    if loss == "xent":
+    if loss in ("xent", "cross_entropy"):
         shifted = out - out.max(axis=0, keepdims=True)
         expd = xp.exp(shifted)
         total = expd.sum(axis=0, keepdims=True)
@@ -44,7 +44,7 @@ def loss_and_output_grad(bk, out, Y, loss: str):
         G -= Y
         G /= m
         return value, G
-    raise ValueError(f"unknown loss {loss!r}; choose mse or xent")
+    raise ValueError(f"unknown loss {loss!r}; choose squared (mse) or cross_entropy (xent)")
 
 
 def loss_and_grads(bk, Ws, X, Y, loss: str, bias: bool, layers=None):

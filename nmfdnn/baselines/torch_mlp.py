@@ -79,7 +79,7 @@ class TorchTrainer:
                 continue
             J = order[s:s + self.batch_size]
             out = net(self.X[J])
-            if self.loss == "mse":
+            if self.loss in ("mse", "squared"):
                 loss = 0.5 * ((out - self.Y[J]) ** 2).sum() / J.numel()
             else:
                 loss = torch.nn.functional.cross_entropy(out, self.labels[J])

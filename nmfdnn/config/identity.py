@@ -27,6 +27,16 @@ ADDED_KEYS = {("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"):
               ("solver", "l1_weights"): 0.0, ("solver", "l1_activations"): 0.0}
 
 
+# The BP losses' names as issue 38 spells them, and the names runs were archived with
+LOSS_NAMES = {"squared": "mse", "cross_entropy": "xent"}
+
+
+def loss_name(loss) -> str:
+    """A BP loss as the report names it: ``squared`` or ``cross_entropy`` (``mse``/``xent`` too)."""
+    loss = getattr(loss, "value", loss)
+    return {"mse": "squared", "xent": "cross_entropy"}.get(loss, loss)
+
+
 def _without(config: dict, path: tuple, before) -> dict:
     """``config`` without the key at ``path`` if it holds ``before`` (a new dict; ``config`` unchanged)."""
     head, rest = path[0], path[1:]
@@ -51,6 +61,9 @@ def effective(config: dict) -> dict:
     for path, before in ADDED_KEYS.items():
         config = _without(config, path, before)
     solver = config.get("solver")
+    if isinstance(solver, dict) and solver.get("loss") in LOSS_NAMES:  # one run, whichever name chose it
+        solver = {**solver, "loss": LOSS_NAMES[solver["loss"]]}
+        config = {**config, "solver": solver}
     if not isinstance(solver, dict) or solver.get("factor_dtype", "") is not None:
         return config
     return {**config, "solver": {**solver, "factor_dtype": config.get("dtype")}}

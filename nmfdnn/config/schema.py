@@ -30,7 +30,7 @@ DType = _choices("DType", "float32", "float64")
 Pinv = _choices("Pinv", "chol", "gram", "svd")  # hidden-layer pseudo-inverses (nmfdnn.method.linalg)
 InputPinv = _choices("InputPinv", "chol", "qr", "literal")  # the batch input pseudo-inverse of Sec. 3.3
 OutputInit = _choices("OutputInit", "lstsq", "zeros")
-Loss = _choices("Loss", "mse", "xent")
+Loss = _choices("Loss", "mse", "xent", "squared", "cross_entropy")  # squared = mse, cross_entropy = xent
 BackendName = _choices("BackendName", "numpy", "cupy")
 
 
@@ -141,7 +141,7 @@ class BPSolverConfig:
     """Backpropagation + Adam, as the paper's baseline (Sec. 5)."""
 
     name: str = "bp"
-    loss: Loss = Loss.mse  # mse (the paper's objective (3)) or xent (softmax cross-entropy)
+    loss: Loss = Loss.mse  # squared (= mse, the paper's objective (3)) or cross_entropy (= xent, softmax output)
     bias: bool = True  # bias vectors (standard in TensorFlow's dense layers)
     batch_size: int = 100  # paper: 100
     lr: float = 1e-3  # Adam learning rate of the fine-tuning (paper: "initial learning rate" 1e-3)

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from ..archive import RUNS_DIR, RUNS_FILE, finished_run, metrics_problem, pack, read_runs
 from ..config import NON_RESULT_KEYS, compose_config, effective
-from ..config.identity import ADDED_KEYS
+from ..config.identity import ADDED_KEYS, loss_name
 from ..errors import NmfdnnError
 from ..fileio import atomic_write_bytes, atomic_write_json
 
@@ -91,7 +91,9 @@ class Group:
                 "test_ci": te_ci,
                 "pretrain_seconds": mean("pretrain_seconds"), "finetune_seconds": mean("finetune_seconds"),
                 "total_seconds": mean("total_seconds"), "seeds": sorted(r.get("seed") for r in self.runs),
-                "n_train": int(np.max(col("n_train"))) if col("n_train") else None}
+                "n_train": int(np.max(col("n_train"))) if col("n_train") else None,
+                **({"loss": loss_name(self.config.get("solver.loss", "mse"))}
+                   if self.config.get("solver.name") == "bp" else {})}
 
 
 def _records(path: Path, warnings: list[str]) -> list[tuple[dict, dict, str]]:
@@ -288,7 +290,8 @@ def _head(rows) -> list[str]:
 
 def _cells(r, with_val=False, with_setting=False):
     val = [_fmt(r.get("val_error"), r.get("val_ci"))] if with_val else []
-    return [str(r["dataset"]), str(r["solver"]), r["hidden"], str(r["dtype"]), str(r["epochs"]), str(r["n"]),
+    solver = str(r["solver"]) + (" (cross-entropy)" if r.get("loss") == "cross_entropy" else "")
+    return [str(r["dataset"]), solver, r["hidden"], str(r["dtype"]), str(r["epochs"]), str(r["n"]),
             _fmt(r["train_error"], r["train_ci"]), *val, _fmt(r["test_error"], r["test_ci"]),
             f"{r['pretrain_seconds']:.1f}", f"{r['finetune_seconds']:.1f}", f"{r['total_seconds']:.1f}",
             *([r.get("setting") or "—"] if with_setting else [])]
