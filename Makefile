@@ -10,7 +10,7 @@ ARGS ?=
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
 	table1 table1-times table1-paper cifar10 fig1 defaults tune tune-cifar10 tune-precision \
 	speed speed-paper speed-cifar10 speed-runs speed-ops bench bench-tta tta-screen scaling mpi \
-	bench-gpu kill-resume startup conv-screen conv
+	bench-gpu kill-resume startup conv-screen conv activations-screen
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
@@ -124,7 +124,7 @@ conv-screen: install ## screen conv nets on validation data, MNIST and CIFAR-10 
 	$(CSCREEN) dataset=mnist $(CONV16) hidden=[500] 'solver.layer_omega=[0.1,1.0]'
 	$(CSCREEN10) solver.alpha=0.0,0.5
 	$(CSCREEN10) solver=bp
-	$(CSCREEN10) 'solver.layer_omega=[0.1,1.0]'
+	$(CSCREEN10) solver.hidden_rcond=1e-2,4e-2
 	$(CSCREEN) dataset=mnist $(CONV32) hidden=[500]
 	$(NMFDNN) report outputs/tune/conv_screen
 
@@ -136,6 +136,20 @@ conv: install ## MNIST conv nets: NMF and BP presets and the frozen-filter ablat
 	$(CONVRUN) experiment=mnist_conv_nmf 'solver.layer_omega=[0.1,1.0]'
 	$(NMFDNN) report outputs/conv
 	$(NMFDNN) plot outputs/conv --name fig
+
+# Activations, sparse penalties, the input subspace (issue 38): screened on 10,000 held-out training
+# images, one seed; the parameters sit at the scale of the method's hidden activations (~1e-3 on
+# MNIST)
+ASCREEN = $(SWEEP) $(call IN,tune/activations_screen) dataset.val_size=10000 seed=0 \
+	backend.threads=1 experiment=table1_nmf
+activations-screen: install ## screen activations, L1, input truncations on MNIST validation data
+	$(ASCREEN) hidden=[500] solver.input_threshold=4e-2,1e-2,4e-3
+	$(ASCREEN) hidden=[500] activation=leaky_relu activation_slope=0.1
+	$(ASCREEN) hidden=[500] activation=capped_relu activation_cap=0.005
+	$(ASCREEN) hidden=[500] activation=softplus activation_beta=2000
+	$(ASCREEN) hidden=[500] solver.l1_weights=1e-6
+	$(ASCREEN) hidden=[500] solver.l1_activations=1e-4
+	$(NMFDNN) report outputs/tune/activations_screen
 
 fig1: install ## Figure 1 from the committed runs: [1000,500], NMF and BP, MNIST and CIFAR-10
 	$(NMFDNN) plot outputs/table1 outputs/cifar10 --select 'hidden=[1000,500]' \

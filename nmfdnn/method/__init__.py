@@ -43,6 +43,21 @@ CGLS on the normal equations
 the layer's explicit Toeplitz matrix (reference tests)     :func:`conv.dense_matrix`
 =========================================================  ==============================================
 
+Beyond the paper, its other named next steps (Sec. 6: "sparse regularizations and other activation
+functions"); the derivations are in :mod:`activations`' and :mod:`sparse`'s docstrings:
+
+=========================================================  ==============================================
+``f`` in {relu, leaky_relu, capped_relu, softplus}         :class:`activations.Activation` (``apply``)
+line 3 of Algorithms 2 and 3 with ``f``                    :func:`kernels.residual_relu_` (``act=``)
+line 4 of Algorithm 3: projection onto ``f``'s range       :func:`kernels.add_relu_`, :func:`kernels.project_`
+(4) without ``Z >= 0`` (leaky_relu)                        :func:`semi_nmf.update_z_unconstrained`
+Algorithm 5's NMF on the nonnegative part                  :meth:`activations.Activation.nmf_target`
+L1 on ``W``: Algorithm 2 + soft threshold (ISTA step)      :func:`sparse.alg2_l1`, :func:`sparse.soft_threshold_`
+L1 on ``Z``: semi-NMF's denominator ``+ l1``, Algorithm 3  :func:`semi_nmf.update_z` (``l1=``),
+with a soft-thresholded step                               :func:`nonlinear_lsq.alg3_left` (``l1=``)
+the sparsity reached                                       :func:`sparse.sparsity`
+=========================================================  ==============================================
+
 Beyond the paper (options of ``solver=nmf``, off by default; Arai, Imakura and Sakurai 2018):
 
 =========================================================  ==============================================
@@ -57,6 +72,7 @@ Alg. 5's NMF factors at unit row scale (``ae_normalize``)   :func:`nmf.normalize
 =========================================================  ==============================================
 
 ``tests/test_conv_reference.py`` checks the convolution against its explicit matrix;
+``tests/test_activations_reference.py`` the activations and L1 steps against a naive transcription;
 ``tests/test_reference.py`` checks :func:`finetune.finetune_batch`, one layer of Algorithm 5 and
 semi-NMF against a naive transcription of the paper (``numpy.linalg.pinv``, no reuse of products).
 """
