@@ -120,7 +120,8 @@ class NMFTrainer(Trainer):
             return None
         if self.xsvd is None:
             with self.timers("input_svd"):
-                self.xsvd = input_svd(self.bk, self.X, self.sol.input_threshold, self.sol.bias)
+                self.xsvd = input_svd(self.bk, self.X, self.sol.input_threshold, self.sol.bias,
+                                      self.sol.get("input_energy"))
             self.info["input_rank"] = self.xsvd.rank
             log.info("input SVD: rank %d at threshold %g", self.xsvd.rank, self.sol.input_threshold)
         return self.xsvd

@@ -17,7 +17,7 @@ NEW_KEYS = [
     ["activation=capped_relu"], ["activation=capped_relu", "activation_cap=1.5"],
     ["activation=softplus"], ["activation=softplus", "activation_beta=4"],
 ]
-L1_KEYS = [["solver.l1_weights=0.01"], ["solver.l1_activations=0.01"],
+L1_KEYS = [["solver.l1_weights=0.01"], ["solver.l1_activations=0.01"], ["solver.input_energy=0.95"],
            ["solver.l1_weights=0.01", "solver.l1_activations=0.01", "activation=leaky_relu"]]
 
 
@@ -69,6 +69,7 @@ def test_the_defaults_change_nothing(tmp_path):
     (["solver.l1_activations=nan"], "solver.l1_activations must be a finite number >= 0"),
     (["solver.safeguard=true", "solver.l1_weights=0.1"], "solver.safeguard does not combine"),
     (["solver=bp", "solver.l1_weights=0.1"], "l1_weights"),
+    (["solver.input_energy=0"], "solver.input_energy must be in (0, 1]"),
 ])
 def test_a_bad_activation_or_penalty_is_one_line(tmp_path, extra, needle):
     d = tmp_path / "run"

@@ -213,3 +213,23 @@ def test_the_transcription_notices_a_changed_activation_step():
     for _ in range(3):
         unprojected = unprojected + 0.7 * np.linalg.pinv(W) @ (Zhat - f("capped_relu", W @ unprojected))
     assert rel(unprojected, capped) > 1e-3
+
+
+@pytest.mark.parametrize("energy", [0.5, 0.9, 0.99, 1.0])
+@pytest.mark.parametrize("bias", [False, True], ids=["no bias", "bias"])
+def test_the_input_energy_truncation_keeps_the_fewest_directions_holding_that_share(bk64, energy, bias):
+    """``solver.input_energy``: the SVD of X written out, the fewest leading s_i with sum s_i^2 >= energy
+    sum s_j^2; the kept subspace (projector U U^T) and singular values equal the package's."""
+    from nmfdnn.method.linalg import input_svd
+
+    rng = np.random.default_rng(5)
+    X = rng.random((12, 9)) @ np.diag(2.0 ** -np.arange(9)) @ rng.random((9, 300))  # spread-out spectrum
+    U, s, _ = np.linalg.svd(X, full_matrices=False)
+    s = s[s > 12 * np.finfo(float).eps * s[0]]
+    k = int(np.argmax(np.cumsum(s ** 2) >= energy * (s ** 2).sum() * (1 - 1e-12))) + 1
+    got = input_svd(bk64, X, 4e-2, bias, energy=energy)
+    n = got.s.shape[0] - int(bias)
+    assert n == k
+    assert rel(got.s[:n], s[:k]) < 1e-10
+    Ug = got.U[:12, :n]
+    assert rel(Ug @ Ug.T, U[:, :k] @ U[:, :k].T) < 1e-8

@@ -113,6 +113,7 @@ class NMFSolverConfig:
     semi_nmf_iters: int = 1  # semi-NMF (4) iterations per batch
     omega: float = 1.0  # step of Algorithms 2 and 3
     input_threshold: float = 4e-2  # truncation s_i/s_1 of the input SVD (paper: 4e-2 for MNIST)
+    input_energy: Optional[float] = None  # instead: the leading directions holding this share of sum s_i^2
     input_pinv: InputPinv = InputPinv.chol  # chol or qr (both exact for the batch) or literal (paper's slice)
     pinv: Pinv = Pinv.chol  # hidden-layer pseudo-inverses: chol (regularised normal equations), gram or svd
     hidden_rcond: float = 1e-14  # truncation s_i/s_1 of hidden-layer pseudo-inverses

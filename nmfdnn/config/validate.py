@@ -149,6 +149,9 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
             if len(s.layer_omega) != layers or not all(0 < w <= 2 for w in s.layer_omega):
                 raise NmfdnnError(f"solver.layer_omega must list one omega in (0, 2] per hidden layer, conv "
                                   f"layers first ({layers}), got {list(s.layer_omega)}")
+        if s.get("input_energy") is not None and not (0 < s.input_energy <= 1):
+            raise NmfdnnError(f"solver.input_energy must be in (0, 1] (a share of the input's energy), got "
+                              f"{s.input_energy!r}")
         if not (0 <= s.input_threshold < 1):
             raise NmfdnnError(f"solver.input_threshold must be in [0, 1), got {s.input_threshold!r}")
         if not (0 <= s.hidden_rcond < 1):

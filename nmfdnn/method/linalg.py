@@ -257,8 +257,13 @@ class InputSVD:
         return int(self.s.shape[0])
 
 
-def input_svd(bk, X, threshold: float, bias: bool = False) -> InputSVD:
+def input_svd(bk, X, threshold: float, bias: bool = False, energy: float | None = None) -> InputSVD:
     """Truncated SVD of ``X`` keeping ``s_i / s_1 > threshold`` (Sec. 3.3).
+
+    ``energy`` (beyond the paper, ``solver.input_energy``; issue 38) replaces the fixed ratio: the
+    fewest leading directions whose ``s_i^2`` sum to at least ``energy`` times ``||X||_F^2 = sum s_i^2``
+    (the share of the input's energy the first layer sees); ``energy = 1`` keeps every direction the
+    Gram matrix resolves (the full input).
 
     With ``bias``, ``X`` is treated as augmented by a row of ones, ``[X; e^T]``; the extra row is
     kept exactly as an additional factor (``U`` gains the unit vector of that row, ``s`` gains
@@ -269,7 +274,14 @@ def input_svd(bk, X, threshold: float, bias: bool = False) -> InputSVD:
     # The SVD of the short side: X X^T is n_in x n_in, far cheaper than the SVD of n_in x m; with
     # several processes each sums its share of the columns. V covers all m columns on every rank.
     Xs = bk.share(X)
-    Q, lam = truncated_eigh(bk, bk.allreduce(Xs @ Xs.T), threshold)
+    Q, lam = truncated_eigh(bk, bk.allreduce(Xs @ Xs.T), threshold if energy is None else 0.0)
+    if energy is not None:  # ascending eigenvalues: keep the top k holding the energy share
+        import numpy as np
+
+        lam_host = np.asarray(bk.to_numpy(lam), dtype=np.float64)[::-1]
+        k = int(np.searchsorted(np.cumsum(lam_host), energy * lam_host.sum() * (1 - 1e-12))) + 1
+        k = min(k, lam_host.size)
+        Q, lam = Q[:, -k:], lam[-k:]
     U = xp.ascontiguousarray(Q[:, ::-1])  # descending singular values
     s = xp.sqrt(lam[::-1])
     V = (X.T @ U) / s
