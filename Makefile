@@ -125,15 +125,19 @@ conv-screen: install ## screen conv nets on validation data, MNIST and CIFAR-10 
 	$(CSCREEN10) solver.alpha=0.0,0.5
 	$(CSCREEN10) solver=bp
 	$(CSCREEN10) solver.hidden_rcond=1e-2,4e-2
+	$(CSCREEN10) solver.batch_size=20000
 	$(CSCREEN) dataset=mnist $(CONV32) hidden=[500]
 	$(NMFDNN) report outputs/tune/conv_screen
 
 CONVRUN = $(SWEEP) $(call IN,conv) seed=0,1,2 backend.threads=1
-conv: install ## MNIST conv nets: NMF and BP presets and the frozen-filter ablation, 3 seeds each
+conv: install ## conv nets on MNIST and CIFAR-10: NMF, BP, the frozen-filter ablation; 3 seeds
 	$(CONVRUN) experiment=mnist_conv_bp
 	$(CONVRUN) experiment=mnist_conv_nmf
 	$(CONVRUN) experiment=mnist_conv_nmf solver.freeze_conv=true
 	$(CONVRUN) experiment=mnist_conv_nmf 'solver.layer_omega=[0.1,1.0]'
+	$(NMFDNN) fetch cifar10
+	$(CONVRUN) experiment=cifar10_conv_bp
+	$(CONVRUN) experiment=cifar10_conv_nmf
 	$(NMFDNN) report outputs/conv
 	$(NMFDNN) plot outputs/conv --name fig
 
@@ -149,6 +153,10 @@ activations-screen: install ## screen activations, L1, input truncations on MNIS
 	$(ASCREEN) hidden=[500] activation=softplus activation_beta=2000
 	$(ASCREEN) hidden=[500] solver.l1_weights=1e-6
 	$(ASCREEN) hidden=[500] solver.l1_activations=1e-4
+	$(ASCREEN) hidden=[500] solver.input_energy=0.9,0.95,0.99
+	$(ASCREEN) hidden=[500] solver.input_energy=1.0 solver.alpha=1e-3,1e-2
+	$(ASCREEN) hidden=[500] solver.lsq_iters=5
+	$(ASCREEN) hidden=[500] solver.semi_nmf_iters=3
 	$(NMFDNN) report outputs/tune/activations_screen
 
 fig1: install ## Figure 1 from the committed runs: [1000,500], NMF and BP, MNIST and CIFAR-10
