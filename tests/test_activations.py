@@ -75,3 +75,20 @@ def test_a_bad_activation_or_penalty_is_one_line(tmp_path, extra, needle):
     d = tmp_path / "run"
     code, _, err = cli(["train", *QUICK, *extra, f"hydra.run.dir={d}"])
     one_line_error(code, err, needle)
+
+
+def test_the_bp_loss_names_of_issue_38_are_the_same_runs_and_the_report_names_them(tmp_path):
+    """``solver.loss=squared`` is ``mse`` and ``cross_entropy`` is ``xent``: the same weights, one run
+    identity; the report's BP rows say which loss they used."""
+    from nmfdnn.config import effective
+    from nmfdnn.tools.report import collect
+
+    bp = ["solver=bp", "solver.ae_epochs=0"]
+    _, a = train(tmp_path, [*bp, "solver.loss=squared"], "squared")
+    _, b = train(tmp_path, [*bp, "solver.loss=mse"], "mse")
+    _, c = train(tmp_path, [*bp, "solver.loss=cross_entropy"], "xent")
+    with np.load(a / "model.npz") as za, np.load(b / "model.npz") as zb:
+        assert all(np.array_equal(za[k], zb[k]) for k in za.files)
+    assert effective({"solver": {"loss": "squared"}}) == effective({"solver": {"loss": "mse"}})
+    groups, _ = collect([c, a])
+    assert sorted(g.stats()["loss"] for g in groups) == ["cross_entropy", "squared"]
