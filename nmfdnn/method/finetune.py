@@ -45,15 +45,9 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
     layers = layers if layers is not None else dense(Ws, bias)
     with timers("forward"):
         Zs = forward(bk, Ws, XJ, bias, layers)
-    act = layers[-1].act  # every hidden layer's f (one activation per network)
-    plain = act.is_relu and not sol.l1_activations  # the paper's calls, unchanged
-    with timers("semi_nmf"):
-        if plain:
-            Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
-                                     sol.pinv, bias, alpha, beta)
-        else:
-            Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
-                                     sol.pinv, bias, alpha, beta, act, sol.l1_activations)
+    with timers("semi_nmf"):  # Z_{d-1} in the range of the hidden layers' f (ReLU: the paper's Z >= 0)
+        Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
+                                 sol.pinv, bias, alpha, beta, layers[-1].act, sol.l1_activations)
     check_finite(bk, Ws[-1], f"output weights W_{d} after semi-NMF", _REMEDY)
     check_finite(bk, Z_hat, f"target Z_hat_{d - 1} after semi-NMF", _REMEDY)
     frozen = [sol.freeze_conv and layer.kind == "conv" for layer in layers]  # the ablation: never updated
@@ -87,13 +81,10 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
 
 
 def _solve2(solve2, bk, B, A, A_pinv, W, sol: NMFSettings, omega: float, fx0, act):
-    """Algorithm 2 for one ``W_i``: the paper's call for ReLU without a penalty; with another ``f``
-    the same iteration with ``f`` in line 3; with ``sol.l1_weights`` its proximal variant
-    (:func:`nmfdnn.method.sparse.alg2_l1`)."""
+    """Algorithm 2 for one ``W_i`` with the layer's ``f`` in line 3; with ``sol.l1_weights`` its
+    proximal variant (:func:`nmfdnn.method.sparse.alg2_l1`)."""
     if sol.l1_weights:
         return alg2_l1(bk, B, A, A_pinv, W, sol.lsq_iters, omega, sol.l1_weights, fx0, act, sol.bias)
-    if act.is_relu:
-        return solve2(bk, B, A, A_pinv, W, sol.lsq_iters, omega, fx0=fx0)
     return solve2(bk, B, A, A_pinv, W, sol.lsq_iters, omega, fx0=fx0, act=act)
 
 

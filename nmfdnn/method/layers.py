@@ -67,10 +67,8 @@ class Dense:
         with timers("pinv"):
             W_pinv = left_pinv(bk, W0, sol.hidden_rcond, sol.pinv, sol.lam)
         with timers("alg3"):
-            if self.act.is_relu and not getattr(sol, "l1_activations", 0):
-                return solve3(bk, B, W0, W_pinv, Z0, iters, omega, offset=c)  # the paper's call
-            return solve3(bk, B, W0, W_pinv, Z0, iters, omega, offset=c, act=self.act,
-                          **({"l1": sol.l1_activations} if sol.l1_activations else {}))
+            l1 = getattr(sol, "l1_activations", 0.0)  # (validate refuses it with the safeguard's solve3)
+            return solve3(bk, B, W0, W_pinv, Z0, iters, omega, offset=c, act=self.act, **({"l1": l1} if l1 else {}))
 
 
 @dataclass(frozen=True)
