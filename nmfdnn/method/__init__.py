@@ -49,12 +49,12 @@ functions"); the derivations are in :mod:`activations`' and :mod:`sparse`'s docs
 =========================================================  ==============================================
 ``f`` in {relu, leaky_relu, capped_relu, softplus}         :class:`activations.Activation` (``apply``)
 line 3 of Algorithms 2 and 3 with ``f``                    :func:`kernels.residual_relu_` (``act=``)
-line 4 of Algorithm 3: projection onto ``f``'s range       :func:`kernels.add_relu_`, :func:`kernels.project_`
+line 4 of Algorithm 3: projection onto ``f``'s range       :func:`kernels.add_relu_` (``act=``)
 (4) without ``Z >= 0`` (leaky_relu)                        :func:`semi_nmf.update_z_unconstrained`
 Algorithm 5's NMF on the nonnegative part                  :meth:`activations.Activation.nmf_target`
-L1 on ``W``: Algorithm 2 + soft threshold (ISTA step)      :func:`sparse.alg2_l1`, :func:`sparse.soft_threshold_`
+L1 on ``W``: Algorithm 2 + soft threshold (ISTA step)      :func:`sparse.alg2_l1`, :func:`kernels.soft_threshold_`
 L1 on ``Z``: semi-NMF's denominator ``+ l1``, Algorithm 3  :func:`semi_nmf.update_z` (``l1=``),
-with a soft-thresholded step                               :func:`nonlinear_lsq.alg3_left` (``l1=``)
+with a soft-thresholded step                               :func:`nonlinear_lsq.alg3_left` (``l1=``), :func:`kernels.add_relu_`
 the sparsity reached                                       :func:`sparse.sparsity`
 =========================================================  ==============================================
 

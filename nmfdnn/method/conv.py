@@ -294,9 +294,6 @@ def conv_z_step(bk, B, W, Z0, spec: ConvSpec, iters: int, omega: float, bias: bo
     ``Z_{s+1} = f(Z_s + omega L^dagger R_s)``, ``L^dagger R_s`` by :func:`cgls`. Every iterate is
     nonnegative. ``Z0`` (the forward pass's ``Z_{i-1}``) is not modified. ``act``: another ``f`` (line
     3) and its range's projection (line 4); ``l1``: the soft threshold of :mod:`nmfdnn.method.sparse`."""
-    from .kernels import project_
-    from .sparse import soft_threshold_
-
     W0, _ = _split(W, bias)
     Z = Z0
     for _ in range(iters):
@@ -304,11 +301,7 @@ def conv_z_step(bk, B, W, Z0, spec: ConvSpec, iters: int, omega: float, bias: bo
         step = cgls(bk, W0, R, spec, cg_iters, cg_tol)  # line 4: L^dagger R_s
         if omega != 1.0:
             step *= omega
-        if l1:
-            step += Z
-            Z = project_(bk, soft_threshold_(bk, step, omega * l1), act)
-        else:
-            Z = add_relu_(bk, Z, step, act)  # f(Z_s + omega D), into the step's buffer (Z0 untouched)
+        Z = add_relu_(bk, Z, step, act, omega * l1)  # f(Z_s + omega D) into the step's buffer (Z0 untouched)
     return Z if iters > 0 else Z0.copy()
 
 

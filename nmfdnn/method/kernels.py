@@ -26,20 +26,28 @@ def residual_relu_(bk, B, U, out=None, act=None):
     return bk.xp.subtract(B, out, out=out)
 
 
-def add_relu_(bk, X, S, act=None):
+def add_relu_(bk, X, S, act=None, threshold: float = 0.0):
     """``S <- f(X + S)`` in place: line 4 of Algorithm 3 (``S = omega A^dagger R_s``); returns ``S``.
-    With ``act`` (not ReLU) the projection onto its range instead (:meth:`Activation.project`)."""
+    With ``act`` (not ReLU) the projection onto its range instead (:meth:`Activation.project`); with
+    ``threshold > 0`` the soft threshold before it, the proximal step of an L1 penalty
+    (:func:`soft_threshold_`)."""
     S += X
+    if threshold:
+        soft_threshold_(bk, S, threshold)
     if act is None or act.is_relu:
         return bk.relu(S, out=S)
     return act.project(bk, S, out=S)
 
 
-def project_(bk, V, act=None):
-    """``V <- proj(V)`` in place: ReLU's ``max(V, 0)``, or ``act``'s projection onto its range."""
-    if act is None or act.is_relu:
-        return bk.relu(V, out=V)
-    return act.project(bk, V, out=V)
+def soft_threshold_(bk, V, t: float):
+    """``V <- S_t(V) = sign(V) max(|V| - t, 0)`` in place (the proximal map of ``t ||.||_1``, :mod:`nmfdnn.method.sparse`)."""
+    xp = bk.xp
+    mag = xp.abs(V)
+    mag -= t
+    xp.maximum(mag, 0, out=mag)
+    xp.sign(V, out=V)
+    V *= mag
+    return V
 
 
 def semi_nmf_ratio_(bk, Z, absZ, low, WtY, beta: float = 0.0, l1: float = 0.0):

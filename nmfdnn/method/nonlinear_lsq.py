@@ -9,8 +9,7 @@ applied in every iteration. :func:`alg2_right` and :func:`alg3_left` are the pap
 
 from __future__ import annotations
 
-from .kernels import add_relu_, project_, residual_relu_
-from .sparse import soft_threshold_
+from .kernels import add_relu_, residual_relu_
 
 
 def nlsq_objective_right(bk, B, X, A, act=None):
@@ -195,9 +194,5 @@ def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, act=N
         step = xp.matmul(A_pinv, R, out=steps[s % 2])
         if omega != 1.0:
             step *= omega
-        if l1:  # the proximal step of l1 ||X||_1: soft threshold, then the projection of line 4
-            step += X
-            X = project_(bk, soft_threshold_(bk, step, omega * l1), act)
-        else:
-            X = add_relu_(bk, X, step, act)
+        X = add_relu_(bk, X, step, act, omega * l1)  # with l1: soft threshold, then line 4's projection
     return X if iters > 0 else X0.copy()

@@ -6,10 +6,9 @@ The solver alternates the two updates of Ding, Li and Jordan (2010), the paper's
 
 from __future__ import annotations
 
-from .kernels import semi_nmf_ratio_
+from .kernels import semi_nmf_ratio_, soft_threshold_
 from .linalg import right_pinv
 from .network import affine, augment
-from .sparse import soft_threshold_
 
 
 def semi_nmf_objective(bk, Y, W, Z, bias: bool = False):

@@ -23,24 +23,13 @@ monotone for ``l >= 0`` (:func:`nmfdnn.method.semi_nmf.update_z`).
 
 from __future__ import annotations
 
-
-def soft_threshold_(bk, V, t: float):
-    """``V <- S_t(V) = sign(V) max(|V| - t, 0)`` in place (the proximal map of ``t ||.||_1``)."""
-    xp = bk.xp
-    mag = xp.abs(V)
-    mag -= t
-    xp.maximum(mag, 0, out=mag)
-    xp.sign(V, out=V)
-    V *= mag
-    return V
+from .kernels import residual_relu_, soft_threshold_
 
 
 def alg2_l1(bk, B, A, A_pinv, X0, iters: int, omega: float, l1: float, fx0=None, act=None, bias: bool = False):
     """Algorithm 2 with an L1 penalty on ``X``: ``X_{s+1} = S_{omega l1}(X_s + omega R_s A^dagger)``;
     with ``bias`` the last column (the bias) is not penalised. With ``l1 = 0`` the iterates of
     :func:`nmfdnn.method.nonlinear_lsq.alg2_right`."""
-    from .kernels import residual_relu_
-
     xp = bk.xp
     X = X0.copy()
     R = xp.empty(B.shape, dtype=B.dtype)
@@ -52,11 +41,6 @@ def alg2_l1(bk, B, A, A_pinv, X0, iters: int, omega: float, l1: float, fx0=None,
         X += omega * A_pinv.apply(R)  # line 4
         soft_threshold_(bk, X[:, :-1] if bias else X, omega * l1)  # the proximal step of l1 ||X||_1
     return X
-
-
-def zero_share(bk, A) -> float:
-    """The share of exact zeros in ``A`` (sparsity reached)."""
-    return float(bk.scalar((A == 0).sum())) / max(1, A.size)
 
 
 def sparsity(bk, Ws, X, bias: bool, layers=None, chunk: int = 10000) -> dict:
