@@ -149,6 +149,8 @@ conv: install ## conv nets on MNIST and CIFAR-10: NMF, BP, the frozen-filter abl
 ASEEDS = $(SWEEP) $(call IN,tune/activations_screen) dataset.val_size=10000 \
 	backend.threads=1 experiment=table1_nmf
 ASCREEN = $(ASEEDS) seed=0
+ACIFAR = $(SWEEP) $(call IN,tune/activations_screen) dataset.val_size=10000 backend.threads=1 \
+	experiment=cifar10_nmf hidden=[1000,500] seed=0
 activations-screen: install ## screen activations, L1, input truncations on MNIST validation data
 	$(ASCREEN) hidden=[500] solver.input_threshold=4e-2,1e-2,4e-3
 	$(ASCREEN) hidden=[500] activation=leaky_relu activation_slope=0.1
@@ -165,6 +167,34 @@ activations-screen: install ## screen activations, L1, input truncations on MNIS
 	$(ASEEDS) seed=1,2 hidden=[500] solver.input_energy=null,0.95
 	$(ASEEDS) seed=1,2 hidden=[500] activation=capped_relu activation_cap=0.005
 	$(ASEEDS) seed=1,2 hidden=[500] solver.l1_activations=0.3
+	$(ASCREEN) hidden=[500] solver.lsq_iters=25
+	$(ASCREEN) hidden=[500] solver.lsq_iters=10 solver.semi_nmf_iters=3
+	$(ASCREEN) hidden=[500] solver.lsq_iters=10 solver.lam=0
+	$(ASCREEN) hidden=[500] solver.lsq_iters=10 solver.batch_size=10000
+	$(ASCREEN) hidden=[500] solver.lsq_iters=10 solver.hidden_rcond=1e-2
+	$(ASCREEN) hidden=[500] solver.lsq_iters=10 solver.l1_activations=0.3
+	$(ASCREEN) hidden=[500] solver.lsq_iters=10 activation=capped_relu activation_cap=0.005
+	$(ASCREEN) hidden=[500] solver.lsq_iters=10 solver.input_energy=0.95
+	$(ASCREEN) hidden=[500] solver.batch_size=25000
+	$(ASCREEN) hidden=[500] solver.input_threshold=4e-3 solver.batch_size=25000
+	$(ASCREEN) hidden=[500] solver.input_threshold=4e-3 solver.batch_size=25000 solver.lsq_iters=10
+	$(ASCREEN) hidden=[500] solver.batch_size=2500
+	$(ASCREEN) hidden=[500] solver.lsq_iters=10 solver.batch_size=1000,2500
+	$(ASEEDS) seed=1,2 hidden=[500] solver.lsq_iters=10,25
+	$(ASCREEN) hidden=[1000,500]
+	$(ASCREEN) hidden=[1000,500] solver.lsq_iters=5,10
+	$(ASCREEN) hidden=[1000,500] solver.semi_nmf_iters=3
+	$(ASCREEN) hidden=[1000,500] solver.l1_activations=1e-4,0.3
+	$(ASCREEN) hidden=[1000,500] activation=capped_relu activation_cap=0.005
+	$(ASCREEN) hidden=[1000,500] solver.input_energy=0.95
+	$(ASCREEN) hidden=[1000,500] solver.l1_weights=1e-7
+	$(ASEEDS) seed=1,2 hidden=[1000,500]
+	$(ASEEDS) seed=1,2 hidden=[1000,500] solver.semi_nmf_iters=3
+	$(NMFDNN) fetch cifar10
+	$(ACIFAR) solver.alpha=2
+	$(ACIFAR) solver.hidden_rcond=0.1
+	$(ACIFAR) solver.l1_weights=4e-7
+	$(ACIFAR) solver.semi_nmf_iters=3
 	$(NMFDNN) report outputs/tune/activations_screen
 
 # The screen's choices on test (outputs/activations): the best on validation over three seeds and
@@ -175,6 +205,7 @@ activations: install ## issue 38's options on MNIST [500] test data, 3 seeds eac
 	$(ARUN) solver.lsq_iters=5
 	$(ARUN) solver.l1_weights=1e-7
 	$(ARUN) solver.l1_activations=3
+	$(ARUN) solver.lsq_iters=25
 	$(NMFDNN) report outputs/activations
 
 fig1: install ## Figure 1 from the committed runs: [1000,500], NMF and BP, MNIST and CIFAR-10

@@ -51,6 +51,16 @@ def test_l1_on_the_weights_leaves_exact_zeros_and_reports_them(tmp_path):
     assert relu["info"]["sparsity"]["activations"] > plain["info"]["sparsity"]["activations"]
 
 
+def test_l1_on_the_activations_of_a_deeper_net_is_warned_about(tmp_path):
+    """Algorithm 3's threshold is absolute and W_{i+1} Z_i scale-free: on two hidden layers, a warning."""
+    d = tmp_path / "run"
+    code, _, err = cli(["train", *QUICK, "hidden=[30,20]", "solver.l1_activations=0.01", f"hydra.run.dir={d}"])
+    assert code == 0, err[-2000:]
+    assert "solver.l1_activations=0.01 with more than one hidden layer" in (d / "train.log").read_text() + err
+    _, _, err = cli(["train", *QUICK, "solver.l1_activations=0.01", f"hydra.run.dir={tmp_path / 'one'}"])
+    assert "more than one hidden layer" not in (tmp_path / "one" / "train.log").read_text() + err
+
+
 def test_the_defaults_change_nothing(tmp_path):
     """``activation=relu`` with its parameters and zero penalties: the same weights as a run without them."""
     _, a = train(tmp_path, [], "a")
