@@ -127,9 +127,57 @@ def _is_plain_help(args: list[str]) -> bool:
                                                           for a in args)
 
 
+# Hydra's flags that print and run nothing (``-cjob`` is argparse's ``-c job``); with them, the flags that
+# shape what they print. ``-m`` starts a sweep. Hydra's other flags (``-cd``, ``-cn``, ``-cp`` and their long
+# forms, ``--experimental-rerun``) would read configs or records from outside conf/: refused.
+_HELP_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc")
+_HELP_VALUED = ("--cfg=", "--info=", "--shell-completion=", "-cjob", "-chydra", "-call")
+_HELP_EXTRAS = ("--resolve", "-p", "--package")
+_RUN_FLAGS = ("-m", "--multirun")
+
+
 def _is_help(args: list[str]) -> bool:
-    return any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith(("--cfg", "-c", "--shell"))
-               for a in args)
+    """Whether Hydra only prints (help, ``--cfg``, ``--info``, shell completion): exact flags, never a
+    prefix, so that ``-cd`` or ``-cn`` is not taken for ``-c``."""
+    return any(a in _HELP_FLAGS or a.startswith(_HELP_VALUED) for a in args)
+
+
+def _flags_first(args: list[str]) -> list[str]:
+    """The command line with Hydra's flags (and their values) before the overrides: Hydra's argparse
+    takes its overrides as one positional list, so a flag between two overrides would be a usage error."""
+    if "--hydra-help" in args:  # Hydra's own help composes the Hydra config alone: no override applies
+        return ["--hydra-help"]
+    flags, rest, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-"):
+            flags.append(a)
+            takes = a in ("--cfg", "-c", "-p", "--package") or (
+                a in ("--info", "-i") and i + 1 < len(args)
+                and args[i + 1] in ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath"))
+            if takes and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return [*flags, *rest]
+
+
+def _flag_problem(args: list[str]) -> str | None:
+    """A flag that ``nmfdnn train`` does not take, named in one line (before Hydra reads it)."""
+    allowed = _RUN_FLAGS + (_HELP_EXTRAS if _is_help(args) else ())
+    for a in args:
+        if not a.startswith("-") or a in _HELP_FLAGS or a.startswith(_HELP_VALUED) or a in allowed \
+                or (_is_help(args) and a.startswith("--package=")):
+            continue
+        flag = a.split("=", 1)[0]
+        if flag in ("-cd", "-cn", "-cp", "--config-dir", "--config-name", "--config-path") or \
+                flag.startswith(("-cd", "-cn", "-cp")):
+            return (f"{flag}: nmfdnn train composes its configs from its own conf/ folder; choose a preset "
+                    "with experiment=NAME and change keys with KEY=VALUE overrides")
+        return f"{flag}: not a flag of nmfdnn train (its flags: -m/--multirun, --help, --cfg job, --debug)"
+    return None
 
 
 _FAILED_JOBS: list[str] = []  # the jobs of the current sweep that failed (in-process launcher)
@@ -186,6 +234,9 @@ def _train(args: list[str], debug: bool) -> int:
     if _is_plain_help(args) and not os.environ.get("NMFDNN_HYDRA_HELP"):
         print(_train_help(args))
         return 0
+    problem = _flag_problem(args)
+    if problem:
+        return error(problem)
     if not _is_help(args):
         problem = writable_dir_problem(_output_dir(args))
         if problem:
@@ -265,7 +316,7 @@ def _train(args: list[str], debug: bool) -> int:
     # the run's record); nmfdnn.record writes it once the run has passed every check.
     if not w.root and not _is_help(args):
         args = _follower_args(args, w.rank)
-    sys.argv = ["nmfdnn-train", *args, *([] if _is_help(args) else ["hydra.output_subdir=null"])]
+    sys.argv = ["nmfdnn-train", *_flags_first(args), *([] if _is_help(args) else ["hydra.output_subdir=null"])]
     _FAILED_JOBS.clear()
     _LAUNCHER_PID[0] = os.getpid()
     full = os.environ.get("HYDRA_FULL_ERROR")

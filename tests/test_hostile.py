@@ -135,6 +135,32 @@ def test_a_refused_resume_changes_nothing_and_the_next_resume_works(run_copy, tm
                                                                     "overrides.yaml").read_text()
 
 
+@pytest.mark.parametrize("flags", [["-cd", "{tmp}"], ["-cn", "train"], ["--config-dir={tmp}"], ["-cp", "conf"],
+                                   ["--config-name", "x"], ["-cdx"], ["--experimental-rerun", "x"], ["-q"]])
+@pytest.mark.parametrize("state", ["interrupted", "finished"])
+def test_a_hydra_flag_never_rewrites_a_run(run_copy, tmp_path, flags, state):
+    if state == "interrupted":
+        (run_copy / "metrics.json").unlink()
+    flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
+    before = tree_hash(run_copy)
+    refused(nmfdnn(["train", *flags, *TINY, "hidden=[-5]", f"hydra.run.dir={run_copy}"], tmp_path), flags[0].split("=")[0])
+    assert tree_hash(run_copy) == before
+    new = tmp_path / "new"
+    refused(nmfdnn(["train", *flags, *TINY, f"hydra.run.dir={new}"], tmp_path))
+    assert not new.exists()
+    if state == "interrupted":  # the record still says what the run was
+        assert nmfdnn(["resume", run_copy], tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("flags,needle", [(["--cfg", "job"], "hidden:"), (["-cjob"], "hidden:"), (["-c", "job"], "hidden:"),
+                                          (["--cfg", "job", "--resolve"], "hidden:"), (["--hydra-help"], "Hydra")])
+def test_hydra_print_flags_print_and_write_nothing(tmp_path, flags, needle):
+    r = nmfdnn(["train", *TINY, *flags, f"hydra.run.dir={tmp_path / 'new'}"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert needle in r.stdout
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_second_writer_is_refused_without_touching_the_record(run_copy, tmp_path):
     before = tree_hash(run_copy)
     with run_lock(run_copy):  # a run of this directory is training
