@@ -29,6 +29,12 @@ DEEP = ["conv=[{channels:4,kernel:3,padding:1},{channels:3,kernel:3,stride:2}]",
     ("[{kernel:3}]", "conv[0].channels is required"),
     ("[{channels:4,kernel:3,pool:9}]", "pool 9 is larger"),
     ("[{channels:4,kernel:5},{channels:4,kernel:5}]", "conv[1] on 4 x 4 x 4 inputs: kernel 5 is larger"),
+    ("[{channels:4,kernel:3,padding:2000,pool:2000}]", "padding 2000 must be at most kernel - 1 = 2"),
+    ("[{channels:4,kernel:3,padding:10000,pool:10000}]", "padding 10000 must be at most"),
+    ("[{channels:4,kernel:3,padding:3}]", "padding 3 must be at most"),
+    ("[{channels:4,kernel:3},{channels:4,kernel:2,padding:5,pool:4}]", "conv[1] on 4 x 6 x 6 inputs: padding 5"),
+    ("[{channels:4,kernel:4000,padding:3999}]", "the patch matrix of one image would hold"),
+    ("[{channels:100000000,kernel:8}]", "the filter bank would hold"),
 ])
 def test_a_conv_spec_that_does_not_fit_is_refused_before_any_work(tmp_path, conv, needle):
     d = tmp_path / "run"

@@ -46,6 +46,11 @@ from dataclasses import dataclass
 from .kernels import add_relu_, residual_relu_
 
 
+# The most numbers one image's patch matrix, a filter bank or one image's output may hold (2^28: 2 GiB
+# in float64): larger layers are refused before any work, as no batch of them fits in memory.
+MAX_ENTRIES = 2 ** 28
+
+
 @dataclass(frozen=True)
 class ConvSpec:
     """One convolutional layer on ``c x h x w`` images: ``channels`` filters of ``kernel x kernel``,
@@ -101,11 +106,20 @@ class ConvSpec:
                 return f"{name} must be a positive integer, got {getattr(self, name)}"
         if self.padding < 0:
             return f"padding must be >= 0, got {self.padding}"
+        if self.padding >= self.kernel:
+            return (f"padding {self.padding} must be at most kernel - 1 = {self.kernel - 1} (a wider border "
+                    "adds only all-zero patches)")
         if self.kernel > min(self.h, self.w) + 2 * self.padding:
             return (f"kernel {self.kernel} is larger than the padded input ({self.h + 2 * self.padding} x "
                     f"{self.w + 2 * self.padding})")
         if self.ph < 1 or self.pw < 1:
             return f"pool {self.pool} is larger than the {self.oh} x {self.ow} output"
+        sizes = {"the patch matrix of one image": self.c * self.kernel ** 2 * self.oh * self.ow,
+                 "the filter bank": self.channels * (self.c * self.kernel ** 2 + 1),
+                 "the output of one image": self.n_out}
+        for what, entries in sizes.items():
+            if entries > MAX_ENTRIES:
+                return f"{what} would hold {entries:.3g} numbers (at most {MAX_ENTRIES:.3g})"
         return None
 
     def next(self, channels: int, kernel: int, stride: int = 1, padding: int = 0, pool: int = 1) -> "ConvSpec":
