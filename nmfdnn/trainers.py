@@ -107,8 +107,44 @@ class NMFTrainer(Trainer):
     xsvd = None
 
     def __init__(self, bk, cfg, X, Y, rng, timers=None, shape=None):
+        from .method.memory import GramMemory
+
         super().__init__(bk, cfg, X, Y, rng, timers, shape)
         self.settings = NMFSettings.from_mapping(cfg.solver)  # what the math reads: plain values
+        s = self.settings
+        self.memory = GramMemory(s.memory) if s.memory > 0 else None
+        # every convolution's filter step, one (layer, share of the residual above removed, ||dW||/||W||) a batch
+        self.trace = [] if self.conv and (s.filter_trace or s.filter_step == "gauss_newton") else None
+
+    def state_arrays(self) -> dict:
+        """The running Gram matrices (``solver.memory``) and the filter trace: a resumed run goes on with them."""
+        arrays = self.memory.state(self.bk) if self.memory is not None else {}
+        if self.trace is not None:
+            arrays["filter_trace"] = np.asarray(self.trace, dtype=np.float64).reshape(-1, 3)
+        return arrays
+
+    def load_state_arrays(self, arrays: dict, Ws) -> None:  # noqa: ARG002 (the trainer protocol)
+        if self.memory is not None:
+            self.memory.load(self.bk, arrays)
+        if self.trace is not None and "filter_trace" in arrays:
+            self.trace = [tuple(row) for row in np.asarray(arrays["filter_trace"], dtype=np.float64).reshape(-1, 3)]
+        self._summarise_trace()
+
+    def _summarise_trace(self) -> None:
+        """``info["filters"]``: per convolution, every batch's share of the residual above that its filter
+        step removed, the median, how many batches it was positive on, and the median ``||dW|| / ||W||``."""
+        if not self.trace:
+            return
+        out = {}
+        for layer in sorted({int(t[0]) for t in self.trace}):
+            share = [float(t[1]) for t in self.trace if int(t[0]) == layer]
+            ratio = [float(t[2]) for t in self.trace if int(t[0]) == layer]
+            out[f"W_{layer}"] = {"step": self.settings.filter_step, "batches": len(share),
+                                 "median_share_removed": float(np.median(share)),
+                                 "positive_batches": int(sum(v > 0 for v in share)),
+                                 "median_step_ratio": float(np.median(ratio)),
+                                 "share_removed": share, "step_ratio": ratio}
+        self.info["filters"] = out
 
     def prepare(self) -> None:
         self._input_svd()
@@ -138,7 +174,8 @@ class NMFTrainer(Trainer):
         batches = [self.bk.index(self.bk.share(J)) for J in  # each rank: its share of every batch
                    batches_for_epoch(self.X.shape[1], self.sol.batch_size, self.rng, self.sol.shuffle)]
         finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.settings, self.timers,
-                       on_batch, start_batch, custom_layers(self.layers))
+                       on_batch, start_batch, custom_layers(self.layers), self.memory, self.trace)
+        self._summarise_trace()
 
 
 class BPTrainer(Trainer):

@@ -135,6 +135,15 @@ class NMFSolverConfig:
     freeze_conv: bool = False  # conv nets: keep the conv weights at their pre-training values (the ablation)
     l1_weights: float = 0.0  # L1 penalty on the weights: soft threshold after each Alg. 2 step (method/sparse.py)
     l1_activations: float = 0.0  # L1 penalty on the hidden targets: semi-NMF's Z update and Alg. 3
+    # conv nets: alg2 (Algorithm 3's target, then Algorithm 2 on the patches) or gauss_newton (the filters
+    # fitted to the layer above's target through it, method/filters.py)
+    filter_step: str = "alg2"
+    filter_rho: float = 1e-3  # gauss_newton: damping rho relative to ||J W||^2 / ||W||^2
+    filter_cg_iters: int = 10  # gauss_newton: CG steps on its normal equations
+    filter_trace: bool = False  # conv nets: record each batch's filter step (share of the residual above removed)
+    # running Gram matrices G = memory G + A A^T (float64, across batches and epochs) in every Algorithm 2
+    # and semi-NMF weight step; 0: each batch's own (the paper's step)
+    memory: float = 0.0
 
 
 @dataclass

@@ -139,8 +139,19 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
                 raise NmfdnnError(f"solver.{key} must be a nonnegative integer, got {s[key]!r}")
         if not (0 < s.omega <= 2):
             raise NmfdnnError(f"solver.omega must be in (0, 2], got {s.omega!r}")
-        for key in ("alpha", "beta", "lam", "l1_weights", "l1_activations"):
+        for key in ("alpha", "beta", "lam", "l1_weights", "l1_activations", "filter_rho"):
             _finite_at_least_zero(s[key], f"solver.{key}")
+        if s.get("filter_step", "alg2") not in ("alg2", "gauss_newton"):
+            raise NmfdnnError(f"solver.filter_step must be alg2 or gauss_newton, got {s.filter_step!r}")
+        if not isinstance(s.get("filter_cg_iters", 10), int) or not 1 <= s.get("filter_cg_iters", 10) <= 1000:
+            raise NmfdnnError(f"solver.filter_cg_iters must be an integer in [1, 1000], got {s.filter_cg_iters!r}")
+        if s.get("filter_step", "alg2") == "gauss_newton" and not cfg.get("conv"):
+            raise NmfdnnError("solver.filter_step=gauss_newton acts on conv layers only; add conv=[...] or leave "
+                              "it at alg2")
+        memory = s.get("memory", 0.0)
+        if isinstance(memory, bool) or not isinstance(memory, (int, float)) or not 0 <= memory <= 1:
+            raise NmfdnnError(f"solver.memory must be a number in [0, 1] (the weight of the past Gram matrix), "
+                              f"got {memory!r}")
         if s.safeguard and (s.l1_weights or s.l1_activations):
             raise NmfdnnError("solver.safeguard does not combine with solver.l1_weights or solver.l1_activations "
                               "(the safeguard compares residuals without the penalty); set one of them")

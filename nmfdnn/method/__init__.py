@@ -41,6 +41,12 @@ eq. (7) with shared weights: Algorithm 2 on patch columns  :func:`conv.conv_w_st
 eq. (8) through a convolution: Algorithm 3, ``L^+`` by     :func:`conv.conv_z_step`, :func:`conv.cgls`
 CGLS on the normal equations
 the layer's explicit Toeplitz matrix (reference tests)     :func:`conv.dense_matrix`
+a filter step that fits the layer above's target: damped   :func:`filters.filter_step`
+Gauss-Newton through ``W_{i+1}``, ``J`` and ``J^T``         (:func:`filters.gauss_newton_step`,
+matrix-free, CG on the normal equations                    :func:`filters.jacobian`, :func:`filters.jacobian_adjoint`)
+the share of the residual above a filter step removes      :func:`filters.filter_step_share`
+running Gram matrices across batches (``solver.memory``)   :class:`memory.GramMemory`,
+in Algorithm 2 and semi-NMF's W update                     :func:`semi_nmf.update_w_memory`
 =========================================================  ==============================================
 
 Beyond the paper, its other named next steps (Sec. 6: "sparse regularizations and other activation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .filters import filter_step, filter_step_share
 from .layers import dense
 from .linalg import batch_input_pinv, right_pinv
 from .network import check_finite, forward
@@ -14,7 +15,7 @@ from ..timers import NullTimers
 _REMEDY = "try a smaller solver.omega, a larger solver.hidden_rcond or dtype=float64"
 
 
-def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers=None):
+def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers=None, memory=None, trace=None):
     """One iteration ``k`` of Algorithm 4 on one mini-batch; updates ``Ws`` in place.
 
     Line 9 of the previous iteration (``Z_i^{(k-1)}``) is the forward pass with the current weights.
@@ -32,9 +33,16 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
 
     ``layers`` (:mod:`nmfdnn.method.layers`; None: every hidden layer dense) says how each step acts on
     a layer: Algorithm 2 on its ``design`` matrix ``A`` and its ``targets``, Algorithm 3 by its
-    ``z_step``. For a dense layer these are the calls above, in the same order: the same bits. A
-    convolutional first layer has no truncated input SVD: ``X_pinv`` is None and line 8 uses the
-    pseudo-inverse of its patch matrix (``solver.pinv``).
+    ``z_step``. A convolutional first layer has no truncated input SVD: ``X_pinv`` is None and line 8
+    uses the pseudo-inverse of its patch matrix (``solver.pinv``). With ``sol.filter_step ==
+    "gauss_newton"`` a convolution ``W_{i-1}`` is instead fitted, right after the step of ``W_i``, to
+    the target ``Z_hat_i`` through ``W_i`` (:func:`nmfdnn.method.filters.filter_step`); its own
+    Algorithm 2 is skipped, and so is Algorithm 3 when nothing below needs a target.
+
+    ``memory``: a :class:`~nmfdnn.method.memory.GramMemory` (``sol.memory > 0``): every Algorithm 2
+    and semi-NMF weight step uses its running Gram matrices. ``trace``: a list that gets one
+    ``(i, share, ratio)`` per convolution ``W_i`` stepped (share of the residual above removed,
+    ``||dW|| / ||W||``).
     """
     timers = timers or NullTimers()
     bias = sol.bias
@@ -43,41 +51,86 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
     solve2 = alg2_right_safe if sol.safeguard else alg2
     solve3 = alg3_left_safe if sol.safeguard else alg3_left
     layers = layers if layers is not None else dense(Ws, bias)
+    gauss_newton = sol.filter_step == "gauss_newton"
     with timers("forward"):
         Zs = forward(bk, Ws, XJ, bias, layers)
     with timers("semi_nmf"):  # Z_{d-1} in the range of the hidden layers' f (ReLU: the paper's Z >= 0)
         Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
-                                 sol.pinv, bias, alpha, beta, layers[-1].act, sol.l1_activations)
+                                 sol.pinv, bias, alpha, beta, layers[-1].act, sol.l1_activations, memory)
     check_finite(bk, Ws[-1], f"output weights W_{d} after semi-NMF", _REMEDY)
     check_finite(bk, Z_hat, f"target Z_hat_{d - 1} after semi-NMF", _REMEDY)
     frozen = [sol.freeze_conv and layer.kind == "conv" for layer in layers]  # the ablation: never updated
+    stepped = set()  # Python indices of the convolutions the Gauss-Newton step has updated
+    above = {}  # Python index of a convolution -> (target, output) of the layer above, for the trace
     for i in range(d - 1, 1, -1):  # paper's layer index i; Python index i - 1
         layer = layers[i - 1]
         if frozen[i - 1]:
             return  # this layer and every one below keep their weights: nothing more to solve
-        A = layer.design(bk, Zs[i - 1], bias)
         omega = layer_omega(sol, i)
-        with timers("pinv"):
-            A_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv, alpha, bias)
-        with timers("alg2"):
-            Ws[i - 1] = _solve2(solve2, bk, layer.targets(bk, Z_hat), A, A_pinv, Ws[i - 1], sol, omega,
-                                layer.targets(bk, Zs[i]), layer.act)
-        check_finite(bk, Ws[i - 1], f"weights W_{i} after Algorithm 2", _REMEDY)
+        if i - 1 not in stepped:
+            A = layer.design(bk, Zs[i - 1], bias)
+            with timers("pinv"):
+                A_pinv = _pinv(bk, A, sol, memory, f"w{i}")
+            W_old = Ws[i - 1]
+            with timers("alg2"):
+                Ws[i - 1] = _solve2(solve2, bk, layer.targets(bk, Z_hat), A, A_pinv, Ws[i - 1], sol, omega,
+                                    layer.targets(bk, Zs[i]), layer.act)
+            check_finite(bk, Ws[i - 1], f"weights W_{i} after Algorithm 2", _REMEDY)
+            _trace_alg2(bk, trace, above, layers, i - 1, W_old, Ws, Zs, bias, timers)
         if frozen[i - 2]:
             return  # the target below would feed only frozen layers
+        below = layers[i - 2]
+        if below.kind == "conv" and (gauss_newton or trace is not None):
+            with timers("forward"):
+                Z_up = layer.forward(bk, Ws[i - 1], Zs[i - 1], bias)  # Z_i with the new W_i
+            if gauss_newton:
+                with timers("filters"):
+                    step = filter_step(bk, below, layer, Ws[i - 2], Ws[i - 1], Zs[i - 2], Zs[i - 1], Z_up, Z_hat,
+                                       bias, sol.filter_rho, sol.filter_cg_iters, layer_omega(sol, i - 1))
+                check_finite(bk, step.W, f"weights W_{i - 1} after the Gauss-Newton filter step", _REMEDY)
+                Ws[i - 2] = step.W
+                stepped.add(i - 2)
+                if trace is not None:
+                    trace.append((i - 1, step.share, step.ratio))
+                if i == 2:
+                    return  # W_1 is done and nothing below needs a target
+            else:
+                above[i - 2] = (Z_hat, Z_up)
         Z_hat = layer.z_step(bk, Z_hat, Ws[i - 1], Zs[i - 1], sol.lsq_iters, omega, sol, solve3, timers)
         check_finite(bk, Z_hat, f"target Z_hat_{i - 1} after Algorithm 3", _REMEDY)
     first = layers[0]
-    if frozen[0]:
+    if frozen[0] or 0 in stepped:
         return
     A = first.design(bk, XJ, bias)
     if X_pinv is None:  # a convolutional first layer: the pseudo-inverse of its patch matrix
         with timers("pinv"):
-            X_pinv = right_pinv(bk, A, sol.hidden_rcond, sol.pinv, alpha, bias)
+            X_pinv = _pinv(bk, A, sol, memory, "w1")
+    W_old = Ws[0]
     with timers("alg2"):
         Ws[0] = _solve2(solve2, bk, first.targets(bk, Z_hat), A, X_pinv, Ws[0], sol, layer_omega(sol, 1),
                         first.targets(bk, Zs[1]), first.act)
     check_finite(bk, Ws[0], "weights W_1 after Algorithm 2", _REMEDY)
+    _trace_alg2(bk, trace, above, layers, 0, W_old, Ws, Zs, bias, timers)
+
+
+def _pinv(bk, A, sol: NMFSettings, memory, key: str):
+    """``A^+`` of Algorithm 2's line 4: the batch's own (:func:`linalg.right_pinv`) or, with memory
+    across batches, the running Gram matrix's (:meth:`memory.GramMemory.right_pinv`)."""
+    if memory is None:
+        return right_pinv(bk, A, sol.hidden_rcond, sol.pinv, sol.alpha, sol.bias)
+    return memory.right_pinv(bk, A, key, sol.hidden_rcond)
+
+
+def _trace_alg2(bk, trace, above, layers, j, W_old, Ws, Zs, bias, timers):
+    """The trace of Algorithm 2's step of the convolution at Python index ``j``: the share of the
+    layer above's residual it removed (:func:`nmfdnn.method.filters.filter_step_share`)."""
+    if trace is None or j not in above:
+        return
+    target, Z_up = above[j]
+    with timers("trace"):
+        share, ratio = filter_step_share(bk, layers[j], layers[j + 1], W_old, Ws[j], Ws[j + 1], Zs[j], Z_up,
+                                         target, bias)
+    trace.append((j + 1, share, ratio))
 
 
 def _solve2(solve2, bk, B, A, A_pinv, W, sol: NMFSettings, omega: float, fx0, act):
@@ -89,10 +142,10 @@ def _solve2(solve2, bk, B, A, A_pinv, W, sol: NMFSettings, omega: float, fx0, ac
 
 
 def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol: NMFSettings, timers=None, on_batch=None, start_batch: int = 0,
-                   layers=None):
+                   layers=None, memory=None, trace=None):
     """One epoch of Algorithm 4: :func:`finetune_batch` over the column index sets ``batches``
     (from ``batches[start_batch]`` on, when a resumed epoch already did the first ones). ``xsvd`` is
-    None for a convolutional first layer (no input SVD)."""
+    None for a convolutional first layer (no input SVD). ``memory``, ``trace``: as there."""
     timers = timers or NullTimers()
     for b, J in enumerate(batches):
         if b < start_batch:
@@ -100,9 +153,10 @@ def finetune_epoch(bk, Ws, X, Y, xsvd, batches, sol: NMFSettings, timers=None, o
         X_pinv = None
         if xsvd is not None:
             with timers("batch_pinv"):
-                X_pinv = batch_input_pinv(bk, xsvd, J, sol.input_pinv, sol.alpha, sol.bias)
+                X_pinv = (batch_input_pinv(bk, xsvd, J, sol.input_pinv, sol.alpha, sol.bias) if memory is None
+                          else memory.input_pinv(bk, xsvd, J))
         with timers("gather"):
             XJ, YJ = X[:, J], Y[:, J]
-        finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers, layers)
+        finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol, timers, layers, memory, trace)
         if on_batch is not None:
             on_batch(b)

@@ -61,8 +61,15 @@ def update_z_unconstrained(bk, Y, W, Z, rcond: float, pinv: str, bias: bool = Fa
     return Z + left_pinv(bk, W0, rcond, pinv, 0.0) @ (Y - affine(W, Z, bias))
 
 
+def update_w_memory(bk, Y, W, Z, rcond: float, memory, bias: bool = False, commit: bool = True):
+    """The W update with memory across batches (:mod:`nmfdnn.method.memory`): the step
+    ``W + (Y - W [Z; e^T]) [Z; e^T]^T G_k^-1`` with the running Gram matrix ``G_k``."""
+    A = augment(bk, Z, bias)
+    return W + memory.right_pinv(bk, A, "semi", rcond, commit).apply(Y - affine(W, Z, bias))
+
+
 def semi_nmf(bk, Y, W0, Z0, iters: int, rcond: float, pinv: str, bias: bool = False, alpha: float = 0.0,
-             beta: float = 0.0, act=None, l1: float = 0.0):
+             beta: float = 0.0, act=None, l1: float = 0.0, memory=None):
     """Solve (approx.) semi-NMF (4) from the initial guesses ``W_d^{(k-1)}, Z_{d-1}^{(k-1)}``.
 
     Each of ``iters`` iterations sets ``W = Y Z^dagger`` and then applies one multiplicative update
@@ -70,11 +77,16 @@ def semi_nmf(bk, Y, W0, Z0, iters: int, rcond: float, pinv: str, bias: bool = Fa
     initial guesses come back unchanged. ``alpha`` and ``beta`` regularise the two updates (0: the paper).
     ``act``: the hidden activation (None: ReLU) -- ``Z`` is kept in its range: the multiplicative update
     for ``Z >= 0``, clipped for capped_relu, the unconstrained step for leaky_relu; ``l1``: ``l1 ||Z||_1``
-    (:mod:`nmfdnn.method.sparse`; with leaky_relu the step is soft-thresholded).
+    (:mod:`nmfdnn.method.sparse`; with leaky_relu the step is soft-thresholded). ``memory``: a
+    :class:`~nmfdnn.method.memory.GramMemory` whose running Gram matrix the W update uses (its last
+    round's is kept).
     """
     W, Z = W0, Z0
-    for _ in range(iters):
-        W = update_w(bk, Y, Z, rcond, pinv, bias, alpha)
+    for t in range(iters):
+        if memory is not None:
+            W = update_w_memory(bk, Y, W, Z, rcond, memory, bias, commit=t == iters - 1)
+        else:
+            W = update_w(bk, Y, Z, rcond, pinv, bias, alpha)
         if act is None or act.nonnegative:
             Z = update_z(bk, Y, W, Z, bias, beta, l1)
             if act is not None and act.name == "capped_relu":

@@ -36,6 +36,11 @@ class NMFSettings:
     freeze_conv: bool  # the ablation: convolutions keep their pre-training weights in Algorithm 4
     l1_weights: float = 0.0  # beyond the paper: L1 penalty on the W updates (Algorithm 2, method/sparse.py)
     l1_activations: float = 0.0  # beyond the paper: L1 penalty on the hidden targets (semi-NMF, Alg. 3)
+    filter_step: str = "alg2"  # beyond the paper: a conv layer's step, alg2 or gauss_newton (method/filters.py)
+    filter_rho: float = 1e-3  # beyond the paper: the Gauss-Newton filter step's relative damping
+    filter_cg_iters: int = 10  # beyond the paper: its CG steps
+    filter_trace: bool = False  # record every conv layer's filter step (share of the residual above removed)
+    memory: float = 0.0  # beyond the paper: running Gram matrices across batches (method/memory.py)
 
     @classmethod
     def from_mapping(cls, sol) -> "NMFSettings":
