@@ -154,7 +154,7 @@ def test_filter_step_reports_the_exact_share_it_removed(bk):
     assert np.isclose(share, res.share) and np.isclose(ratio, res.ratio)
 
 
-def test_an_injected_bug_fails_the_reference(bk, monkeypatch):
+def test_an_injected_bug_fails_the_reference(bk):
     """A Jacobian without the layer above's mask D_{j+1} no longer matches the transcription."""
     spec, act = SPECS["pad-pool"], ACTS["relu"]
     W, X, layer, above, V, rng = _net(spec, False, act, seed=5)
