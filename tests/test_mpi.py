@@ -85,6 +85,14 @@ CASES = {
     # wider ones make their Gram matrices singular and the rcond cut-off amplifies rounding
     "conv": ["dataset.image=[2,6,6]", "conv=[{channels:4,kernel:3,pool:2,padding:1}]", "hidden=[30,20]",
              "solver.bias=true", "solver.lsq_iters=2"],
+    # running Gram matrices: each batch's summed over the ranks before it is added
+    "memory": ["solver.bias=true", "solver.memory=0.9", "solver.semi_nmf_iters=2"],
+    # the Gauss-Newton filter step: J^T and the squared norms summed over the ranks, so every rank
+    # takes the same CG steps. Few steps: CG amplifies the ranks' different summation order (one epoch
+    # of this net, one process against two: 4 steps 1.6e-12, 10 steps 5e-4 relative)
+    "conv-gauss-newton": ["dataset.image=[2,6,6]", "conv=[{channels:4,kernel:3,pool:2,padding:1}]", "hidden=[30,20]",
+                          "solver.bias=true", "solver.filter_step=gauss_newton", "solver.filter_cg_iters=3",
+                          "solver.memory=0.5"],
 }
 
 

@@ -35,9 +35,11 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
     a layer: Algorithm 2 on its ``design`` matrix ``A`` and its ``targets``, Algorithm 3 by its
     ``z_step``. A convolutional first layer has no truncated input SVD: ``X_pinv`` is None and line 8
     uses the pseudo-inverse of its patch matrix (``solver.pinv``). With ``sol.filter_step ==
-    "gauss_newton"`` a convolution ``W_{i-1}`` is instead fitted, right after the step of ``W_i``, to
-    the target ``Z_hat_i`` through ``W_i`` (:func:`nmfdnn.method.filters.filter_step`); its own
-    Algorithm 2 is skipped, and so is Algorithm 3 when nothing below needs a target.
+    "gauss_newton"`` a convolution ``W_{i-1}`` is instead fitted to the target ``Z_hat_i`` through
+    ``W_i`` (:func:`nmfdnn.method.filters.filter_step`), right after the step of ``W_i``
+    (``sol.filter_order == "after"``) or before it, on the residual ``W_i`` has not absorbed yet, ``W_i``
+    then stepping on the new filters' output (``"before"``); the convolution's own Algorithm 2 is
+    skipped, and so is Algorithm 3 when nothing below needs a target.
 
     ``memory``: a :class:`~nmfdnn.method.memory.GramMemory` (``sol.memory > 0``): every Algorithm 2
     and semi-NMF weight step uses its running Gram matrices. ``trace``: a list that gets one
@@ -67,6 +69,19 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
         if frozen[i - 1]:
             return  # this layer and every one below keep their weights: nothing more to solve
         omega = layer_omega(sol, i)
+        if gauss_newton and sol.filter_order == "before" and layers[i - 2].kind == "conv" and not frozen[i - 2]:
+            # the filters first, on the residual that W_i has not absorbed yet; W_i then sees their output
+            with timers("filters"):
+                step = filter_step(bk, layers[i - 2], layer, Ws[i - 2], Ws[i - 1], Zs[i - 2], Zs[i - 1], Zs[i], Z_hat,
+                                   bias, sol.filter_rho, sol.filter_cg_iters, layer_omega(sol, i - 1))
+            check_finite(bk, step.W, f"weights W_{i - 1} after the Gauss-Newton filter step", _REMEDY)
+            Ws[i - 2] = step.W
+            stepped.add(i - 2)
+            if trace is not None:
+                trace.append((i - 1, step.share, step.ratio))
+            with timers("forward"):
+                Zs[i - 1] = layers[i - 2].forward(bk, Ws[i - 2], Zs[i - 2], bias)
+                Zs[i] = layer.forward(bk, Ws[i - 1], Zs[i - 1], bias)
         if i - 1 not in stepped:
             A = layer.design(bk, Zs[i - 1], bias)
             with timers("pinv"):
@@ -80,7 +95,10 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
         if frozen[i - 2]:
             return  # the target below would feed only frozen layers
         below = layers[i - 2]
-        if below.kind == "conv" and (gauss_newton or trace is not None):
+        if i - 2 in stepped:
+            if i == 2:
+                return  # W_1 is done and nothing below needs a target
+        elif below.kind == "conv" and (gauss_newton or trace is not None):
             with timers("forward"):
                 Z_up = layer.forward(bk, Ws[i - 1], Zs[i - 1], bias)  # Z_i with the new W_i
             if gauss_newton:
