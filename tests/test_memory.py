@@ -157,3 +157,15 @@ def test_bad_values_are_one_line(tmp_path, override, needle):
 def test_gauss_newton_without_conv_layers_is_refused(tmp_path):
     code, _, err = cli(["train", *DENSE, "solver.filter_step=gauss_newton", f"hydra.run.dir={tmp_path / 'r'}"])
     one_line_error(code, err, "acts on conv layers")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver", ["nmf_memory", "conv_gauss_newton"])
+def test_sigkill_and_resume_keep_the_memory_and_give_the_same_bits(solver):
+    """SIGKILL at random points, then resume: the running Gram matrices come back from the checkpoint
+    (without them the resumed weights would differ), and so does the filter trace."""
+    from nmfdnn.maint import kill_resume
+
+    results = kill_resume.run_trials(solver, 2, seed=7)
+    assert all(r["identical"] for r in results), results
+    assert any(r["had_checkpoint"] for r in results), results

@@ -27,6 +27,12 @@ import numpy as np
 SOLVER_ARGS = {
     "nmf": ["solver=nmf", "solver.batch_size=300", "solver.ae_samples=600", "solver.ae_iters=2", "solver.lsq_iters=2"],
     "bp": ["solver=bp", "solver.batch_size=50", "solver.ae_samples=600", "solver.ae_epochs=2"],
+    # state beyond the weights: the running Gram matrices, and the filter trace of a conv net
+    "nmf_memory": ["solver=nmf", "solver.batch_size=300", "solver.ae_samples=600", "solver.ae_iters=2",
+                   "solver.memory=0.9", "solver.bias=true"],
+    "conv_gauss_newton": ["solver=nmf", "solver.batch_size=300", "solver.ae_samples=600", "solver.ae_iters=2",
+                          "solver.memory=0.9", "solver.filter_step=gauss_newton", "dataset.image=[1,10,10]",
+                          "conv=[{channels:4,kernel:3,pool:2}]"],
 }
 
 
