@@ -237,11 +237,12 @@ tune-precision: install ## outputs/tune/paper_precision: experiment=paper, float
 	  dtype=float32,float64 seed=0,1
 	$(NMFDNN) report outputs/tune/paper_precision
 
+# nmfdnn tune: conf/tune/nmf_optuna.yaml, trials in outputs/tune/nmf_optuna/runs/trial-NNNN (rerun: it goes on)
 TRIALS ?= 16
-tune: install ## the optuna search behind nmf_best, on validation data (TRIALS trials of [1000,500])
-	$(NMFDNN) train -m +hparams_search=nmf_optuna hidden=[1000,500] hydra.sweeper.n_trials=$(TRIALS)
+WORKERS ?= 1
+tune: install ## the Optuna search behind nmf_best, on validation data (TRIALS trials of [1000,500])
+	$(NMFDNN) tune nmf_optuna hidden=[1000,500] --trials $(TRIALS) --workers $(WORKERS)
 	$(NMFDNN) report outputs/tune/nmf_optuna
-	cat outputs/tune/nmf_optuna/optimization_results.yaml
 
 speed: install ## outputs/speed: bench of [1000,500] and the deepest network, float64 and float32
 	for dt in float64 float32; do \

@@ -40,6 +40,8 @@ COMMANDS = {
     "plot": ("Figure 1: train/test error against epoch and seconds (PNG and SVG)", "nmfdnn.tools.plot"),
     "bench": ("GEMM rate and a short run: seconds, GFLOP/s and share of GEMM per phase; --tta", "nmfdnn.tools.bench"),
     "fetch": ("download, verify and cache mnist, fashion_mnist or cifar10", None),
+    "tune": ("hyper-parameter search with Optuna on the validation error (each trial a run folder)",
+             "nmfdnn.tools.tune"),
 }
 
 
@@ -238,6 +240,11 @@ def _train(args: list[str], debug: bool) -> int:
     if problem:
         return error(problem)
     if not _is_help(args):
+        from .extras import train_problem
+
+        problem = train_problem(args)  # an optional dependency missing: one line naming its extra
+        if problem:
+            return error(problem)
         problem = writable_dir_problem(_output_dir(args))
         if problem:
             return error(f"cannot write the run directory {problem}")
@@ -268,9 +275,6 @@ def _train(args: list[str], debug: bool) -> int:
         w = world()  # again here: under hydra/launcher=slurm this runs in each SLURM task, not where _train ran
         if not w.root:  # the log is rank 0's
             logging.getLogger("nmfdnn").setLevel(logging.ERROR)
-        if "optuna" in str(hc.sweeper.get("_target_", "")).lower() and not cfg.dataset.get("val_size"):
-            raise SystemExit(error("a hyper-parameter search optimises the validation error: set dataset.val_size "
-                                   "(e.g. dataset.val_size=10000), never the test error"))
         _cap_threads_for_parallel_sweeps(cfg, hc)
         reporter = RichReporter() if cfg.progress and sys.stderr.isatty() else Reporter()
         try:
@@ -288,7 +292,7 @@ def _train(args: list[str], debug: bool) -> int:
                 log.error("%s", e)
                 where = str(hc.runtime.output_dir)
                 message = str(e) if where in str(e) else f"{where}: {e}"
-                if os.getpid() != _LAUNCHER_PID[0] and "optuna" not in str(hc.sweeper.get("_target_", "")).lower():
+                if os.getpid() != _LAUNCHER_PID[0]:
                     raise SweepJobFailed(message) from None  # carried back by the launcher
                 _FAILED_JOBS.append(message)
                 return None  # the sweep goes on; this job has no finished metrics.json

@@ -1,16 +1,13 @@
 """Beyond the paper: the regularisers (ridge alpha, semi-NMF beta, Algorithm 3 lam), the step
-safeguard, per-layer omega, the validation split and the optuna search."""
+safeguard, per-layer omega and the validation split (the search: test_tune.py)."""
 
 import json
-import signal
-import subprocess
-import time
 
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from util import compose_train, env_without_full_error, nmfdnn_command
+from util import compose_train
 from nmfdnn.config import NMFSolverConfig
 from nmfdnn.data import load_dataset
 from nmfdnn.errors import NmfdnnError
@@ -194,57 +191,6 @@ def test_validation_in_metrics_history_and_report(tmp_path, tiny_run):
     assert row["val_error"] == m["val_error"] and "val error %" in (tmp_path / "report.md").read_text()
     with pytest.raises(NmfdnnError, match="val_size=600 must be between 1 and 599"):
         load_dataset(compose_train(tiny_run + ["dataset.val_size=600"]).dataset)
-
-
-# -- the search ----------------------------------------------------------------------------------
-
-SEARCH = ["train", "-m", "+hparams_search=nmf_optuna", "dataset=synthetic", "dataset.val_size=100", "hidden=[16]",
-          "epochs=2", "solver.batch_size=200", "solver.ae_samples=200"]
-
-
-def _trials(db):
-    import optuna
-
-    return optuna.load_study(study_name="nmf_optuna", storage=f"sqlite:///{db}").trials
-
-
-@pytest.mark.slow
-def test_optuna_search_returns_validation_errors_and_resumes_after_a_kill(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    sweep = tmp_path / "search"
-    args = SEARCH + [f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=4"]
-    r = subprocess.run(nmfdnn_command() + args, capture_output=True, text=True, timeout=600,
-                       env=env_without_full_error(), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-    trials = _trials(sweep / "optuna.db")
-    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
-    for t in trials:  # the value the sweeper saw is the run's validation error
-        (run_dir,) = [d for d in sweep.glob("trial-*") if json.loads((d / "metrics.json").read_text())["val_error"]
-                      == t.value and all(str(v) in (d / ".hydra" / "overrides.yaml").read_text()
-                                         for v in t.params.values() if isinstance(v, float))]
-    # a second invocation, SIGKILLed after its first new trial, then a third: the same study goes on
-    p = subprocess.Popen(nmfdnn_command() + SEARCH + [f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=50",
-                                                      "epochs=20"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_without_full_error(), cwd=tmp_path)
-    deadline = time.time() + 120
-    while len([t for t in _trials(sweep / "optuna.db") if t.state.name == "COMPLETE"]) < 5 and time.time() < deadline:
-        time.sleep(0.2)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    done = len([t for t in _trials(sweep / "optuna.db") if t.state.name == "COMPLETE"])
-    assert done >= 5
-    r = subprocess.run(nmfdnn_command() + args[:-1] + ["hydra.sweeper.n_trials=2"], capture_output=True, text=True,
-                       timeout=600, env=env_without_full_error(), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert len([t for t in _trials(sweep / "optuna.db") if t.state.name == "COMPLETE"]) == done + 2
-
-
-def test_search_without_validation_split_is_refused(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    r = subprocess.run(nmfdnn_command() + SEARCH + ["dataset.val_size=0", f"hydra.sweep.dir={tmp_path / 's'}",
-                                                    "hydra.sweeper.n_trials=1"],
-                       capture_output=True, text=True, timeout=300, env=env_without_full_error(), cwd=tmp_path)
-    assert r.returncode != 0 and "set dataset.val_size" in r.stderr and "never the test error" in r.stderr
 
 
 def test_factor_dtype_null_means_the_working_dtype_for_resume_and_report(tmp_path, tiny_run):

@@ -23,14 +23,6 @@ def conf_dir() -> str:
     raise NmfdnnError(f"cannot find the configuration directory (looked in {here / 'conf'} and {here.parent / 'conf'})")
 
 
-def _sqlite_url(path: str) -> str:
-    """``sqlite:///ABSOLUTE_PATH`` for an optuna study, its folder created (the sweep directory does not
-    exist yet when the sweeper opens the study)."""
-    p = Path(path).expanduser().absolute()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{p}"
-
-
 def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore at the root (not in the groups, so that
     ``--help`` lists only real options); each YAML of a group extends its schema with
@@ -44,9 +36,6 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("nmfdnn_cpus", lambda threads: int(threads) if threads else 2, replace=True)
     OmegaConf.register_new_resolver("nmfdnn_gpus", lambda backend: 1 if str(backend) == "cupy" else None,
                                     replace=True)
-    OmegaConf.register_new_resolver("nmfdnn_sqlite", _sqlite_url, replace=True)  # hparams_search studies
-    OmegaConf.register_new_resolver(  # a short, stable folder name for a long set of overrides
-        "nmfdnn_digest", lambda text: __import__("hashlib").sha1(str(text).encode()).hexdigest()[:12], replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     for name, node in DATASET_SCHEMAS.items():
