@@ -77,3 +77,30 @@ def test_tasks_per_node_makes_one_mpi_run(cluster, tmp_path):
     with np.load(sweep / "0" / "model.npz") as a, np.load(one / "model.npz") as b:
         diffs = [np.linalg.norm(a[k] - b[k]) / np.linalg.norm(b[k]) for k in b.files if k.startswith("W")]
     assert max(diffs) <= 1e-10
+
+
+def test_tune_workers_are_a_slurm_job_array_of_one_study(cluster, tmp_path):
+    """nmfdnn tune --slurm --workers 2: two SLURM jobs (one submitit array) draw the trials of one study."""
+    pytest.importorskip("optuna")
+    import optuna
+
+    d, env = cluster
+    env = {**env_without_full_error(), "SLURM_CONF": env["SLURM_CONF"]}
+    space = tmp_path / "space.yaml"
+    space.write_text("study: s\nsampler: {seed: 1, startup_trials: 2}\noverrides:\n  - dataset=synthetic\n"
+                     "  - hidden=[20]\n  - epochs=2\n  - solver.batch_size=300\n  - solver.ae_samples=300\n"
+                     "  - dataset.val_size=200\nspace:\n  solver.alpha: {float: [1.0e-6, 1.0e-1], log: true}\n")
+    study = tmp_path / "study"
+    r = subprocess.run(nmfdnn_command() + ["tune", str(space), "--dir", str(study), "--slurm", "--workers", "2",
+                                           "--trials", "4", "--mem-gb", "1", "backend.threads=1"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{study / 'optuna.db'}").get_trials()
+    assert sorted((t.number, t.state.name) for t in trials) == [(i, "COMPLETE") for i in range(4)]
+    jobs = set()
+    for t in trials:
+        m = json.loads((study / "runs" / f"trial-{t.number:04d}" / "metrics.json").read_text())
+        assert m["trial"]["number"] == t.number and m["val_error"] == t.value
+        jobs.add(m["machine"]["slurm_job_id"])
+    assert None not in jobs  # each trial trained inside a SLURM job
+    assert len(list((study / ".submitit").glob("*_[01]"))) == 2  # the array's two tasks

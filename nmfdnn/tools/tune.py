@@ -614,6 +614,7 @@ def _slurm_workers(a, argv: list[str], tuner: Tuner) -> int:
     from ..cli import launcher_failure
 
     cpus = int(tuner_threads(tuner) or 2)
+    logging.getLogger("submitit").setLevel(logging.ERROR)  # its notes on a cluster without accounting (sacct)
     ex = submitit.AutoExecutor(folder=str(tuner.dir / ".submitit" / "%j"), cluster="slurm")
     params = {"timeout_min": a.timeout_min, "cpus_per_task": cpus, "mem_gb": a.mem_gb, "nodes": 1,
               "tasks_per_node": 1, "name": f"nmfdnn-tune-{tuner.spec['study']}",
