@@ -163,3 +163,23 @@ def test_an_injected_bug_fails_the_reference(bk):
     dW = rng.standard_normal(W.shape)
     wrong = filters.jacobian(bk, layer, above, V, A, act.derivative(bk, Zj), np.ones_like(Zup), dW)
     assert np.abs(wrong.reshape(-1) - J @ dW.reshape(-1)).max() > 1e-3
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_the_output_target_step_through_every_layer_above(bk, bias):
+    """``filter_target=output``: the Jacobian of ``W_d f(V f(conv(W, X)))`` in the filters, written out
+    column by column, and the step against the dense damped normal equations."""
+    spec, act = SPECS["pad-pool"], ACTS["leaky"]
+    W, X, layer, above, V, rng = _net(spec, bias, act, seed=6, m=6)
+    Wd = rng.standard_normal((3, 7 + int(bias)))
+    J1, Zj, Zup = naive_jacobian(W, V, X, spec, bias, act)  # rows: the entries of Z_{j+1}
+    Wd0 = Wd[:, :-1] if bias else Wd
+    J = np.stack([(Wd0 @ J1[:, e].reshape(Zup.shape)).reshape(-1) for e in range(W.size)], axis=1)
+    out = Wd0 @ Zup + (Wd[:, -1:] if bias else 0)
+    Y = out + rng.standard_normal(out.shape)
+    rho_abs = 1e-3 * np.sum((J @ W.reshape(-1)) ** 2) / np.sum(W * W)
+    want = np.linalg.solve(J.T @ J + rho_abs * np.eye(W.size), J.T @ (Y - out).reshape(-1))
+    res = filters.output_filter_step(bk, [layer, above], [W, V, Wd], 0, [X, Zj, Zup], Y, bias, 1e-3, 4 * W.size, 1.0)
+    assert np.abs((res.W - W).reshape(-1) - want).max() <= 1e-8 * max(1.0, np.abs(want).max())
+    moved = Wd0 @ above.forward(bk, V, layer.forward(bk, res.W, X, bias), bias) + (Wd[:, -1:] if bias else 0)
+    assert np.isclose(res.share, 1 - np.sum((Y - moved) ** 2) / np.sum((Y - out) ** 2))

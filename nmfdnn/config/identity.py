@@ -26,7 +26,7 @@ ADDED_KEYS = {("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"):
               ("activation",): "relu", ("activation_slope",): 0.01, ("activation_cap",): 6.0, ("activation_beta",): 1.0,
               ("solver", "l1_weights"): 0.0, ("solver", "l1_activations"): 0.0, ("solver", "input_energy"): None,
               ("solver", "filter_step"): "alg2", ("solver", "filter_rho"): 1e-3, ("solver", "filter_cg_iters"): 10,
-              ("solver", "filter_order"): "after",
+              ("solver", "filter_order"): "after", ("solver", "filter_target"): "above",
               ("solver", "filter_trace"): False, ("solver", "memory"): 0.0}
 
 

@@ -141,6 +141,7 @@ class NMFSolverConfig:
     filter_rho: float = 1e-3  # gauss_newton: damping rho relative to ||J W||^2 / ||W||^2
     filter_cg_iters: int = 10  # gauss_newton: CG steps on its normal equations
     filter_order: str = "after"  # gauss_newton: after the layer above's W step, or before it (on its residual)
+    filter_target: str = "above"  # gauss_newton: the layer above's target, or output (Y through every layer above)
     filter_trace: bool = False  # conv nets: record each batch's filter step (share of the residual above removed)
     # running Gram matrices G = memory G + A A^T (float64, across batches and epochs) in every Algorithm 2
     # and semi-NMF weight step; 0: each batch's own (the paper's step)

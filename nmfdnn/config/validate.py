@@ -145,6 +145,8 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
             raise NmfdnnError(f"solver.filter_step must be alg2 or gauss_newton, got {s.filter_step!r}")
         if not isinstance(s.get("filter_cg_iters", 10), int) or not 1 <= s.get("filter_cg_iters", 10) <= 1000:
             raise NmfdnnError(f"solver.filter_cg_iters must be an integer in [1, 1000], got {s.filter_cg_iters!r}")
+        if s.get("filter_target", "above") not in ("above", "output"):
+            raise NmfdnnError(f"solver.filter_target must be above or output, got {s.filter_target!r}")
         if s.get("filter_order", "after") not in ("after", "before"):
             raise NmfdnnError(f"solver.filter_order must be after or before, got {s.filter_order!r}")
         if s.get("filter_step", "alg2") == "gauss_newton" and not cfg.get("conv"):

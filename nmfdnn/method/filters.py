@@ -61,33 +61,52 @@ class FilterStepResult:
 
 
 def above_linear(bk, above, V0, Z):
-    """``L_{j+1} Z``: the layer above's linear part (no bias) applied to the columns of ``Z``."""
-    if above.kind == "conv":
+    """``L_{j+1} Z``: the layer above's linear part (no bias) applied to the columns of ``Z`` (``above``
+    None: the dense output layer)."""
+    if above is not None and above.kind == "conv":
         return _conv.linear_map(bk, V0, Z, above.spec)
     return V0 @ Z
 
 
 def above_adjoint(bk, above, V0, S):
     """``L_{j+1}^T S``."""
-    if above.kind == "conv":
+    if above is not None and above.kind == "conv":
         return _conv.linear_map_adjoint(bk, V0, S, above.spec)
     return V0.T @ S
 
 
 def jacobian(bk, layer, above, V0, A, D_j, D_up, dW):
     """``J dW = D_{j+1} o L_{j+1}(D_j o T(dW A_j))`` (columns are samples)."""
-    m = D_j.shape[1]
-    U = layer.outputs(bk, dW @ A, m)
-    U *= D_j
-    out = above_linear(bk, above, V0, U)
-    out *= D_up
-    return out
+    return chain_jacobian(bk, layer, [(above, V0, D_up)], A, D_j, dW)
 
 
 def jacobian_adjoint(bk, layer, above, V0, A, D_j, D_up, S):
     """``J^T S = T^-1(D_j o L_{j+1}^T(D_{j+1} o S)) A_j^T`` (summed over the processes)."""
-    G = above_adjoint(bk, above, V0, D_up * S)
-    G *= D_j
+    return chain_adjoint(bk, layer, [(above, V0, D_up)], A, D_j, S)
+
+
+def chain_jacobian(bk, layer, chain, A, D_j, dW):
+    """The Jacobian through several layers above: ``chain`` lists ``(layer, W_0, D)`` from the one just
+    above upwards (``layer`` None and ``D`` None: the linear output layer ``W_d``), and
+    ``J dW = D_top o L_top(... D_{j+1} o L_{j+1}(D_j o T(dW A_j)))``."""
+    m = D_j.shape[1]
+    U = layer.outputs(bk, dW @ A, m)
+    U *= D_j
+    for above, V0, D in chain:
+        U = above_linear(bk, above, V0, U)
+        if D is not None:
+            U *= D
+    return U
+
+
+def chain_adjoint(bk, layer, chain, A, D_j, S):
+    """The adjoint of :func:`chain_jacobian` (summed over the processes)."""
+    G = S
+    for above, V0, D in reversed(chain):
+        if D is not None:
+            G = D * G
+        G = above_adjoint(bk, above, V0, G)
+    G = G * D_j
     return bk.allreduce(layer.targets(bk, G) @ A.T)
 
 
@@ -106,30 +125,39 @@ def gauss_newton_step(bk, layer, above, W, V, A, Z_j, Z_up, B_up, bias: bool, rh
     ``rho_abs = rho ||J W||^2 / ||W||^2``. ``Z_j``, ``Z_up``: the layers' outputs with ``W``, ``V``;
     ``B_up``: the layer above's target ``Z_hat_{j+1}``. Returns ``(dW, ||R||^2)``."""
     V0 = V[:, :-1] if bias else V
+    return chain_step(bk, layer, [(above, V0, above.act.derivative(bk, Z_up))], W, A, Z_j, B_up - Z_up, rho, iters)
+
+
+def chain_step(bk, layer, chain, W, A, Z_j, R, rho: float, iters: int):
+    """:func:`gauss_newton_step` through the layers of ``chain`` (:func:`chain_jacobian`) on the residual
+    ``R`` (overwritten): damped CGLS from ``dW = 0``. Returns ``(dW, ||R||^2)``."""
     D_j = layer.act.derivative(bk, Z_j)
-    D_up = above.act.derivative(bk, Z_up)
-    R = B_up - Z_up
+
+    def J(P):
+        return chain_jacobian(bk, layer, chain, A, D_j, P)
+
+    def Jt(S):
+        return chain_adjoint(bk, layer, chain, A, D_j, S)
+
     r0 = _sq_norm_samples(bk, R)
-    JW = jacobian(bk, layer, above, V0, A, D_j, D_up, W)
     ww = _dot(bk, W, W)
-    rho_abs = rho * _sq_norm_samples(bk, JW) / ww if ww > 0 else rho
-    del JW
+    rho_abs = rho * _sq_norm_samples(bk, J(W)) / ww if ww > 0 else rho
     dW = bk.xp.zeros_like(W)
-    s = jacobian_adjoint(bk, layer, above, V0, A, D_j, D_up, R)  # J^T (R - J dW) - rho dW at dW = 0
+    s = Jt(R)  # J^T (R - J dW) - rho dW at dW = 0
     p = s.copy()
     gamma = _dot(bk, s, s)
     stop = 1e-24 * gamma
     for _ in range(iters):
         if not gamma > stop:
             break
-        q = jacobian(bk, layer, above, V0, A, D_j, D_up, p)
+        q = J(p)
         denom = _sq_norm_samples(bk, q) + rho_abs * _dot(bk, p, p)
         if not denom > 0:
             break
         alpha = gamma / denom
         dW += alpha * p
         R -= alpha * q
-        s = jacobian_adjoint(bk, layer, above, V0, A, D_j, D_up, R) - rho_abs * dW
+        s = Jt(R) - rho_abs * dW
         gamma_new = _dot(bk, s, s)
         p = s + (gamma_new / gamma) * p
         gamma = gamma_new
@@ -168,3 +196,37 @@ def filter_step_share(bk, layer, above, W_old, W_new, V, Z_prev, Z_up, B_up, bia
     wn = _dot(bk, W_old, W_old) ** 0.5
     d = W_new - W_old
     return (1.0 - r1 / r0 if r0 > 0 else 0.0), ((_dot(bk, d, d) ** 0.5) / wn if wn else 0.0)
+
+
+def output_filter_step(bk, layers, Ws, j: int, Zs, Y, bias: bool, rho: float, iters: int,
+                       omega: float) -> FilterStepResult:
+    """The Gauss-Newton filter step of the convolution ``layers[j]`` on the network's own residual
+    ``Y - W_d Z_{d-1}``, linearised through every layer above it and the output layer (the target
+    ``filter_target=output``); ``Zs`` is the forward pass (``Zs[0] = X``)."""
+    chain = []
+    for k in range(j + 1, len(layers)):
+        V = Ws[k]
+        chain.append((layers[k], V[:, :-1] if bias else V, layers[k].act.derivative(bk, Zs[k + 1])))
+    Wd = Ws[-1]
+    chain.append((None, Wd[:, :-1] if bias else Wd, None))
+    layer = layers[j]
+    A = layer.design(bk, Zs[j], bias)
+    out = affine_out(Wd, Zs[-1], bias)
+    dW, r0 = chain_step(bk, layer, chain, Ws[j], A, Zs[j + 1], Y - out, rho, iters)
+    del A
+    if omega != 1.0:
+        dW *= omega
+    W_new = Ws[j] + dW
+    Z = layer.forward(bk, W_new, Zs[j], bias)
+    for k in range(j + 1, len(layers)):
+        Z = layers[k].forward(bk, Ws[k], Z, bias)
+    r1 = _sq_norm_samples(bk, Y - affine_out(Wd, Z, bias))
+    wn = _dot(bk, Ws[j], Ws[j]) ** 0.5
+    return FilterStepResult(W_new, 1.0 - r1 / r0 if r0 > 0 else 0.0, (_dot(bk, dW, dW) ** 0.5) / wn if wn else 0.0)
+
+
+def affine_out(W, Z, bias: bool):
+    """``W_d [Z; e^T]``: the output layer."""
+    from .network import affine
+
+    return affine(W, Z, bias)

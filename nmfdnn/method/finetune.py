@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .filters import filter_step, filter_step_share
+from .filters import filter_step, filter_step_share, output_filter_step
 from .layers import dense
 from .linalg import batch_input_pinv, right_pinv
 from .network import check_finite, forward
@@ -38,8 +38,11 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
     "gauss_newton"`` a convolution ``W_{i-1}`` is instead fitted to the target ``Z_hat_i`` through
     ``W_i`` (:func:`nmfdnn.method.filters.filter_step`), right after the step of ``W_i``
     (``sol.filter_order == "after"``) or before it, on the residual ``W_i`` has not absorbed yet, ``W_i``
-    then stepping on the new filters' output (``"before"``); the convolution's own Algorithm 2 is
-    skipped, and so is Algorithm 3 when nothing below needs a target.
+    then stepping on the new filters' output (``"before"``); with ``sol.filter_target == "output"``
+    every convolution is first fitted to the network's own residual ``Y - W_d Z_{d-1}`` through all the
+    layers above it (:func:`nmfdnn.method.filters.output_filter_step`) and Algorithm 4 then runs on the
+    new filters' features. The convolution's own Algorithm 2 is skipped, and so is Algorithm 3 when
+    nothing below needs a target.
 
     ``memory``: a :class:`~nmfdnn.method.memory.GramMemory` (``sol.memory > 0``): every Algorithm 2
     and semi-NMF weight step uses its running Gram matrices. ``trace``: a list that gets one
@@ -54,22 +57,37 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
     solve3 = alg3_left_safe if sol.safeguard else alg3_left
     layers = layers if layers is not None else dense(Ws, bias)
     gauss_newton = sol.filter_step == "gauss_newton"
+    frozen = [sol.freeze_conv and layer.kind == "conv" for layer in layers]  # the ablation: never updated
+    stepped = set()  # Python indices of the convolutions the Gauss-Newton step has updated
     with timers("forward"):
         Zs = forward(bk, Ws, XJ, bias, layers)
+    if gauss_newton and sol.filter_target == "output":  # the filters first, on the network's own residual
+        for j, conv_layer in enumerate(layers):
+            if conv_layer.kind != "conv" or frozen[j]:
+                continue
+            with timers("filters"):
+                step = output_filter_step(bk, layers, Ws, j, Zs, YJ, bias, sol.filter_rho, sol.filter_cg_iters,
+                                          layer_omega(sol, j + 1))
+            check_finite(bk, step.W, f"weights W_{j + 1} after the Gauss-Newton filter step", _REMEDY)
+            Ws[j] = step.W
+            stepped.add(j)
+            if trace is not None:
+                trace.append((j + 1, step.share, step.ratio))
+            with timers("forward"):
+                Zs = forward(bk, Ws, XJ, bias, layers)  # Algorithm 4 goes on with the new filters' features
     with timers("semi_nmf"):  # Z_{d-1} in the range of the hidden layers' f (ReLU: the paper's Z >= 0)
         Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
                                  sol.pinv, bias, alpha, beta, layers[-1].act, sol.l1_activations, memory)
     check_finite(bk, Ws[-1], f"output weights W_{d} after semi-NMF", _REMEDY)
     check_finite(bk, Z_hat, f"target Z_hat_{d - 1} after semi-NMF", _REMEDY)
-    frozen = [sol.freeze_conv and layer.kind == "conv" for layer in layers]  # the ablation: never updated
-    stepped = set()  # Python indices of the convolutions the Gauss-Newton step has updated
     above = {}  # Python index of a convolution -> (target, output) of the layer above, for the trace
     for i in range(d - 1, 1, -1):  # paper's layer index i; Python index i - 1
         layer = layers[i - 1]
         if frozen[i - 1]:
             return  # this layer and every one below keep their weights: nothing more to solve
         omega = layer_omega(sol, i)
-        if gauss_newton and sol.filter_order == "before" and layers[i - 2].kind == "conv" and not frozen[i - 2]:
+        if gauss_newton and sol.filter_order == "before" and layers[i - 2].kind == "conv" and not frozen[i - 2] \
+                and i - 2 not in stepped:
             # the filters first, on the residual that W_i has not absorbed yet; W_i then sees their output
             with timers("filters"):
                 step = filter_step(bk, layers[i - 2], layer, Ws[i - 2], Ws[i - 1], Zs[i - 2], Zs[i - 1], Zs[i], Z_hat,

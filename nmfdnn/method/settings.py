@@ -39,6 +39,7 @@ class NMFSettings:
     filter_step: str = "alg2"  # beyond the paper: a conv layer's step, alg2 or gauss_newton (method/filters.py)
     filter_rho: float = 1e-3  # beyond the paper: the Gauss-Newton filter step's relative damping
     filter_cg_iters: int = 10  # beyond the paper: its CG steps
+    filter_target: str = "above"  # beyond the paper: the layer above's target, or the network's output Y
     filter_order: str = "after"  # beyond the paper: the filter step after or before the layer above's W step
     filter_trace: bool = False  # record every conv layer's filter step (share of the residual above removed)
     memory: float = 0.0  # beyond the paper: running Gram matrices across batches (method/memory.py)
