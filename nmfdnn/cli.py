@@ -268,7 +268,7 @@ def _train(args: list[str], debug: bool) -> int:
 
     @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")
     def task(cfg):
-        from .progress import Reporter, RichReporter
+        from .progress import reporter_for
         from .train import Interrupted, run
 
         hc = HydraConfig.get()
@@ -276,9 +276,9 @@ def _train(args: list[str], debug: bool) -> int:
         if not w.root:  # the log is rank 0's
             logging.getLogger("nmfdnn").setLevel(logging.ERROR)
         _cap_threads_for_parallel_sweeps(cfg, hc)
-        reporter = RichReporter() if cfg.progress and sys.stderr.isatty() else Reporter()
+        reporter = reporter_for(cfg)  # the first listener of the run's events
         try:
-            metrics = run(cfg, hc.runtime.output_dir, reporter, record=list(hc.overrides.task))
+            metrics = run(cfg, hc.runtime.output_dir, [reporter], record=list(hc.overrides.task))
         except Interrupted as e:
             hint = f"resume with: nmfdnn resume {hc.runtime.output_dir}"
             if hc.mode == RunMode.MULTIRUN:

@@ -11,3 +11,7 @@ class DataFormatError(NmfdnnError):
 
 class NumericalError(NmfdnnError):
     """A step produced non-finite values; the message names the layer, the step and a remedy."""
+
+
+class Interrupted(NmfdnnError):
+    """The run stopped on a signal after saving a checkpoint."""

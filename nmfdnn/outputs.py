@@ -1,4 +1,5 @@
-"""Run outputs: metrics.json, history.csv, model.npz, written atomically (temp file + rename)."""
+"""Run outputs: metrics.json, history.csv, model.npz, written atomically (temp file + rename); written by
+:class:`RunOutputs`, the listener of a run's end."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from omegaconf import OmegaConf
 
 from .checkpoint import DAMAGED, check_weights, load_checkpoint
 from .config import dtype_name, has_bias
-from .errors import NmfdnnError, NumericalError
+from .errors import Interrupted, NmfdnnError, NumericalError
+from .events import Listener
 from .fileio import atomic_write_bytes, atomic_write_json
 
 HISTORY_FIELDS = ["epoch", "train_error", "test_error", "objective", "epoch_seconds", "seconds"]
@@ -117,3 +119,26 @@ def write_run(out_dir, cfg, data, result) -> dict:
     atomic_write_bytes(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
     atomic_write_json(out / "metrics.json", metrics)  # last: its presence means the run finished
     return metrics
+
+
+class RunOutputs(Listener):
+    """The run's files as a listener of its events: at ``run_end`` those of :func:`write_run` (its
+    metrics in :attr:`metrics`); at ``run_failed`` the ``metrics.json`` of :func:`write_status` for an
+    interrupt (``interrupted``) or a numerical failure (``failed``), nothing for any other error."""
+
+    def __init__(self, out_dir, cfg, data):
+        self.out_dir, self.cfg, self.data = out_dir, cfg, data
+        self.metrics = None
+        self.ended = False  # run_end began: a failure while writing leaves the files as they are
+
+    def run_end(self, result):
+        self.ended = True
+        self.metrics = write_run(self.out_dir, self.cfg, self.data, result)
+
+    def run_failed(self, error):
+        if self.ended:
+            return
+        if isinstance(error, Interrupted):
+            write_status(self.out_dir, self.cfg, "interrupted", str(error))
+        elif isinstance(error, NumericalError):
+            write_status(self.out_dir, self.cfg, "failed", str(error))

@@ -24,9 +24,10 @@ from .checkpoint import (CHECKPOINT, Checkpoint, check_content, config_differenc
                          save_checkpoint)
 from .config import has_bias, validate, validate_ranks
 from .data import Dataset, load_dataset, training_arrays
-from .errors import NmfdnnError, NumericalError
+from .errors import Interrupted, NmfdnnError
 from .fileio import run_lock, writable_dir_problem
-from .loop import Hooks, train_loop
+from .events import Listener, Listeners, RunStart
+from .loop import train_loop
 from .method.network import evaluate
 from .parallel import World, world
 from .progress import Reporter
@@ -35,10 +36,6 @@ from .timers import Timers
 from .trainers import TRAINERS, custom_layers
 
 log = logging.getLogger("nmfdnn")
-
-
-class Interrupted(NmfdnnError):
-    """The run stopped on a signal after saving a checkpoint."""
 
 
 @dataclass
@@ -66,15 +63,16 @@ def config_dict(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
-class _FitHooks(Hooks):
-    """What ``nmfdnn train`` does around the loop: the error rates after pre-training and after every
-    epoch (outside the training clock), a checkpoint after each, progress, and the stop flag of a
-    signal checked after every batch."""
+class _FitHooks(Listener):
+    """What ``nmfdnn train`` does around the loop, the last listener of its events: the error rates
+    after pre-training and after every epoch (outside the training clock) and a checkpoint after each,
+    both emitted to ``events`` (``epoch_end``, ``checkpoint``), and the stop flag of a signal checked
+    after every batch (after the other listeners have seen it)."""
 
-    def __init__(self, cfg, bk, data, arrays, trainer, rng, timers, reporter, stop, ck_path):
+    def __init__(self, cfg, bk, data, arrays, trainer, rng, timers, events, stop, ck_path):
         self.cfg, self.bk, self.data, self.trainer, self.rng = cfg, bk, data, trainer, rng
         self.X, self.X_test, self.X_val = arrays
-        self.timers, self.reporter, self.stop, self.ck_path = timers, reporter, stop, ck_path
+        self.timers, self.events, self.stop, self.ck_path = timers, events, stop, ck_path
         self.bias = has_bias(cfg)
         self.cfg_plain = config_dict(cfg)
         self.result = FitResult(weights=[])
@@ -98,7 +96,7 @@ class _FitHooks(Hooks):
             row["val_error"], _ = evaluate(bk, Ws, self.X_val, data.val.labels, self.bias, layers=layers)
         result.eval_seconds += time.perf_counter() - t0
         result.history.append(row)
-        self.reporter.epoch_done(row)
+        self.events.epoch_end(row)
 
     def checkpoint(self, Ws, epoch, next_batch, rng_state, partial=0.0):
         if self.ck_path is None:
@@ -110,6 +108,7 @@ class _FitHooks(Hooks):
             weights=[self.bk.to_numpy(W) for W in Ws], epoch=epoch, next_batch=next_batch, rng_state=rng_state,
             history=r.history, seconds=seconds, config=self.cfg_plain, solver_arrays=self.trainer.state_arrays(),
             phases=self.timers.as_dict()))
+        self.events.checkpoint(self.ck_path, epoch, next_batch)
 
     def restore(self, ck) -> tuple[list, int, int]:
         """The weights, epoch and batch to continue from, out of checkpoint ``ck`` (its content checked
@@ -133,9 +132,6 @@ class _FitHooks(Hooks):
         log.info("resuming from %s: epoch %d, batch %d", self.ck_path, ck.epoch + 1, ck.next_batch)
         return Ws, ck.epoch + 1, ck.next_batch
 
-    def layer_done(self, i):
-        self.reporter.layer_done(i)
-
     def stop_requested(self) -> bool:
         """Whether a signal asked to stop, on any rank (collective: every rank stops at the same batch)."""
         return self.bk.world.any(self.stop is not None and self.stop.requested)
@@ -149,13 +145,11 @@ class _FitHooks(Hooks):
             raise Interrupted(f"interrupted ({self.stop.signal or 'on another rank'}) after pre-training; "
                               "checkpoint saved")
 
-    def epoch_start(self, epoch):
-        self.reporter.epoch_start(epoch)
+    def epoch_start(self, epoch):  # noqa: ARG002 (the Listener interface)
         self.epoch_state = self.rng.bit_generator.state  # a mid-epoch checkpoint replays the epoch's batches
         self.t_epoch = time.perf_counter()
 
     def batch_done(self, epoch, b, Ws):
-        self.reporter.batch_done(b)
         self.batches += 1
         if self.stop_requested():
             self.bk.synchronize()
@@ -170,7 +164,7 @@ class _FitHooks(Hooks):
         self.checkpoint(Ws, epoch, 0, self.rng.bit_generator.state)
 
 
-def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop: StopFlag | None = None,
+def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None = None,
         bk=None, timers: Timers | None = None) -> FitResult:
     """Train the network of ``cfg`` on ``data``: the solver's pre-training, then ``cfg.epochs``
     epochs (:func:`nmfdnn.loop.train_loop`), evaluating train and test error after pre-training and
@@ -178,8 +172,12 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
 
     With ``run_dir`` and ``cfg.checkpoint``, a checkpoint is saved after pre-training and after every
     epoch; with ``cfg.resume`` the run continues from it.
+
+    ``listeners`` (default: the epoch lines of :class:`nmfdnn.progress.Reporter`) receive the events
+    of :mod:`nmfdnn.events` from ``run_start`` to the last ``epoch_end``; ``run_end`` and ``run_failed``
+    are the caller's to emit (:func:`run` does, once the run's files are written).
     """
-    reporter = reporter or Reporter()
+    events = Listeners([Reporter()] if listeners is None else listeners)
     bk = bk or backend_for(cfg)
     timers = timers or Timers(bk)
     rng = np.random.default_rng(cfg.seed)
@@ -187,7 +185,7 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     X, Y, X_test = training_arrays(bk, data)
     X_val = bk.asarray(data.val.X) if data.val is not None else None
     trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers, shape=data.shape)
-    hooks = _FitHooks(cfg, bk, data, (X, X_test, X_val), trainer, rng, timers, reporter, stop, ck_path)
+    hooks = _FitHooks(cfg, bk, data, (X, X_test, X_val), trainer, rng, timers, events, stop, ck_path)
 
     def read_checkpoint():
         if not (cfg.get("resume", False) and ck_path is not None and ck_path.exists()):
@@ -203,12 +201,11 @@ def fit(cfg, data: Dataset, reporter: Reporter | None = None, run_dir=None, stop
     ck = bk.world.agree(read_checkpoint, root_only=True)
 
     comm0 = bk.world.seconds
-    reporter.start(len(cfg.hidden), cfg.epochs, trainer.n_batches)
-    try:
-        Ws, start_epoch, start_batch = hooks.restore(ck) if ck is not None else (None, 1, 0)
-        Ws = train_loop(trainer, bk, cfg.epochs, hooks, Ws, start_epoch, start_batch)
-    finally:
-        reporter.stop()
+    start = (ck.epoch + 1, ck.next_batch) if ck is not None else (1, 0)
+    events.run_start(RunStart(cfg, None if run_dir is None else Path(run_dir), list(trainer.layers),
+                              trainer.n_batches, *start, resumed=ck is not None))
+    Ws, start_epoch, start_batch = hooks.restore(ck) if ck is not None else (None, 1, 0)
+    Ws = train_loop(trainer, bk, cfg.epochs, [*events, hooks], Ws, start_epoch, start_batch)
     result = hooks.result
     result.weights = [bk.to_numpy(W) for W in Ws]
     result.phases = timers.as_dict()
@@ -251,10 +248,12 @@ def stop_on_signals(stop: StopFlag):
             signal.signal(s, h)
 
 
-def run(cfg, out_dir: str | Path, reporter: Reporter | None = None, record: list[str] | None = None) -> dict:
+def run(cfg, out_dir: str | Path, listeners: list[Listener] | None = None, record: list[str] | None = None) -> dict:
     """The whole run of ``nmfdnn train``, holding the run directory's lock (one writer per run);
     returns the metrics written to ``metrics.json``. ``record``: the overrides to keep in the run's
-    ``.hydra/`` record (:mod:`nmfdnn.record`), written only once every check has passed."""
+    ``.hydra/`` record (:mod:`nmfdnn.record`), written only once every check has passed.
+    ``listeners`` (default: the epoch lines of :class:`nmfdnn.progress.Reporter`) receive every event
+    of :mod:`nmfdnn.events`, after the run's files (:class:`nmfdnn.outputs.RunOutputs`)."""
     validate(cfg)
     w = world()
     validate_ranks(cfg, w.size)
@@ -270,7 +269,7 @@ def run(cfg, out_dir: str | Path, reporter: Reporter | None = None, record: list
         done = w.agree(claim, root_only=True)
         if done is not None:
             return done
-        return _run_locked(cfg, out_dir, reporter, record, w)
+        return _run_locked(cfg, out_dir, [Reporter()] if listeners is None else listeners, record, w)
 
 
 def _check_checkpoint_content(cfg, out_dir, data) -> None:
@@ -336,8 +335,8 @@ def _finished_or_none(cfg, out_dir) -> dict | None:
     return None
 
 
-def _run_locked(cfg, out_dir, reporter, record=None, w: World | None = None):
-    from .outputs import write_run, write_status
+def _run_locked(cfg, out_dir, listeners, record=None, w: World | None = None):
+    from .outputs import RunOutputs
 
     w = w or world()
     t_start = time.perf_counter()
@@ -364,18 +363,23 @@ def _run_locked(cfg, out_dir, reporter, record=None, w: World | None = None):
     if w.parallel:
         log.info("%d processes, each with 1/%d of every column set", w.size, w.size)
     stop = StopFlag()
+    outputs = RunOutputs(out_dir, cfg, data)
+    events = Listeners([outputs, *listeners] if w.root else [Reporter()])  # only rank 0 writes and reports
     try:
         with blas_threads(cfg.backend.get("threads")), stop_on_signals(stop):
-            result = fit(cfg, data, reporter if w.root else Reporter(), run_dir=out_dir if w.root else None,
-                         stop=stop, bk=backend_for(cfg, w=w))
-    except Interrupted as e:
-        if w.root:
-            write_status(out_dir, cfg, "interrupted", str(e))
-        raise
-    except NumericalError as e:
-        if w.root:
-            write_status(out_dir, cfg, "failed", str(e))
+            result = fit(cfg, data, events, run_dir=out_dir if w.root else None, stop=stop, bk=backend_for(cfg, w=w))
+    except BaseException as e:
+        events.run_failed(e)
         raise
     result.info["load_seconds"] = loaded["seconds"]
     result.info["total_seconds"] = time.perf_counter() - t_start
-    return w.agree(lambda: write_run(out_dir, cfg, data, result), root_only=True)
+
+    def finish():
+        try:
+            events.run_end(result)
+        except BaseException as e:
+            events.run_failed(e)
+            raise
+        return outputs.metrics
+
+    return w.agree(finish, root_only=True)

@@ -68,16 +68,19 @@ def test_batches_cover_every_sample_once(rng):
 
 
 def test_rich_progress_counts_fine_tuning_epochs_only():
+    from omegaconf import OmegaConf
+
+    from nmfdnn.events import RunStart
     from nmfdnn.progress import RichReporter
 
     r = RichReporter()
-    r.start(n_layers=2, epochs=3, n_batches=4)
+    r.run_start(RunStart(OmegaConf.create({"hidden": [5, 5], "epochs": 3}), None, [], n_batches=4))
     for epoch in range(4):  # 0 = the evaluation after pre-training
         r.epoch_start(epoch)
         for b in range(4):
-            r.batch_done(b)
-        r.epoch_done(dict(epoch=epoch, train_error=1.0, test_error=1.0, objective=1.0, epoch_seconds=0.1))
-    r.stop()
+            r.batch_done(epoch, b, None)
+        r.epoch_end(dict(epoch=epoch, train_error=1.0, test_error=1.0, objective=1.0, epoch_seconds=0.1))
+    r.run_end(None)
     tasks = {t.description: t for t in r.progress.tasks}
     assert tasks["epochs"].completed == 3 and tasks["batches"].completed == 4
 

@@ -15,26 +15,20 @@ from nmfdnn.maint import kill_resume  # an operator tool (make kill-resume)
 from util import compose_train, env_without_full_error, nmfdnn_command
 from nmfdnn.data.idx import parse_idx
 from nmfdnn.errors import DataFormatError, NumericalError
-from nmfdnn.progress import Reporter
+from nmfdnn.events import Listener
 from nmfdnn.train import Interrupted, StopFlag, fit, run
 
 
 
-class StopAt(Reporter):
+class StopAt(Listener):
     """Requests a stop after batch ``batch`` of epoch ``epoch`` (as a signal handler would)."""
 
     def __init__(self, flag, epoch, batch):
-        self.flag, self.epoch, self.batch, self.current = flag, epoch, batch, 0
+        self.flag, self.epoch, self.batch = flag, epoch, batch
 
-    def epoch_start(self, epoch):
-        self.current = epoch
-
-    def batch_done(self, b):
-        if self.current == self.epoch and b == self.batch:
+    def batch_done(self, epoch, b, Ws):  # noqa: ARG002
+        if epoch == self.epoch and b == self.batch:
             self.flag.requested, self.flag.signal = True, "SIGTERM"
-
-    def epoch_done(self, row):
-        pass
 
 
 def history_key(hist):
@@ -51,7 +45,7 @@ def test_interrupt_mid_epoch_then_resume_is_identical(tmp_path, solver, where, s
     ref = fit(cfg, data, run_dir=tmp_path / "ref")
     stop = StopFlag()
     with pytest.raises(Interrupted, match=f"epoch {where[0]} after batch {where[1] + 1}"):
-        fit(cfg, data, reporter=StopAt(stop, *where), run_dir=tmp_path / "cut", stop=stop)
+        fit(cfg, data, listeners=[StopAt(stop, *where)], run_dir=tmp_path / "cut", stop=stop)
     cfg.resume = True
     resumed = fit(cfg, data, run_dir=tmp_path / "cut")
     assert history_key(resumed.history) == history_key(ref.history)

@@ -24,7 +24,8 @@ import numpy as np
 from ..config import dtype_name, has_bias
 from ..fileio import atomic_write_bytes, atomic_write_json
 from .machine import blas_info, console, gemm_rate
-from ..loop import Hooks, train_loop
+from ..events import Listener
+from ..loop import train_loop
 from ..backend import backend_for
 from ..data import training_arrays
 from ..trainers import TRAINERS
@@ -34,7 +35,7 @@ class _Reached(Exception):
     pass
 
 
-class _TTAHooks(Hooks):
+class _TTAHooks(Listener):
     """The clock and the checks of :func:`time_to_accuracy` around :func:`nmfdnn.loop.train_loop`: the
     clock runs from the start of pre-training and pauses while the test error is measured, after
     pre-training and every ``every`` batches (and at each epoch's last)."""
@@ -62,7 +63,7 @@ class _TTAHooks(Hooks):
         if self.targets[-1] in self.crossed:
             raise _Reached
 
-    def started(self):
+    def pretrain_start(self):
         self.t0 = time.perf_counter()
 
     def pretrained(self, Ws, seconds):  # noqa: ARG002 (the clock is the hooks' own)
