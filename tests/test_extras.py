@@ -55,8 +55,6 @@ CASES = [
      ["train", "-m", "hydra/launcher=parallel", "seed=0,1", *TINY], "sweep"),
     ("plot", ["matplotlib"], ["plot", "."], "plot"),
     ("backend=cupy", ["cupy"], ["train", "backend=cupy", *TINY], "gpu"),
-    ("logger=mlflow", ["mlflow"], ["train", "logger=mlflow", *TINY], "mlflow"),
-    ("logger=tensorboard", ["tensorboardX"], ["train", "logger=tensorboard", *TINY], "tensorboard"),
 ]
 
 
