@@ -112,7 +112,8 @@ def test_every_new_key_at_its_off_value_gives_the_same_bits(tmp_path, net):
     args = DENSE if net == "dense" else [*IMAGES, *CONV]
     code, _, err = cli(["train", *args, f"hydra.run.dir={tmp_path / 'plain'}"])
     assert code == 0, err
-    off = ["solver.memory=0", "solver.filter_step=alg2", "solver.filter_rho=0.5", "solver.filter_cg_iters=3"]
+    off = ["solver.memory=0", "solver.filter_step=alg2", "solver.filter_rho=0.5", "solver.filter_cg_iters=3",
+           "solver.filter_order=before", "solver.filter_target=output", "solver.ae_patches=77"]
     if net == "conv":
         off.append("solver.filter_trace=true")  # a trace measures, it never changes a step
     code, _, err = cli(["train", *args, *off, f"hydra.run.dir={tmp_path / 'off'}"])

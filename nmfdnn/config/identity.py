@@ -27,7 +27,8 @@ ADDED_KEYS = {("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"):
               ("solver", "l1_weights"): 0.0, ("solver", "l1_activations"): 0.0, ("solver", "input_energy"): None,
               ("solver", "filter_step"): "alg2", ("solver", "filter_rho"): 1e-3, ("solver", "filter_cg_iters"): 10,
               ("solver", "filter_order"): "after", ("solver", "filter_target"): "above",
-              ("solver", "filter_trace"): False, ("solver", "memory"): 0.0}
+              ("solver", "filter_trace"): False, ("solver", "memory"): 0.0,
+              ("solver", "ae_whiten"): None, ("solver", "ae_patches"): 100000}
 
 
 # The BP losses' names as issue 38 spells them, and the names runs were archived with

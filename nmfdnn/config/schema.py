@@ -143,6 +143,10 @@ class NMFSolverConfig:
     filter_order: str = "after"  # gauss_newton: after the layer above's W step, or before it (on its residual)
     filter_target: str = "above"  # gauss_newton: the layer above's target, or output (Y through every layer above)
     filter_trace: bool = False  # conv nets: record each batch's filter step (share of the residual above removed)
+    # conv nets: Algorithm 5 on centred, ZCA-whitened patches (this regulariser, relative to the mean
+    # eigenvalue) split into positive and negative parts (method/filterbank.py); null: on the pooled patches
+    ae_whiten: Optional[float] = None
+    ae_patches: int = 100000  # ae_whiten: the random patches Algorithm 5 factors
     # running Gram matrices G = memory G + A A^T (float64, across batches and epochs) in every Algorithm 2
     # and semi-NMF weight step; 0: each batch's own (the paper's step)
     memory: float = 0.0

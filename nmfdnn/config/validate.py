@@ -152,6 +152,15 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
         if s.get("filter_step", "alg2") == "gauss_newton" and not cfg.get("conv"):
             raise NmfdnnError("solver.filter_step=gauss_newton acts on conv layers only; add conv=[...] or leave "
                               "it at alg2")
+        whiten = s.get("ae_whiten")
+        if whiten is not None:
+            _finite_at_least_zero(whiten, "solver.ae_whiten")
+            if not cfg.get("conv"):
+                raise NmfdnnError("solver.ae_whiten acts on conv layers only (Algorithm 5 on whitened patches); "
+                                  "add conv=[...] or leave it null")
+        patches = s.get("ae_patches", 100000)
+        if isinstance(patches, bool) or not isinstance(patches, int) or not 1 <= patches <= 10 ** 7:
+            raise NmfdnnError(f"solver.ae_patches must be an integer in [1, 10^7], got {patches!r}")
         memory = s.get("memory", 0.0)
         if isinstance(memory, bool) or not isinstance(memory, (int, float)) or not 0 <= memory <= 1:
             raise NmfdnnError(f"solver.memory must be a number in [0, 1] (the weight of the past Gram matrix), "
@@ -199,6 +208,8 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
             widest = flat + int(s.bias)
             rows = f"the conv layers' {flat} output features" + (" + the bias row" if s.bias else "")
         smallest = s.batch_size if n_train is None else smallest_batch(n_train, s.batch_size)
+        if s.get("memory"):  # the running Gram matrices span more columns than one batch has
+            batch_guard = False
         if smallest <= widest and batch_guard and quick and smallest == n_train:
             log.warning("the training subset (%d samples) has no more samples than the widest layer (%s): every "
                         "batch is fitted exactly, so the errors of this quick run measure nothing", n_train, rows)
@@ -237,6 +248,9 @@ def validate_ranks(cfg, size: int, n_train: int | None = None) -> None:
     s = cfg.solver
     if s.name != "nmf":
         raise NmfdnnError(f"solver={s.name} runs in one process (only the NMF method is split over processes); "
+                          "start it without mpiexec")
+    if s.get("ae_whiten") is not None:
+        raise NmfdnnError("solver.ae_whiten draws its patches from all of Algorithm 5's images in one process; "
                           "start it without mpiexec")
     if s.pinv == "svd":
         raise NmfdnnError("solver.pinv=svd needs all columns of a matrix in one process; with mpiexec use "

@@ -45,6 +45,10 @@ a filter step that fits the layer above's target: damped   :func:`filters.filter
 Gauss-Newton through ``W_{i+1}``, ``J`` and ``J^T``         (:func:`filters.gauss_newton_step`,
 matrix-free, CG on the normal equations                    :func:`filters.jacobian`, :func:`filters.jacobian_adjoint`)
 the share of the residual above a filter step removes      :func:`filters.filter_step_share`
+the same on the network's residual ``Y - W_d Z_{d-1}``,     :func:`filters.output_filter_step`
+through every layer above (``filter_target=output``)       (:func:`filters.chain_jacobian`, :func:`filters.chain_adjoint`)
+Algorithm 5 on whitened patches, split into + and - parts  :func:`filterbank.pretrain_whitened`
+(wide filter banks; Coates, Lee and Ng 2011)               (:func:`filterbank.whitening`, :func:`filterbank.sample_patches`)
 running Gram matrices across batches (``solver.memory``)   :class:`memory.GramMemory`,
 in Algorithm 2 and semi-NMF's W update                     :func:`semi_nmf.update_w_memory`
 =========================================================  ==============================================

@@ -74,6 +74,15 @@ def pretrain(bk, X, Y, J, xsvd, hidden, sol: NMFSettings, rng, timers=None, on_l
         layers = build(X.shape[0], hidden)
     for i, layer in enumerate(layers):
         m = Z.shape[1]
+        if layer.kind == "conv" and sol.ae_whiten is not None:  # a filter bank from whitened patches
+            from .filterbank import pretrain_whitened
+
+            W = pretrain_whitened(bk, Z, layer, sol, rng, timers, bias)
+            Z = layer.forward(bk, W, Z, bias)
+            Ws.append(W)
+            if on_layer is not None:
+                on_layer(i)
+            continue
         inputs = layer.inputs(bk, Z)
         with timers("ae_pinv"):
             if i == 0 and xsvd is not None:

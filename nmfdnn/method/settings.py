@@ -42,6 +42,8 @@ class NMFSettings:
     filter_target: str = "above"  # beyond the paper: the layer above's target, or the network's output Y
     filter_order: str = "after"  # beyond the paper: the filter step after or before the layer above's W step
     filter_trace: bool = False  # record every conv layer's filter step (share of the residual above removed)
+    ae_whiten: float | None = None  # beyond the paper: Algorithm 5 on whitened patches (method/filterbank.py)
+    ae_patches: int = 100000  # the patches it factors
     memory: float = 0.0  # beyond the paper: running Gram matrices across batches (method/memory.py)
 
     @classmethod
