@@ -59,6 +59,7 @@ def test_trials_are_run_folders_that_report_eval_plot_and_resume_work_on(tmp_pat
     check_folders(study, trials)
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 3
     assert "best trial" in r.stdout and len(r.stdout.strip().splitlines()) == 1
+    assert "Warning" not in r.stderr  # Optuna >= 4 on SQLAlchemy 2: nothing deprecated
     summary = json.loads((study / "study.json").read_text())
     assert summary["counts"]["complete"] == 3 and summary["best"]["val_error"] == min(t.value for t in trials)
     run = study / "runs" / "trial-0001"
