@@ -177,10 +177,9 @@ def test_a_sigkilled_study_resumes_with_no_trial_lost_and_none_counted_twice(tmp
                          env=env_without_full_error())
     victim = study / "runs" / "trial-0001"
     deadline = time.time() + 120
-    try:  # killed in trial 1's epochs, after a checkpoint of it
+    try:  # killed in trial 1's epochs, right after its first checkpoint (written whole: a rename)
         while time.time() < deadline and not (victim / "checkpoint.npz").exists():
-            time.sleep(0.05)
-        time.sleep(0.3)
+            time.sleep(0.02)
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait()
