@@ -198,6 +198,33 @@ def test_a_sigkilled_study_resumes_with_no_trial_lost_and_none_counted_twice(tmp
     assert "resuming from" in (victim / "train.log").read_text()
 
 
+def test_sigint_to_local_workers_checkpoints_and_the_rerun_finishes(tmp_path):
+    """SIGINT to ``--workers 2``: forwarded once to each worker, which checkpoints and leaves its trial
+    running in the storage (exit 130); the same command then resumes both and finishes the study."""
+    space = write_space(tmp_path / "space.yaml", SLOW, trials=3)
+    study = tmp_path / "study"
+    cmd = nmfdnn_command() + ["tune", str(space), "--dir", str(study), "--workers", "2"]
+    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env=env_without_full_error())
+    first = [study / "runs" / f"trial-000{i}" / "checkpoint.npz" for i in (0, 1)]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(f.exists() for f in first):
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    running = [t.number for t in trials_of(study) if t.state.name == "RUNNING"]
+    assert running and "interrupted" in err
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env_without_full_error())
+    assert r.returncode == 0, r.stderr[-2000:]
+    trials = trials_of(study)
+    assert [(t.number, t.state.name) for t in trials] == [(i, "COMPLETE") for i in range(3)]
+    check_folders(study, trials)
+    for n in running:
+        m = json.loads((study / "runs" / f"trial-{n:04d}" / "metrics.json").read_text())
+        assert [row["epoch"] for row in m["history"]] == list(range(41))
+
+
 def test_a_trial_whose_worker_is_alive_is_not_taken_over(tmp_path):
     """A running trial whose lock is held (its worker is alive) is left to it: a second command only
     adds new trials."""

@@ -257,8 +257,11 @@ class Tuner:
         """Create or load the study; a study made with another space or other overrides is refused."""
         import optuna
 
+        from ..config import NON_RESULT_KEYS
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        made = {"space": self.spec["space"], "overrides": self.overrides}
+        same = [o for o in self.overrides if o.split("=", 1)[0].lstrip("+") not in NON_RESULT_KEYS]
+        made = {"space": self.spec["space"], "overrides": same}  # threads, progress, ... may change
         with self.locked():
             self.study = optuna.create_study(storage=open_storage(self.url), study_name=self.spec["study"],
                                              direction="minimize", load_if_exists=True, sampler=self._sampler(0),
@@ -596,15 +599,20 @@ def _local_workers(argv: list[str], n: int, base_threads) -> int:
     threads = None if base_threads is not None else max(1, (os.cpu_count() or 1) // n)
     cmd = [sys.executable, "-m", "nmfdnn.tools.tune", *_worker_argv(argv, threads)]
     log.info("%d local workers%s", n, f", {threads} BLAS thread(s) each" if threads else "")
-    procs = [subprocess.Popen(cmd) for _ in range(n)]
-    try:
-        codes = [p.wait() for p in procs]
-    except KeyboardInterrupt:  # the terminal's SIGINT reached the workers too: wait for their checkpoints
+    # each worker in its own session: a signal reaches it once, forwarded from here (it then checkpoints)
+    procs = [subprocess.Popen(cmd, start_new_session=True) for _ in range(n)]
+
+    def forward(signum, frame):  # noqa: ARG001 (signal handler signature)
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+                p.send_signal(signum)
+
+    saved = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
         codes = [p.wait() for p in procs]
-        return 130
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
     return max(codes, key=lambda c: (c != 0, c))
 
 
