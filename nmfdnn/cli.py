@@ -269,6 +269,7 @@ def _train(args: list[str], debug: bool) -> int:
     @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")
     def task(cfg):
         from .progress import reporter_for
+        from .trackers import trackers_for
         from .train import Interrupted, run
 
         hc = HydraConfig.get()
@@ -276,9 +277,9 @@ def _train(args: list[str], debug: bool) -> int:
         if not w.root:  # the log is rank 0's
             logging.getLogger("nmfdnn").setLevel(logging.ERROR)
         _cap_threads_for_parallel_sweeps(cfg, hc)
-        reporter = reporter_for(cfg)  # the first listener of the run's events
+        reporter = reporter_for(cfg)  # the first listener of the run's events, then the trackers of logger=
         try:
-            metrics = run(cfg, hc.runtime.output_dir, [reporter], record=list(hc.overrides.task))
+            metrics = run(cfg, hc.runtime.output_dir, [reporter, *trackers_for(cfg)], record=list(hc.overrides.task))
         except Interrupted as e:
             hint = f"resume with: nmfdnn resume {hc.runtime.output_dir}"
             if hc.mode == RunMode.MULTIRUN:

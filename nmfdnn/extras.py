@@ -2,7 +2,8 @@
 refused in one line naming ``pip install 'nmfdnn[EXTRA]'`` (exit 2) before any work.
 
 :func:`missing` answers for one module; :func:`train_problem` scans the command line of ``nmfdnn
-train`` (launchers, the retired optuna sweeper, the CuPy backend, trackers) before Hydra reads it.
+train`` (launchers, the retired optuna sweeper, the CuPy backend) before Hydra reads it; a tracker of
+``logger=`` without its extra is no refusal: one warning line, and the run goes on (:mod:`nmfdnn.trackers`).
 Whether a module is there is asked of the import system without importing it (``find_spec``), so
 that the check costs no start-up time.
 """
@@ -77,11 +78,4 @@ def train_problem(args: list[str]) -> str | None:
             problem = missing("cupy", "backend=cupy")
             if problem:
                 return problem
-        if key == "logger" or key.startswith("logger."):
-            names = [key.split(".")[1]] if "." in key else value.strip("[]").split(",")
-            for name in (n.strip() for n in names):
-                if name in TRACKERS:
-                    problem = missing(TRACKERS[name], f"logger={name}")
-                    if problem:
-                        return problem
     return None

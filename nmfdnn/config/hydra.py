@@ -10,7 +10,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import NmfdnnError
 from .identity import NON_RESULT_KEYS
-from .schema import DATASET_SCHEMAS, SOLVER_SCHEMAS, BackendConfig, TrainConfig
+from .schema import (DATASET_SCHEMAS, SOLVER_SCHEMAS, BackendConfig, MLflowLoggerConfig, TensorBoardLoggerConfig,
+                     TrainConfig)
 from .validate import validate
 
 
@@ -43,6 +44,8 @@ def register_configs() -> None:
     for name, node in SOLVER_SCHEMAS.items():
         cs.store(name=f"schema_solver_{name}", node=node)
     cs.store(name="schema_backend", node=BackendConfig)
+    cs.store(name="schema_logger_mlflow", node=MLflowLoggerConfig)
+    cs.store(name="schema_logger_tensorboard", node=TensorBoardLoggerConfig)
 
 
 def one_line(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ from enum import Enum
 # names (hydra.job.override_dirname) leave them out. ``backend.threads`` may change the last bits
 # of a BLAS reduction, not the method: runs that differ only in it are replicates.
 NON_RESULT_KEYS = ("resume", "progress", "checkpoint", "save_model", "eval_train", "dataset.data_dir",
-                   "backend.threads")
+                   "backend.threads", "logger")
 
 
 def dtype_name(cfg) -> str:
@@ -22,7 +22,7 @@ def dtype_name(cfg) -> str:
 # Keys the schema gained after runs were archived, with the value that means "as before" (a dense net:
 # ``conv: []``; plain vectors: ``dataset.image: null``; ``solver.cg_iters`` and ``freeze_conv`` act on
 # conv nets only); ``activation`` relu with its unused parameters, no L1 penalty
-ADDED_KEYS = {("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"): 10, ("solver", "freeze_conv"): False,
+ADDED_KEYS = {("logger",): None, ("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"): 10, ("solver", "freeze_conv"): False,
               ("activation",): "relu", ("activation_slope",): 0.01, ("activation_cap",): 6.0, ("activation_beta",): 1.0,
               ("solver", "l1_weights"): 0.0, ("solver", "l1_activations"): 0.0, ("solver", "input_energy"): None,
               ("solver", "filter_step"): "alg2", ("solver", "filter_rho"): 1e-3, ("solver", "filter_cg_iters"): 10,
@@ -71,6 +71,21 @@ def effective(config: dict) -> dict:
     if not isinstance(solver, dict) or solver.get("factor_dtype", "") is not None:
         return config
     return {**config, "solver": {**solver, "factor_dtype": config.get("dtype")}}
+
+
+def net_name(flat: dict) -> str:
+    """The network of a flattened config as the report names it: the dense widths joined by ``-``
+    (``1000-500``, the paper's notation), after the convolutions if any, each ``c<channels>k<kernel>``
+    with ``s<stride>``, ``p<padding>``, ``q<pool>`` where not 1, 0, 1 (``c16k5q2-500``)."""
+    parts = []
+    for layer in flat.get("conv") or []:
+        if isinstance(layer, dict):
+            name = f"c{layer.get('channels')}k{layer.get('kernel')}"
+            for key, letter, plain in (("stride", "s", 1), ("padding", "p", 0), ("pool", "q", 1)):
+                if layer.get(key, plain) != plain:
+                    name += f"{letter}{layer[key]}"
+            parts.append(name)
+    return "-".join([*parts, *(str(h) for h in flat.get("hidden", []))])
 
 
 def has_bias(cfg) -> bool:

@@ -192,6 +192,33 @@ class ConvLayerConfig:
     pool: int = 1  # pool x pool average pooling before the ReLU (1: none)
 
 
+# -- trackers (conf/logger/): logger=mlflow, logger=tensorboard or logger=[mlflow,tensorboard] ---------------
+@dataclass
+class MLflowLoggerConfig:
+    """The run in an MLflow tracking store (nmfdnn.trackers.mlflow; pip install 'nmfdnn[mlflow]')."""
+
+    # null: $MLFLOW_TRACKING_URI if set, else the local store mlruns/ in the working directory, beside outputs/
+    # (sqlite:///mlruns/mlflow.db, artifacts in mlruns/artifacts); any MLflow URI (http://host:5000, ...)
+    tracking_uri: Optional[str] = None
+    experiment_name: str = "nmfdnn"
+    run_name: Optional[str] = None  # null: the run folder's name; a sweep's job: its overrides
+    log_artifacts: bool = True  # the run's files as the MLflow run's artifacts at its end
+
+
+@dataclass
+class TensorBoardLoggerConfig:
+    """TensorBoard event files: scalars per epoch and the hyper-parameters (nmfdnn.trackers.tensorboard;
+    pip install 'nmfdnn[tensorboard]')."""
+
+    save_dir: Optional[str] = None  # null: the run folder's tensorboard/
+
+
+@dataclass
+class LoggerConfig:
+    mlflow: Optional[MLflowLoggerConfig] = None
+    tensorboard: Optional[TensorBoardLoggerConfig] = None
+
+
 @dataclass
 class TrainConfig:
     dataset: Any = MISSING
@@ -211,3 +238,4 @@ class TrainConfig:
     save_model: bool = True
     checkpoint: bool = True  # save checkpoint.npz after pre-training and after every epoch
     resume: bool = False  # continue from checkpoint.npz in the run directory (a finished run: no-op)
+    logger: Optional[LoggerConfig] = None  # experiment trackers (conf/logger/): logger=[mlflow,tensorboard]

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from ..archive import RUNS_DIR, RUNS_FILE, finished_run, metrics_problem, pack, read_runs
 from ..config import NON_RESULT_KEYS, compose_config, effective
-from ..config.identity import ADDED_KEYS, loss_name
+from ..config.identity import ADDED_KEYS, loss_name, net_name
 from ..errors import NmfdnnError
 from ..fileio import atomic_write_bytes, atomic_write_json
 
@@ -54,21 +54,6 @@ def _flatten(d, prefix=""):
         else:
             out[key] = v
     return out
-
-
-def net_name(flat: dict) -> str:
-    """The network of a flattened config as the report names it: the dense widths joined by ``-``
-    (``1000-500``, the paper's notation), after the convolutions if any, each ``c<channels>k<kernel>``
-    with ``s<stride>``, ``p<padding>``, ``q<pool>`` where not 1, 0, 1 (``c16k5q2-500``)."""
-    parts = []
-    for layer in flat.get("conv") or []:
-        if isinstance(layer, dict):
-            name = f"c{layer.get('channels')}k{layer.get('kernel')}"
-            for key, letter, plain in (("stride", "s", 1), ("padding", "p", 0), ("pool", "q", 1)):
-                if layer.get(key, plain) != plain:
-                    name += f"{letter}{layer[key]}"
-            parts.append(name)
-    return "-".join([*parts, *(str(h) for h in flat.get("hidden", []))])
 
 
 @dataclass
