@@ -482,8 +482,8 @@ def summarise(tuner: Tuner) -> dict:
 # -- the command -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = Parser(prog="nmfdnn tune", description="Hyper-parameter search with Optuna on the validation error. "
-                "Every trial is a run folder STUDY/runs/trial-NNNN; rerunning the same command continues the "
+    ap = Parser(prog="nmfdnn tune", description="Hyper-parameter search with Optuna on the validation error.\n"
+                "Every trial is a run folder STUDY/runs/trial-NNNN; rerunning the same command continues the\n"
                 "study (a killed trial resumes from its checkpoint).",
                 epilog="examples:\n  nmfdnn tune nmf_optuna hidden=[1000,500] --trials 16\n"
                        "  nmfdnn tune nmf_optuna hidden=[500] --workers 2 --pruner median\n"
