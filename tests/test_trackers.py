@@ -56,6 +56,18 @@ def test_a_sweep_is_one_parent_mlflow_run_with_a_child_per_job(sweep):
                 "tensorboard"} <= names and "checkpoint.npz" not in names
 
 
+def test_the_same_sweep_resumed_continues_its_parent_run(sweep):
+    parent_id = json.loads((sweep / "sweep" / "mlflow.json").read_text())["run_id"]
+    code, _, err = cli(["train", "-m", *TINY, "seed=0,1", "logger=[mlflow,tensorboard]", "resume=true",
+                        f"hydra.sweep.dir={sweep / 'sweep'}"], cwd=sweep)
+    assert code == 0, err
+    client, exp = store(sweep)
+    assert json.loads((sweep / "sweep" / "mlflow.json").read_text())["run_id"] == parent_id
+    assert [r.info.run_id for r in client.search_runs([exp], filter_string="tags.`nmfdnn.sweep_dir` LIKE '%'")] == [parent_id]
+    assert len(client.search_runs([exp], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")) == 2
+    assert client.get_run(parent_id).info.status == "FINISHED"
+
+
 def test_tensorboard_has_the_scalars_and_the_hyper_parameters(sweep):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
