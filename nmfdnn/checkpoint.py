@@ -54,22 +54,33 @@ def save_checkpoint(path: Path, ck: Checkpoint) -> None:
 DAMAGED = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError)
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint (``np.load`` without pickles: arrays and a JSON document only). A truncated
-    or corrupt file is an error naming it, never a silent restart over existing results; a path that
-    is not a regular file (a FIFO, a device) is refused before it is opened."""
-    from .fileio import regular_file_problem
+MAX_LAYERS = 1000  # n_weights of a checkpoint: one matrix per layer
 
-    problem = regular_file_problem(path)
-    if problem:
-        raise NmfdnnError(f"{problem}; refused (a checkpoint is a regular file)")
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint (arrays and a JSON document only: :func:`nmfdnn.npzfile.read_npz` checks
+    every array's header before loading it). A truncated or corrupt file, or a document whose fields
+    have the wrong types, is an error naming it, never a silent restart over existing results; a path
+    that is not a regular file (a FIFO, a device) is refused before it is opened."""
+    from .npzfile import read_npz
+
+    z = read_npz(path, "a checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            weights = [z[f"W{i + 1}"] for i in range(meta["n_weights"])]
-            solver_arrays = {k[len("solver__"):]: z[k] for k in z.files if k.startswith("solver__")}
-            for key in ("epoch", "next_batch", "rng_state", "history", "seconds", "config"):
-                meta[key]  # noqa: B018  (a missing key is damage too)
+        meta = z["meta"]
+        if meta.ndim != 1 or meta.dtype != np.uint8:
+            raise ValueError("meta is not a byte string")
+        meta = json.loads(bytes(meta).decode())
+        if not isinstance(meta, dict):
+            raise ValueError("its document is not a mapping")
+        n = meta["n_weights"]
+        if type(n) is not int or not 1 <= n <= MAX_LAYERS:
+            raise ValueError(f"n_weights {n!r}")
+        weights = [z[f"W{i + 1}"] for i in range(n)]
+        solver_arrays = {k[len("solver__"):]: v for k, v in z.items() if k.startswith("solver__")}
+        for key in ("epoch", "next_batch", "rng_state", "history", "seconds", "config"):
+            meta[key]  # noqa: B018  (a missing key is damage too; the values: check_position)
+        if not isinstance(meta["config"], dict):  # compared with the run's before check_position runs
+            raise ValueError(f"its config is a {type(meta['config']).__name__}, not a mapping")
     except DAMAGED as e:
         raise NmfdnnError(f"{path} is damaged: {type(e).__name__}: {e}; remove it to start over") from None
     return Checkpoint(weights=weights, epoch=meta["epoch"], next_batch=meta["next_batch"],
@@ -77,26 +88,33 @@ def load_checkpoint(path: Path) -> Checkpoint:
                       config=meta["config"], solver_arrays=solver_arrays, phases=meta.get("phases", {}))
 
 
-def check_weights(weights, n_in: int, hidden, n_out: int, bias: bool, where: str, shapes=None) -> None:
+MISMATCH_REMEDY = ("it was made for other data or another network: use the run's own data and overrides, or remove "
+                   "it to start over")
+
+
+def check_weights(weights, n_in: int, hidden, n_out: int, bias: bool, where: str, shapes=None,
+                  remedy: str = "remove it to start over", mismatch: str = "does not match this run",
+                  mismatch_remedy: str = MISMATCH_REMEDY) -> None:
     """Refuse weights whose content does not fit the run: one float matrix per layer, ``W_i`` of shape
     ``n_i x (n_{i-1} + bias)`` from ``n_in`` inputs through ``hidden`` to ``n_out`` outputs (or, for a
-    net with convolutions, the layers' own ``shapes``), all finite. One line: ``WHERE does not match
-    this run`` or ``WHERE is damaged``."""
+    net with convolutions, the layers' own ``shapes``), all finite. One line: ``WHERE is damaged`` and
+    ``remedy``, or ``WHERE does not match this run`` (``mismatch``) and ``mismatch_remedy`` (the data
+    or the overrides may be what changed, so the file is not called damaged)."""
     dims = [n_in, *hidden, n_out]
     if shapes is None:
         shapes = [(dims[i + 1], dims[i] + int(bias)) for i in range(len(dims) - 1)]
     if len(weights) != len(shapes):
-        raise NmfdnnError(f"{where} does not match this run: {len(weights)} weight matrices for {len(shapes)} "
-                          f"layers; remove it to start over")
+        raise NmfdnnError(f"{where} {mismatch}: {len(weights)} weight matrices for {len(shapes)} layers; "
+                          f"{mismatch_remedy}")
     for i, W in enumerate(weights):
         want = tuple(shapes[i])
         if not isinstance(W, np.ndarray) or W.dtype.kind != "f":
-            raise NmfdnnError(f"{where} is damaged: W_{i + 1} is not a float matrix; remove it to start over")
+            raise NmfdnnError(f"{where} is damaged: W_{i + 1} is not a float matrix; {remedy}")
         if W.shape != want:
-            raise NmfdnnError(f"{where} does not match this run: W_{i + 1} has shape {W.shape}, the network needs "
-                              f"{want}; remove it to start over")
+            raise NmfdnnError(f"{where} {mismatch}: W_{i + 1} has shape {W.shape}, the network needs {want}; "
+                              f"{mismatch_remedy}")
         if not np.isfinite(W).all():
-            raise NmfdnnError(f"{where} is damaged: W_{i + 1} holds non-finite values; remove it to start over")
+            raise NmfdnnError(f"{where} is damaged: W_{i + 1} holds non-finite values; {remedy}")
 
 
 def check_position(ck: "Checkpoint", epochs: int, n_batches: int, where: str) -> None:

@@ -22,9 +22,11 @@ from .errors import NmfdnnError
 
 
 def make_config(solver: str, hidden, epochs: int, seed: int, dtype: str, backend: str, threads, solver_params,
-                conv=(), image_shape=None, activation="relu"):
+                conv=(), image_shape=None, activation="relu", activation_slope=0.01, activation_cap=6.0,
+                activation_beta=1.0):
     """The structured config of a run on in-memory arrays (dataset ``array``); ``conv`` the layers of
-    the ``conv`` key (dicts) on rows of X that are ``image_shape`` ``(c, h, w)`` images."""
+    the ``conv`` key (dicts) on rows of X that are ``image_shape`` ``(c, h, w)`` images; ``activation``
+    and its parameters as the keys of the same names."""
     cfg = OmegaConf.structured(TrainConfig)
     cfg.dataset = OmegaConf.structured(ArrayConfig())
     if conv:
@@ -49,6 +51,12 @@ def make_config(solver: str, hidden, epochs: int, seed: int, dtype: str, backend
     cfg.epochs, cfg.seed, cfg.dtype = int(epochs), int(seed), dtype
     cfg.progress = False
     cfg.activation = str(activation)
+    for key, value in (("activation_slope", activation_slope), ("activation_cap", activation_cap),
+                       ("activation_beta", activation_beta)):
+        try:
+            cfg[key] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
     return cfg
 
 
@@ -122,8 +130,12 @@ class _NetClassifier(*_BASES):
     _solver = "nmf"
 
     def __init__(self, hidden=(1000, 500), epochs=10, seed=0, dtype="float64", backend="numpy", threads=None,
-                 solver_params=None, conv=(), image_shape=None, activation="relu"):
+                 solver_params=None, conv=(), image_shape=None, activation="relu", activation_slope=0.01,
+                 activation_cap=6.0, activation_beta=1.0):
         self.activation = activation
+        self.activation_slope = activation_slope
+        self.activation_cap = activation_cap
+        self.activation_beta = activation_beta
         self.conv = conv
         self.image_shape = image_shape
         self.hidden = hidden
@@ -142,7 +154,8 @@ class _NetClassifier(*_BASES):
             if key not in params:
                 params[key] = min(getattr(SOLVER_SCHEMAS[self._solver], key), n_samples)
         return make_config(self._solver, self.hidden, self.epochs, self.seed, self.dtype, self.backend, self.threads,
-                           params, self.conv, self.image_shape, self.activation)
+                           params, self.conv, self.image_shape, self.activation, self.activation_slope,
+                           self.activation_cap, self.activation_beta)
 
     def fit(self, X, y):
         """Train on ``X`` (n_samples x n_features, nonnegative for the NMF solver) and labels ``y``."""
@@ -272,9 +285,10 @@ def load(run_dir) -> _NetClassifier:
     run_dir = Path(run_dir)
     try:
         cfg = OmegaConf.create(read_config(run_dir / "config.yaml"))
-        weights, _ = load_model(run_dir)
+        weights, bias = load_model(run_dir)
     except FileNotFoundError as e:
         raise NmfdnnError(f"{run_dir} holds no finished run ({Path(e.filename).name} missing)") from None
+    _check_loaded_weights(run_dir, cfg, weights, bias)
     conv, shape, n_features = [], None, None
     if cfg.get("conv"):
         from .config.validate import image_shape
@@ -289,7 +303,35 @@ def load(run_dir) -> _NetClassifier:
     est = cls(hidden=tuple(cfg.hidden), epochs=cfg.epochs, seed=cfg.seed, dtype=str(cfg.dtype),
               backend=cfg.backend.name, threads=cfg.backend.get("threads"),
               solver_params={k: v for k, v in OmegaConf.to_container(cfg.solver).items() if k != "name"},
-              conv=conv, image_shape=shape, activation=str(cfg.get("activation", "relu")))
+              conv=conv, image_shape=shape, activation=str(cfg.get("activation", "relu")),
+              activation_slope=float(cfg.get("activation_slope", 0.01)),
+              activation_cap=float(cfg.get("activation_cap", 6.0)), activation_beta=float(cfg.get("activation_beta", 1.0)))
     est._set_fitted(weights, cfg, n_features=n_features)
     est.classes_ = np.arange(weights[-1].shape[0])
     return est
+
+
+def _check_loaded_weights(run_dir, cfg, weights, bias: bool) -> None:
+    """The weights of ``run_dir/model.npz`` against the network its ``config.yaml`` describes (as
+    ``nmfdnn eval`` checks them): the bias flag, one matrix per layer, each of the layer's shape (the
+    input width and the classes where the config tells them, else the model's own)."""
+    from .checkpoint import check_weights
+    from .config.validate import image_shape
+    from .memory import data_sizes
+    from .method.layers import weight_shapes
+    from .trainers import network_layers
+
+    where = str(Path(run_dir) / "model.npz")
+    remedy = "its config.yaml describes another network (a model of another run?)"
+    if bias != has_bias(cfg):
+        raise NmfdnnError(f"{where} does not match its config.yaml: bias {bias}, the config says {has_bias(cfg)}; "
+                          f"{remedy}")
+    sizes = data_sizes(cfg.dataset)
+    shape = image_shape(cfg.dataset) if cfg.get("conv") else None
+    if cfg.get("conv") and shape is None:
+        return  # idx images: their shape is read from the files (load refuses these)
+    n_in = int(np.prod(shape)) if shape else sizes[2] if sizes else weights[0].shape[1] - int(bias)
+    n_classes = sizes[3] if sizes else int(cfg.dataset.get("n_classes") or weights[-1].shape[0])
+    shapes = weight_shapes(network_layers(cfg, n_in, shape), n_classes, bias)
+    check_weights(weights, n_in, list(cfg.hidden), n_classes, bias, where, shapes,
+                  mismatch="does not match its config.yaml", mismatch_remedy=remedy)

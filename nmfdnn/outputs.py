@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from .checkpoint import DAMAGED, check_weights, load_checkpoint
+from .checkpoint import check_weights, load_checkpoint
 from .config import dtype_name, has_bias
 from .errors import Interrupted, NmfdnnError, NumericalError
 from .events import Listener
@@ -22,34 +22,70 @@ HISTORY_FIELDS = ["epoch", "train_error", "test_error", "objective", "epoch_seco
 
 
 def load_model(run_dir) -> tuple[list, bool]:
-    """The weights ``[W_1, ..., W_d]`` and the bias flag of a run's ``model.npz`` (no pickles)."""
-    from .fileio import regular_file_problem
+    """The weights ``[W_1, ..., W_d]`` and the bias flag of a run's ``model.npz`` (no pickles; every
+    header and field checked before it is used: :func:`nmfdnn.npzfile.read_npz`)."""
+    import re
+
+    from .npzfile import read_npz
 
     path = Path(run_dir) / "model.npz"
-    problem = regular_file_problem(path)
-    if problem:
-        raise NmfdnnError(f"{problem}; refused (a model is a regular file)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            n = len([k for k in z.files if k.startswith("W")])
-            Ws = [z[f"W{i + 1}"] for i in range(n)]
-            flag = z["bias"]
-            n_conv = int(z["n_conv"]) if "n_conv" in z.files else 0  # convolutions first (conv=[...])
-    except FileNotFoundError:
-        raise
-    except DAMAGED as e:
-        raise NmfdnnError(f"{path} is damaged: {type(e).__name__}: {e}; remove it to start over") from None
-    if n == 0 or flag.shape != () or flag.dtype != np.bool_ or any(W.ndim != 2 for W in Ws):
+    z = read_npz(path, "a model")
+    names = sorted((k for k in z if re.fullmatch(r"W[0-9]+", k)), key=lambda k: int(k[1:]))
+    n = len(names)
+    if n == 0 or names != [f"W{i + 1}" for i in range(n)] or "bias" not in z:
         raise NmfdnnError(f"{path} is damaged: not the weights and bias flag nmfdnn writes")
-    bias = bool(flag)
-    if not 0 <= n_conv < n:
+    Ws, flag = [z[k] for k in names], z["bias"]
+    if flag.shape != () or flag.dtype != np.bool_ or any(W.ndim != 2 or 0 in W.shape for W in Ws):
         raise NmfdnnError(f"{path} is damaged: not the weights and bias flag nmfdnn writes")
+    n_conv = z.get("n_conv", np.asarray(0))  # convolutions first (conv=[...])
+    if n_conv.shape != () or n_conv.dtype.kind not in "iu" or not 0 <= int(n_conv) < n:
+        raise NmfdnnError(f"{path} is damaged: n_conv is {n_conv.dtype} {n_conv.shape}, not a layer count below {n}; "
+                          "remove it to start over")
+    bias, n_conv = bool(flag), int(n_conv)
     # the dense part chains (W_{i+1} takes W_i's outputs); a convolution's output size is not its W's rows
     dense = Ws[n_conv:]
     n_in = dense[0].shape[1] - int(bias)
     check_weights(Ws, 0, [], 0, bias, str(path), shapes=[W.shape for W in Ws[:n_conv]] + [
-        (W.shape[0], (n_in if i == 0 else dense[i - 1].shape[0]) + int(bias)) for i, W in enumerate(dense)])
+        (W.shape[0], (n_in if i == 0 else dense[i - 1].shape[0]) + int(bias)) for i, W in enumerate(dense)],
+        mismatch="is damaged (its matrices do not chain)", mismatch_remedy="remove it to start over")
     return Ws, bias
+
+
+def write_model(out_dir, cfg, weights) -> None:
+    """``model.npz``: the weights ``W_1 .. W_d``, the hidden widths, the bias flag and (conv nets) the
+    number of convolutions, written atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, **{f"W{i + 1}": W for i, W in enumerate(weights)},
+             hidden=np.asarray(list(cfg.hidden)), bias=np.asarray(has_bias(cfg)),
+             **({"n_conv": np.asarray(len(cfg.conv))} if cfg.get("conv") else {}))
+    atomic_write_bytes(Path(out_dir) / "model.npz", buf.getvalue())
+
+
+def restore_model(cfg, out_dir) -> None:
+    """A finished run whose ``model.npz`` is missing: the model written again from its final
+    checkpoint (the one after the last epoch holds the final weights), said in a warning; a warning
+    that says why when no checkpoint can restore it."""
+    import logging
+
+    from .checkpoint import CHECKPOINT, config_differences
+
+    log = logging.getLogger("nmfdnn")
+    out_dir = Path(out_dir)
+    ck_path = out_dir / CHECKPOINT
+    if not ck_path.exists():
+        log.warning("%s: model.npz is missing and there is no %s to restore it from: the run's metrics stand, its "
+                    "model is lost (train again into another hydra.run.dir for a model)", out_dir, CHECKPOINT)
+        return
+    ck = load_checkpoint(ck_path)
+    plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    if ck.epoch != cfg.epochs or ck.next_batch != 0 or config_differences(ck.config, plain):
+        log.warning("%s: model.npz is missing and %s is not the run's final checkpoint (epoch %s of %d): the model "
+                    "cannot be restored", out_dir, CHECKPOINT, ck.epoch, cfg.epochs)
+        return
+    check_weights(ck.weights, 0, [], 0, has_bias(cfg), str(ck_path), shapes=[W.shape for W in ck.weights])
+    write_model(out_dir, cfg, ck.weights)
+    load_model(out_dir)  # what was written reads back as a model
+    log.warning("%s: model.npz was missing; restored from the final checkpoint (epoch %d)", out_dir, ck.epoch)
 
 
 def write_status(out_dir, cfg, status: str, message: str) -> dict:
@@ -111,11 +147,7 @@ def write_run(out_dir, cfg, data, result) -> dict:
         if not np.isfinite(W).all():  # never write non-finite weights
             raise NumericalError(f"non-finite values in the final weights W_{i + 1}")
     if cfg.get("save_model", True):
-        mbuf = io.BytesIO()
-        np.savez(mbuf, **{f"W{i + 1}": W for i, W in enumerate(result.weights)},
-                 hidden=np.asarray(list(cfg.hidden)), bias=np.asarray(has_bias(cfg)),
-                 **({"n_conv": np.asarray(len(cfg.conv))} if cfg.get("conv") else {}))
-        atomic_write_bytes(out / "model.npz", mbuf.getvalue())
+        write_model(out, cfg, result.weights)
     atomic_write_bytes(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
     atomic_write_json(out / "metrics.json", metrics)  # last: its presence means the run finished
     return metrics

@@ -316,6 +316,10 @@ def _finished_or_none(cfg, out_dir) -> dict | None:
             diffs = config_differences(saved, plain)
             if diffs:
                 raise NmfdnnError(f"{out_dir} holds a finished run with another config ({'; '.join(diffs[:3])})")
+            if cfg.get("save_model", True) and not (out_dir / "model.npz").exists():
+                from .outputs import restore_model
+
+                restore_model(cfg, out_dir)
             log.info("%s already finished; nothing to do", out_dir)
             return done
     record_ = archived(out_dir)  # a finished run packed into its study's runs.jsonl
@@ -332,6 +336,9 @@ def _finished_or_none(cfg, out_dir) -> dict | None:
         if diffs:
             raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
                               "use a new run directory or the same overrides")
+    elif any((out_dir / f).exists() for f in ("metrics.json", "history.csv", CHECKPOINT)):  # a run was here
+        why = "checkpoint=false" if not cfg.get("checkpoint", True) else f"its {CHECKPOINT} is missing"
+        log.warning("%s: nothing to resume from (%s): training from the start, epoch 0", out_dir, why)
     return None
 
 
