@@ -7,15 +7,29 @@ live in :mod:`nmfdnn.tools`, each with its own parser; ``fetch`` downloads and v
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-import logging
 import os
+import signal
 import sys
-from pathlib import Path
 
-from . import __version__
+
+def _interrupted_while_starting(signum, frame):  # noqa: ARG001 (signal handler signature)
+    """SIGINT while the console script still imports its modules: nothing is written yet; one line."""
+    os.write(2, b"nmfdnn: error: interrupted\n")
+    os._exit(130)
+
+
+if os.path.basename(sys.argv[0]) == "nmfdnn" and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)  # main() restores Python's own handler
+
+
+# the imports after the handler: they take most of a second
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from . import __version__  # noqa: E402
 from .config import compose_config, conf_dir, plain_overrides, register_configs, sweep_jobs, validate_ranks
 from .errors import NmfdnnError
 from .fileio import writable_dir_problem
@@ -304,6 +318,12 @@ def _train(args: list[str], debug: bool) -> int:
             if w.parallel:  # a second signal: the ranks are not at the same point; end them all
                 w.abort(130)
             raise SystemExit(error("interrupted", 130)) from None
+        except MemoryError as e:
+            reporter.stop()
+            if debug:
+                raise
+            _remove_if_empty(hc.runtime.output_dir)
+            raise SystemExit(_out_of_memory(e, w)) from None
         except Exception:  # one rank's unexpected error: end them all, none left waiting in a collective
             if w.parallel:
                 import traceback
@@ -351,6 +371,28 @@ def _train(args: list[str], debug: bool) -> int:
     if _FAILED_JOBS:  # jobs run in this process (the basic launcher) that stopped with an error
         return error(f"{len(_FAILED_JOBS)} job(s) of the sweep failed; first: {_FAILED_JOBS[0]}", 1)
     return 0
+
+
+def _out_of_memory(e: MemoryError, w) -> int:
+    """An allocation that failed in a run: one line, exit 2. Under MPI the ranks are ended at once
+    (the others would wait in the next collective); rank 0 prints the line, another rank only if
+    rank 0 has not ended the run within a second (rank 0 did not run out itself)."""
+    from .memory import out_of_memory
+
+    if not w.parallel:
+        return error(out_of_memory(e))
+    if w.root:
+        error(out_of_memory(e))
+    else:
+        import time
+
+        time.sleep(1.0)
+        print(f"nmfdnn: error: rank {w.rank}: {out_of_memory(e)}", file=sys.stderr)
+    sys.stderr.flush()
+    with open(os.devnull, "w") as null:  # MPI's own note of the abort would be a second line
+        os.dup2(null.fileno(), 2)
+    w.abort(2)
+    return 2  # pragma: no cover - abort does not return under MPI
 
 
 # What makes a folder a run directory: a refused run leaves the folder Hydra made if it holds none of them
@@ -443,6 +485,13 @@ def _fetch(args: list[str]) -> int:
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if a.verbose else logging.INFO)
     logger.propagate = False
+
+    def terminated(signum, frame):  # noqa: ARG001 (signal handler signature)
+        raise KeyboardInterrupt  # as SIGINT: the fetch removes its partial files on the way out
+
+    import signal
+
+    saved_term = signal.signal(signal.SIGTERM, terminated)
     try:
         if a.dataset == "mnist":
             from .data.mnist import fetch_mnist
@@ -457,6 +506,7 @@ def _fetch(args: list[str]) -> int:
 
             fetch_cifar10(data_dir)
     finally:
+        signal.signal(signal.SIGTERM, saved_term)
         logger.removeHandler(handler)
         logger.level, logger.propagate = saved
     if not said:  # everything was in the cache already
@@ -473,6 +523,11 @@ def _resume(args: list[str], debug: bool) -> int:
                     "(e.g. progress=false)")
     a = ap.parse_args(args)
     run_dir = Path(a.run_dir)
+    from .fileio import path_problem, short_path
+
+    problem = path_problem(run_dir / ".hydra" / "overrides.yaml")
+    if problem:
+        return error(f"{short_path(run_dir)}: {problem}")
     if "${" in str(run_dir.absolute()):
         return error(f"{run_dir}: a run directory whose path contains '${{' cannot be resumed (Hydra's logging reads "
                      "it as an interpolation); rename or move it")
@@ -482,6 +537,8 @@ def _resume(args: list[str], debug: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -502,6 +559,10 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args, debug)
         if cmd == "resume":
             return _resume(args, debug)
+        from .parallel import launcher_rank
+
+        if launcher_rank() != 0:  # a tool under mpiexec: rank 0 alone runs it (one output, one writer)
+            return 0
         if cmd == "fetch":
             return _fetch(args)
         import importlib
@@ -511,6 +572,22 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return error(str(e))
+    except MemoryError as e:
+        if debug:
+            raise
+        from .memory import out_of_memory
+
+        return error(out_of_memory(e))
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        return error("interrupted", 130)
+    except OSError as e:  # a path the OS refuses (too long, in /proc, a file where a folder should be, ...)
+        if debug:
+            raise
+        from .fileio import os_error_line
+
+        return error(os_error_line(e))
 
 
 if __name__ == "__main__":

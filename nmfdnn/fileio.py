@@ -98,19 +98,65 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def path_problem(path) -> str | None:
+    """Why ``path`` cannot name a file here at all (None if it can), without naming it: a name longer than the file
+    system allows (``NAME_MAX``, 255 bytes on most) or a path longer than ``PATH_MAX``; checked before
+    anything touches it, since the OS answers such a path with ``ENAMETOOLONG`` from every call."""
+    p = Path(path).absolute()
+    existing = next((a for a in (p, *p.parents) if _exists(a)), Path("/"))
+    try:
+        name_max, path_max = os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for part in p.parts:
+        if len(os.fsencode(part)) > name_max:
+            return f"the name {part[:20]}... has {len(os.fsencode(part))} bytes, more than the {name_max} a name may have"
+    if len(os.fsencode(str(p))) >= path_max:
+        return f"the path has {len(os.fsencode(str(p)))} bytes, more than the {path_max} a path may have"
+    return None
+
+
+def short_path(path, limit: int = 120) -> str:
+    """``path`` for a message: as it is, or its start and end around an ellipsis when longer than ``limit``."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
+
+
+def os_error_line(e: OSError) -> str:
+    """An :class:`OSError` as the part of a one-line message: the path (shortened) and the OS's reason."""
+    where = f"{short_path(e.filename)}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:
+        return False
+
+
 def writable_dir_problem(path) -> str | None:
     """Why files cannot be written into directory ``path`` (created if missing), or None: checked on
     the nearest existing ancestor before any work, so that an unwritable run directory is refused
-    at once instead of after an hour of training."""
+    at once instead of after an hour of training. A missing directory is probed: a folder created
+    and removed at once in that ancestor (``/proc`` and ``/sys`` refuse one whatever their modes say)."""
+    problem = path_problem(path)
+    if problem:
+        return f"{short_path(path)}: {problem}"
     p = Path(path).absolute()
-    while not p.exists():
-        p = p.parent
-    if not p.is_dir():
-        return f"{path}: {p} is not a directory"
-    if os.statvfs(p).f_flag & os.ST_RDONLY:
-        return f"{path}: {p} is on a read-only file system"
-    if not os.access(p, os.W_OK | os.X_OK):
-        return f"{path}: {p} is not writable"
+    try:
+        while not _exists(p):
+            p = p.parent
+        if not p.is_dir():
+            return f"{path}: {p} is not a directory"
+        if os.statvfs(p).f_flag & os.ST_RDONLY:
+            return f"{path}: {p} is on a read-only file system"
+        if not os.access(p, os.W_OK | os.X_OK):
+            return f"{path}: {p} is not writable"
+        if p != Path(path).absolute():
+            os.rmdir(tempfile.mkdtemp(prefix=".nmfdnn-probe-", dir=p))
+    except OSError as e:
+        return f"{path}: cannot create a folder in {p} ({e.strerror or e})"
     return None
 
 

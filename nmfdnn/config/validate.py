@@ -23,6 +23,16 @@ def _positive_int(value, key):
     _int_at_least(value, key, 1)
 
 
+# The most iterations a key of one step may ask for (the paper uses at most 10; solver.cg_iters
+# defaults to 10): a larger count is a typo, and would hold a single batch for hours
+MAX_ITERS = 1000
+
+
+def _int_in(value, key, low: int, high: int):
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise NmfdnnError(f"{key} must be an integer in [{low}, {high}], got {value!r}")
+
+
 def _finite_at_least_zero(value, key):
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
         raise NmfdnnError(f"{key} must be a finite number >= 0, got {value!r}")
@@ -49,6 +59,12 @@ def _validate_dataset(d) -> None:
     elif d.name == "synthetic":
         for key, low in (("n_train", 1), ("n_test", 1), ("n_features", 1), ("n_classes", 2), ("seed", 0)):
             _int_at_least(d[key], f"dataset.{key}", low)
+    if d.get("image") is not None:  # conv net or not: the samples' shape, c x h x w features
+        image = list(d.image)
+        if len(image) != 3:
+            raise NmfdnnError(f"dataset.image must be [c, h, w] (three positive integers), got {image}")
+        for j, v in enumerate(image):
+            _positive_int(v, f"dataset.image[{j}]")
 
 
 def widest_rows(cfg) -> int:
@@ -104,6 +120,62 @@ def _validate_conv(cfg, shape) -> int | None:
     return layers[-1].n_in
 
 
+# The parameter of each activation: its key, and the least and largest value it may take in a dtype
+# (``finfo`` of it): softplus's values start at log(2)/beta and capped_relu's reach cap, and squares
+# of them summed over a batch must stay finite; a slope below the dtype's smallest normal number is 0.
+ACTIVATION_PARAMETERS = {
+    "leaky_relu": ("activation_slope", lambda f: float(f.tiny), None),
+    "capped_relu": ("activation_cap", lambda f: float(f.tiny) ** 0.5, lambda f: float(f.max) ** 0.25),
+    "softplus": ("activation_beta", lambda f: math.log(2) / float(f.max) ** 0.25, lambda f: float(f.max) ** 0.5),
+}
+
+
+def _check_activation_range(cfg) -> None:
+    """The chosen activation's parameter within what the run's dtype represents (see
+    :data:`ACTIVATION_PARAMETERS`): refused in one line before any work, not after it with warnings."""
+    import numpy as np
+
+    from .identity import dtype_name
+
+    name = str(cfg.get("activation", "relu"))
+    if name not in ACTIVATION_PARAMETERS:
+        return
+    key, low, high = ACTIVATION_PARAMETERS[name]
+    dtype = dtype_name(cfg)
+    f = np.finfo(dtype)
+    value = float(cfg.get(key))
+    lo = low(f)
+    if name == "leaky_relu":  # (0, 1) already checked
+        if value < lo:
+            raise NmfdnnError(f"{key}={value:g} is below the smallest normal {dtype} number ({lo:.3g}): it would act "
+                              f"as 0; use {key} in [{lo:.3g}, 1) or activation=relu")
+        return
+    hi = high(f)
+    if not lo <= value <= hi:
+        raise NmfdnnError(f"{key}={value:g} is out of what {name} can compute in {dtype}: use {key} in "
+                          f"[{lo:.3g}, {hi:.3g}]" + ("" if dtype == "float64" else " (or dtype=float64)"))
+
+
+def _warn_unused(cfg) -> None:
+    """One warning line per key set away from its default that this run does not use."""
+    from .schema import NMFSolverConfig, SyntheticConfig, TrainConfig
+
+    name = str(cfg.get("activation", "relu"))
+    used = ACTIVATION_PARAMETERS.get(name, (None,))[0]
+    for key, _, _ in ACTIVATION_PARAMETERS.values():
+        if key != used and cfg.get(key) is not None and float(cfg.get(key)) != getattr(TrainConfig, key):
+            log.warning("%s=%g has no effect: activation=%s does not use it", key, float(cfg.get(key)), name)
+    if not cfg.get("conv") and cfg.solver.get("cg_iters", NMFSolverConfig.cg_iters) != NMFSolverConfig.cg_iters:
+        log.warning("solver.cg_iters=%d has no effect: it acts on conv layers, and this net has none",
+                    cfg.solver.cg_iters)
+    d = cfg.dataset
+    if d.name == "synthetic" and d.get("image") and d.n_features != SyntheticConfig.n_features:
+        log.warning("dataset.n_features=%d has no effect: the samples are dataset.image=%s images (%d features)",
+                    d.n_features, list(d.image), math.prod(d.image))
+    if not cfg.dataset.get("val_size") and cfg.dataset.get("val_seed"):
+        log.warning("dataset.val_seed=%d has no effect without dataset.val_size", cfg.dataset.val_seed)
+
+
 def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=None) -> None:
     """Check ranges and cross-field constraints; raise :class:`NmfdnnError` with one line.
 
@@ -127,7 +199,13 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
                     cfg.get("activation_cap", 6.0), cfg.get("activation_beta", 1.0))
     if problem:
         raise NmfdnnError(problem)
+    _check_activation_range(cfg)
     flat = _validate_conv(cfg, shape) if cfg.get("conv") else None
+    if cfg.solver.get("freeze_conv") and not cfg.get("conv"):
+        raise NmfdnnError("solver.freeze_conv=true keeps conv layers' weights, but this net has none (conv=[]); "
+                          "add conv=[...] or leave solver.freeze_conv=false")
+    if n_train is not None:  # once per run (with the data-size checks): keys that this run does not use
+        _warn_unused(cfg)
     if cfg.backend.get("threads") is not None:
         _positive_int(cfg.backend.threads, "backend.threads")
     s = cfg.solver
@@ -135,8 +213,8 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
         for key in ("batch_size", "ae_samples"):
             _positive_int(s[key], f"solver.{key}")
         for key in ("ae_iters", "ae_nmf_iters", "ae_lsq_iters", "lsq_iters", "semi_nmf_iters"):
-            if not isinstance(s[key], int) or s[key] < 0:
-                raise NmfdnnError(f"solver.{key} must be a nonnegative integer, got {s[key]!r}")
+            _int_in(s[key], f"solver.{key}", 0, MAX_ITERS)
+        _int_in(s.get("cg_iters", 10), "solver.cg_iters", 1, MAX_ITERS)  # 0 would leave Z of a conv layer unchanged
         if not (0 < s.omega <= 2):
             raise NmfdnnError(f"solver.omega must be in (0, 2], got {s.omega!r}")
         for key in ("alpha", "beta", "lam", "l1_weights", "l1_activations", "filter_rho"):
@@ -222,8 +300,7 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
     elif s.name == "bp":
         for key in ("batch_size", "ae_samples"):
             _positive_int(s[key], f"solver.{key}")
-        if not isinstance(s.ae_epochs, int) or s.ae_epochs < 0:
-            raise NmfdnnError(f"solver.ae_epochs must be a nonnegative integer, got {s.ae_epochs!r}")
+        _int_in(s.ae_epochs, "solver.ae_epochs", 0, MAX_ITERS)
         for key in ("lr", "ae_lr", "eps"):
             if not (math.isfinite(s[key]) and s[key] > 0):
                 raise NmfdnnError(f"solver.{key} must be a finite positive number, got {s[key]!r}")
@@ -237,6 +314,12 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
                               f"set solver.batch_size={n_train} or less")
     else:
         raise NmfdnnError(f"unknown solver {s.name!r}")
+    if n_train is None:  # before the data are loaded: would the run fit into this machine's memory at all?
+        from ..memory import memory_problem
+
+        problem = memory_problem(cfg, shape=shape)
+        if problem:
+            raise NmfdnnError(problem)
 
 
 def validate_ranks(cfg, size: int, n_train: int | None = None) -> None:

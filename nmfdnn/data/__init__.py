@@ -32,7 +32,16 @@ def load_dataset(cfg) -> Dataset:
     ``val_size`` training samples as the validation split (never seen by training)."""
     if cfg.name not in LOADERS:
         raise NmfdnnError(f"unknown dataset {cfg.name!r}: choose one of {', '.join(LOADERS)}")
-    ds = LOADERS[cfg.name](cfg)
+    try:
+        ds = LOADERS[cfg.name](cfg)
+    except MemoryError as e:  # a refusal like any other (under MPI: every rank sees it, World.agree)
+        from ..memory import out_of_memory
+
+        raise NmfdnnError(out_of_memory(e)) from None
+    except OSError as e:  # a path the OS refuses (too long, a folder that is a file, ...)
+        from ..fileio import os_error_line
+
+        raise NmfdnnError(f"data set {cfg.name}: {os_error_line(e)}") from None
     train = subset(ds.train, cfg.get("train_subset"), 12345)
     test = subset(ds.test, cfg.get("test_subset"), 54321)
     val = None

@@ -217,15 +217,20 @@ def _install_members(tar: tarfile.TarFile, prefix: str, folder: Path, names: lis
             continue
         if not member.isfile() or member.size > MAX_BATCH_BYTES:
             continue
-        with tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp, tar.extractfile(member) as src:
-            shutil.copyfileobj(src, tmp)
-        if pooch.file_hash(tmp.name, alg="md5") == BIN_FILES[name]:
-            os.chmod(tmp.name, 0o644)
-            os.replace(tmp.name, folder / name)
-            done.append(name)
-        else:
-            os.unlink(tmp.name)
-            log.warning("CIFAR-10: %s from the archive has the wrong MD5; not kept", name)
+        tmp = None
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", suffix=".tmp", delete=False) as tmp, \
+                    tar.extractfile(member) as src:
+                shutil.copyfileobj(src, tmp)
+            if pooch.file_hash(tmp.name, alg="md5") == BIN_FILES[name]:
+                os.chmod(tmp.name, 0o644)
+                os.replace(tmp.name, folder / name)
+                done.append(name)
+            else:
+                log.warning("CIFAR-10: %s from the archive has the wrong MD5; not kept", name)
+        finally:  # also on an interrupt: no partial copy is left behind
+            if tmp is not None and os.path.exists(tmp.name):
+                os.unlink(tmp.name)
     return done
 
 

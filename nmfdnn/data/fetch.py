@@ -27,6 +27,7 @@ from pathlib import Path
 import pooch
 
 from ..errors import NmfdnnError
+from ..fileio import path_problem, short_path
 
 log = logging.getLogger(__name__)
 pooch.get_logger().setLevel(logging.WARNING)  # our own summary lines say what happened
@@ -43,12 +44,16 @@ def data_root(configured: str | None = None) -> Path:
         raise NmfdnnError("dataset.data_dir is empty; give a folder, or leave it unset (null) for $NMFDNN_DATA or "
                           "~/.cache/nmfdnn")
     if configured:
-        return Path(os.path.expanduser(str(configured))).absolute()
-    env = os.environ.get("NMFDNN_DATA")
-    if env:
-        return Path(os.path.expanduser(env)).absolute()
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return (Path(xdg) / "nmfdnn").absolute()
+        root = Path(os.path.expanduser(str(configured))).absolute()
+    elif os.environ.get("NMFDNN_DATA"):
+        root = Path(os.path.expanduser(os.environ["NMFDNN_DATA"])).absolute()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = (Path(xdg) / "nmfdnn").absolute()
+    problem = path_problem(root / "cifar10" / "cifar-10-batches-bin" / "data_batch_1.bin")  # its longest file
+    if problem:
+        raise NmfdnnError(f"data directory {short_path(root)}: {problem}; set data_dir=... or NMFDNN_DATA")
+    return root
 
 
 def ensure_dir(path: Path) -> Path:
