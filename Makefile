@@ -10,7 +10,7 @@ ARGS ?=
 .PHONY: help install fetch train lint test test-fast clean slurm-up slurm-down readme index claims \
 	table1 table1-times table1-paper cifar10 fig1 defaults tune tune-cifar10 tune-precision \
 	speed speed-paper speed-cifar10 speed-runs speed-ops bench bench-tta tta-screen scaling mpi \
-	bench-gpu kill-resume startup conv-screen conv activations-screen activations
+	bench-gpu kill-resume startup conv-screen conv activations-screen activations filter-screen
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) \
@@ -129,6 +129,22 @@ conv-screen: install ## screen conv nets on validation data, MNIST and CIFAR-10 
 	$(CSCREEN) dataset=mnist $(CONV16) hidden=[500] solver.hidden_rcond=1e-2,4e-2
 	$(CSCREEN) dataset=mnist $(CONV32) hidden=[500]
 	$(NMFDNN) report outputs/tune/conv_screen
+
+# The filter steps on validation data: MNIST and CIFAR-10, 15,000 / 5,000 images of the training
+# set, 3 epochs, one seed (a proxy of the 10-epoch runs; outputs/tune/README.md)
+FSCREEN = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000 \
+	epochs=3 solver.filter_trace=true backend.threads=1 seed=0
+MC = experiment=mnist_conv_nmf solver.hidden_rcond=1e-2
+GN = solver.filter_step=gauss_newton
+filter-screen: install ## screen the conv filter steps and memory on validation data
+	$(FSCREEN) $(MC) solver.filter_step=alg2 solver.freeze_conv=true,false
+	$(FSCREEN) $(MC) $(GN) solver.filter_target=above,output
+	$(FSCREEN) $(MC) $(GN) solver.filter_target=output solver.filter_rho=1e-5 solver.filter_cg_iters=20
+	$(FSCREEN) $(MC) $(GN) solver.filter_target=output 'solver.layer_omega=[2.0,1.0]'
+	$(FSCREEN) $(MC) solver.memory=0.9
+	$(FSCREEN) experiment=cifar10_conv_nmf solver.filter_step=alg2 solver.freeze_conv=true,false
+	$(FSCREEN) experiment=cifar10_conv_nmf $(GN) solver.filter_target=output
+	$(NMFDNN) report outputs/tune/filter_screen
 
 CONVRUN = $(SWEEP) $(call IN,conv) seed=0,1,2 backend.threads=1
 conv: install ## conv nets on MNIST and CIFAR-10: NMF, BP, the frozen-filter ablation; 3 seeds
