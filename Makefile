@@ -253,7 +253,7 @@ tune-precision: install ## outputs/tune/paper_precision: experiment=paper, float
 	  dtype=float32,float64 seed=0,1
 	$(NMFDNN) report outputs/tune/paper_precision
 
-# nmfdnn tune: conf/tune/nmf_optuna.yaml, trials in outputs/tune/nmf_optuna/runs/trial-NNNN (rerun: it goes on)
+# nmfdnn tune: conf/tune/nmf_optuna.yaml; trials in outputs/tune/nmf_optuna/runs/ (a rerun goes on)
 TRIALS ?= 16
 WORKERS ?= 1
 tune: install ## the Optuna search behind nmf_best, on validation data (TRIALS trials of [1000,500])
