@@ -132,19 +132,11 @@ class _NetClassifier(*_BASES):
     def __init__(self, hidden=(1000, 500), epochs=10, seed=0, dtype="float64", backend="numpy", threads=None,
                  solver_params=None, conv=(), image_shape=None, activation="relu", activation_slope=0.01,
                  activation_cap=6.0, activation_beta=1.0):
-        self.activation = activation
-        self.activation_slope = activation_slope
-        self.activation_cap = activation_cap
-        self.activation_beta = activation_beta
-        self.conv = conv
-        self.image_shape = image_shape
-        self.hidden = hidden
-        self.epochs = epochs
-        self.seed = seed
-        self.dtype = dtype
-        self.backend = backend
-        self.threads = threads
-        self.solver_params = solver_params
+        self.hidden, self.epochs, self.seed, self.dtype = hidden, epochs, seed, dtype
+        self.backend, self.threads, self.solver_params = backend, threads, solver_params
+        self.conv, self.image_shape = conv, image_shape
+        self.activation, self.activation_slope = activation, activation_slope
+        self.activation_cap, self.activation_beta = activation_cap, activation_beta
 
     def _config(self, n_samples: int):
         params = dict(self.solver_params or {})

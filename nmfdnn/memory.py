@@ -163,7 +163,7 @@ def estimate_bytes(cfg, sizes=None, shape=None, host_data: bool = True) -> int |
     ``sizes`` ``(n_train, n_test, n_features, n_classes)`` (default: :func:`data_sizes`) and the image
     ``shape`` of the samples (default: the config's); None when the sizes are not known yet.
     ``host_data=False``: the loaded inputs are in memory already (not counted)."""
-    from .config.validate import image_shape
+    from .config.shapes import image_shape
 
     sizes = sizes or data_sizes(cfg.dataset)
     if sizes is None:

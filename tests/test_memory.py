@@ -138,21 +138,24 @@ def test_memory_and_the_gauss_newton_step_train_and_report_their_numbers(tmp_pat
     assert not np.array_equal(a["W1"], b["W1"])  # the keys act
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("solver.memory=-0.1", "solver.memory must be a number in [0, 1]"),
-    ("solver.memory=1.5", "solver.memory must be a number in [0, 1]"),
-    ("solver.memory=nan", "solver.memory must be a number in [0, 1]"),
-    ("solver.filter_step=newton", "solver.filter_step must be alg2 or gauss_newton"),
-    ("solver.filter_cg_iters=0", "solver.filter_cg_iters must be an integer in [1, 1000]"),
-    ("solver.filter_cg_iters=100000", "solver.filter_cg_iters must be an integer in [1, 1000]"),
-    ("solver.filter_rho=-1", "solver.filter_rho must be a finite number >= 0"),
-    ("solver.filter_rho=inf", "solver.filter_rho must be a finite number >= 0"),
-])
-def test_bad_values_are_one_line(tmp_path, override, needle):
-    d = tmp_path / "r"
-    code, _, err = cli(["train", *IMAGES, *CONV, override, f"hydra.run.dir={d}"])
-    one_line_error(code, err, needle)
-    assert not d.exists()
+BAD = {"solver.memory=-0.1": "solver.memory must be a number in [0, 1]",
+       "solver.memory=1.5": "solver.memory must be a number in [0, 1]",
+       "solver.memory=nan": "solver.memory must be a number in [0, 1]",
+       "solver.filter_step=newton": "solver.filter_step must be alg2 or gauss_newton",
+       "solver.filter_cg_iters=0": "solver.filter_cg_iters must be an integer in [1, 1000]",
+       "solver.filter_cg_iters=100000": "solver.filter_cg_iters must be an integer in [1, 1000]",
+       "solver.filter_rho=-1": "solver.filter_rho must be a finite number >= 0",
+       "solver.filter_rho=inf": "solver.filter_rho must be a finite number >= 0",
+       "solver.filter_order=sideways": "solver.filter_order must be after or before",
+       "solver.filter_target=input": "solver.filter_target must be above or output"}
+
+
+def test_bad_values_are_one_line(tmp_path):
+    for i, (override, needle) in enumerate(BAD.items()):
+        d = tmp_path / f"r{i}"
+        code, _, err = cli(["train", *IMAGES, *CONV, override, f"hydra.run.dir={d}"])
+        one_line_error(code, err, needle)
+        assert not d.exists(), override
 
 
 def test_gauss_newton_without_conv_layers_is_refused(tmp_path):

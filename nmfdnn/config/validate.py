@@ -73,17 +73,7 @@ def widest_rows(cfg) -> int:
     return max(cfg.hidden) + int(has_bias(cfg))
 
 
-# The image shape (c, h, w) of each data set whose shape is known before loading it (idx: after)
-IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-
-
-def image_shape(d):
-    """``(c, h, w)`` of the samples of data-set config ``d`` when it is known without loading them."""
-    if d.name == "cifar10" and d.get("grayscale"):
-        return (1, 32, 32)
-    if d.name in ("synthetic", "array"):
-        return tuple(d.image) if d.get("image") else None
-    return IMAGE_SHAPES.get(d.name)
+from .shapes import IMAGE_SHAPES, image_shape  # noqa: F401 (the names validation and its callers use)
 
 
 def _validate_conv(cfg, shape) -> int | None:

@@ -89,14 +89,7 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
         if gauss_newton and sol.filter_order == "before" and layers[i - 2].kind == "conv" and not frozen[i - 2] \
                 and i - 2 not in stepped:
             # the filters first, on the residual that W_i has not absorbed yet; W_i then sees their output
-            with timers("filters"):
-                step = filter_step(bk, layers[i - 2], layer, Ws[i - 2], Ws[i - 1], Zs[i - 2], Zs[i - 1], Zs[i], Z_hat,
-                                   bias, sol.filter_rho, sol.filter_cg_iters, layer_omega(sol, i - 1))
-            check_finite(bk, step.W, f"weights W_{i - 1} after the Gauss-Newton filter step", _REMEDY)
-            Ws[i - 2] = step.W
-            stepped.add(i - 2)
-            if trace is not None:
-                trace.append((i - 1, step.share, step.ratio))
+            _gauss_newton(bk, layers, Ws, Zs, i, Zs[i], Z_hat, sol, stepped, trace, timers)
             with timers("forward"):
                 Zs[i - 1] = layers[i - 2].forward(bk, Ws[i - 2], Zs[i - 2], bias)
                 Zs[i] = layer.forward(bk, Ws[i - 1], Zs[i - 1], bias)
@@ -120,14 +113,7 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
             with timers("forward"):
                 Z_up = layer.forward(bk, Ws[i - 1], Zs[i - 1], bias)  # Z_i with the new W_i
             if gauss_newton:
-                with timers("filters"):
-                    step = filter_step(bk, below, layer, Ws[i - 2], Ws[i - 1], Zs[i - 2], Zs[i - 1], Z_up, Z_hat,
-                                       bias, sol.filter_rho, sol.filter_cg_iters, layer_omega(sol, i - 1))
-                check_finite(bk, step.W, f"weights W_{i - 1} after the Gauss-Newton filter step", _REMEDY)
-                Ws[i - 2] = step.W
-                stepped.add(i - 2)
-                if trace is not None:
-                    trace.append((i - 1, step.share, step.ratio))
+                _gauss_newton(bk, layers, Ws, Zs, i, Z_up, Z_hat, sol, stepped, trace, timers)
                 if i == 2:
                     return  # W_1 is done and nothing below needs a target
             else:
@@ -147,6 +133,19 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
                         first.targets(bk, Zs[1]), first.act)
     check_finite(bk, Ws[0], "weights W_1 after Algorithm 2", _REMEDY)
     _trace_alg2(bk, trace, above, layers, 0, W_old, Ws, Zs, bias, timers)
+
+
+def _gauss_newton(bk, layers, Ws, Zs, i, Z_up, Z_hat, sol: NMFSettings, stepped, trace, timers):
+    """The Gauss-Newton filter step of the convolution ``W_{i-1}`` through ``W_i`` (output ``Z_up``,
+    target ``Z_hat``): its weights updated in place, marked as stepped, its numbers traced."""
+    with timers("filters"):
+        step = filter_step(bk, layers[i - 2], layers[i - 1], Ws[i - 2], Ws[i - 1], Zs[i - 2], Zs[i - 1], Z_up, Z_hat,
+                           sol.bias, sol.filter_rho, sol.filter_cg_iters, layer_omega(sol, i - 1))
+    check_finite(bk, step.W, f"weights W_{i - 1} after the Gauss-Newton filter step", _REMEDY)
+    Ws[i - 2] = step.W
+    stepped.add(i - 2)
+    if trace is not None:
+        trace.append((i - 1, step.share, step.ratio))
 
 
 def _pinv(bk, A, sol: NMFSettings, memory, key: str):
