@@ -212,7 +212,7 @@ def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None 
     result.info.update(trainer.info)
     from .method.sparse import sparsity
 
-    # the sparsity reached (issue 38: what solver.l1_weights / l1_activations buy), on the test samples
+    # the sparsity reached (what solver.l1_weights / l1_activations buy), on the test samples
     result.info["sparsity"] = sparsity(bk, Ws, hooks.X_test, has_bias(cfg), custom_layers(trainer.layers))
     w, (s0, b0, c0), n = bk.world, hooks.comm_start, max(1, hooks.batches)
     result.info["ranks"] = w.size

@@ -19,7 +19,7 @@ def dtype_name(cfg) -> str:
     return cfg.dtype.value if isinstance(cfg.dtype, Enum) else str(cfg.dtype)
 
 
-# Keys the schema gained after runs were archived, with the value that means "as before" (a dense net:
+# Keys the schema gained after runs were archived, with the value that means "the key was off" (a dense net:
 # ``conv: []``; plain vectors: ``dataset.image: null``; ``solver.cg_iters`` and ``freeze_conv`` act on
 # conv nets only); ``activation`` relu with its unused parameters, no L1 penalty
 ADDED_KEYS = {("logger",): None, ("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"): 10, ("solver", "freeze_conv"): False,
@@ -31,7 +31,7 @@ ADDED_KEYS = {("logger",): None, ("conv",): [], ("dataset", "image"): None, ("so
               ("solver", "ae_whiten"): None, ("solver", "ae_patches"): 100000}
 
 
-# The BP losses' names as issue 38 spells them, and the names runs were archived with
+# The BP losses' names, and the shorter names archived runs carry
 LOSS_NAMES = {"squared": "mse", "cross_entropy": "xent"}
 
 
@@ -58,7 +58,7 @@ def _without(config: dict, path: tuple, before) -> dict:
 def effective(config: dict) -> dict:
     """A plain config dict with the values that ``null`` stands for filled in (``solver.factor_dtype``
     null = ``dtype``) and the keys added after runs were archived left out while they hold the value that
-    means "as before" (:data:`ADDED_KEYS`), so that two configs that run the same computation compare
+    means "off" (:data:`ADDED_KEYS`), so that two configs that run the same computation compare
     equal and every earlier run keeps its identity."""
     if not isinstance(config, dict):
         return config

@@ -119,7 +119,7 @@ class NMFSolverConfig:
     hidden_rcond: float = 1e-14  # truncation s_i/s_1 of hidden-layer pseudo-inverses
     # precision of the small factorisations (Cholesky/eigen/SVD/QR of the Gram and batch matrices; the
     # products, the Gram products included, stay in dtype): float64 whatever dtype (mixed precision under
-    # dtype=float32, no change under float64); null: dtype (pure float32, as before; outputs/defaults/)
+    # dtype=float32, no change under float64); null: dtype (pure float32; outputs/defaults/)
     factor_dtype: Optional[DType] = DType.float64
     output_init: OutputInit = OutputInit.lstsq  # W_d after pre-training: lstsq or zeros
     bias: bool = False  # bias vectors (the paper has none; its follow-up adds them)

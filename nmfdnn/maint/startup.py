@@ -2,7 +2,7 @@
 as a newcomer meets it — the median wall time of ``nmfdnn --help``, ``nmfdnn train --help`` and
 ``python -c "import nmfdnn.cli"`` over ``--repeat`` runs each (interleaved, so that a busy moment of
 the machine touches every command alike), and the modules that ``import nmfdnn.cli`` loads that it
-should not (scikit-learn, matplotlib, mpi4py, optuna, torch). Goals (issue 39): ``--help`` <= 0.5 s,
+should not (scikit-learn, matplotlib, mpi4py, optuna, torch). Goals: ``--help`` <= 0.5 s,
 ``train --help`` <= 1.0 s on the 2-core machine with every extra installed. No timed test: a script.
 """
 

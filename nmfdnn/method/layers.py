@@ -12,7 +12,7 @@ A layer says
 * ``shape(bias)``: the shape of ``W_i``; ``n_out``: the features of ``Z_i`` per sample.
 
 :class:`Dense` is the paper's layer (``A = [Z; e^T]``, ``T`` the identity), its steps the same calls,
-in the same order, as before the seam; :class:`Conv` is a convolution with average pooling
+in the paper's order; :class:`Conv` is a convolution with average pooling
 (:mod:`nmfdnn.method.conv`). A further layer type is one more class here. :func:`build` makes the
 layers of a network from its input shape, the ``conv`` specs and the ``hidden`` widths.
 """

@@ -260,7 +260,7 @@ class InputSVD:
 def input_svd(bk, X, threshold: float, bias: bool = False, energy: float | None = None) -> InputSVD:
     """Truncated SVD of ``X`` keeping ``s_i / s_1 > threshold`` (Sec. 3.3).
 
-    ``energy`` (beyond the paper, ``solver.input_energy``; issue 38) replaces the fixed ratio: the
+    ``energy`` (beyond the paper, ``solver.input_energy``) replaces the fixed ratio: the
     fewest leading directions whose ``s_i^2`` sum to at least ``energy`` times ``||X||_F^2 = sum s_i^2``
     (the share of the input's energy the first layer sees); ``energy = 1`` keeps every direction the
     Gram matrix resolves (the full input).

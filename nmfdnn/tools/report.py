@@ -26,7 +26,7 @@ log = logging.getLogger("nmfdnn")
 
 # Keys that do not change what a run computes, and the replicate index: they do not split groups.
 IGNORED = {"seed", *NON_RESULT_KEYS}
-# The keys effective() leaves out while they hold their "as before" value, flattened: what a missing one means
+# The keys effective() leaves out while they hold their off value, flattened: what a missing one means
 AS_BEFORE = {".".join(path): before for path, before in ADDED_KEYS.items()}
 
 
