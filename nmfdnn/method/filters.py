@@ -52,12 +52,14 @@ from . import conv as _conv
 
 @dataclass
 class FilterStepResult:
-    """The new filters and the two numbers of the step (``share``: of ``||R||^2`` removed;
-    ``ratio``: ``||omega dW|| / ||W||``)."""
+    """The new filters, the two numbers of the step (``share``: of ``||R||^2`` removed; ``ratio``:
+    ``||omega dW|| / ||W||``) and the outputs of the layers it recomputed with the new filters (from the
+    convolution's up: the forward pass that measured the share, for the caller to go on with)."""
 
     W: object
     share: float
     ratio: float
+    outputs: list
 
 
 def above_linear(bk, above, V0, Z):
@@ -164,11 +166,12 @@ def chain_step(bk, layer, chain, W, A, Z_j, R, rho: float, iters: int):
     return dW, r0
 
 
-def residual_above(bk, layer, above, W, V, Z_prev, B_up, bias: bool) -> float:
-    """``||Z_hat_{j+1} - f(L_{j+1} f(T(W A_j)) + c)||^2`` (summed over the processes)."""
+def residual_above(bk, layer, above, W, V, Z_prev, B_up, bias: bool):
+    """``(||Z_hat_{j+1} - Z_{j+1}||^2, [Z_j, Z_{j+1}])`` with ``Z_{j+1} = f(L_{j+1} f(T(W A_j)) + c)``
+    (the norm summed over the processes)."""
     Z_j = layer.forward(bk, W, Z_prev, bias)
-    R = B_up - above.forward(bk, V, Z_j, bias)
-    return _sq_norm_samples(bk, R)
+    Z_up = above.forward(bk, V, Z_j, bias)
+    return _sq_norm_samples(bk, B_up - Z_up), [Z_j, Z_up]
 
 
 def filter_step(bk, layer, above, W, V, Z_prev, Z_j, Z_up, B_up, bias: bool, rho: float, iters: int,
@@ -182,9 +185,14 @@ def filter_step(bk, layer, above, W, V, Z_prev, Z_j, Z_up, B_up, bias: bool, rho
     if omega != 1.0:
         dW *= omega
     W_new = W + dW
-    r1 = residual_above(bk, layer, above, W_new, V, Z_prev, B_up, bias)
+    r1, outputs = residual_above(bk, layer, above, W_new, V, Z_prev, B_up, bias)
+    return _result(bk, W, dW, r0, r1, outputs)
+
+
+def _result(bk, W, dW, r0: float, r1: float, outputs) -> FilterStepResult:
     wn = _dot(bk, W, W) ** 0.5
-    return FilterStepResult(W_new, 1.0 - r1 / r0 if r0 > 0 else 0.0, (_dot(bk, dW, dW) ** 0.5) / wn if wn else 0.0)
+    return FilterStepResult(W + dW, 1.0 - r1 / r0 if r0 > 0 else 0.0,
+                            (_dot(bk, dW, dW) ** 0.5) / wn if wn else 0.0, outputs)
 
 
 def filter_step_share(bk, layer, above, W_old, W_new, V, Z_prev, Z_up, B_up, bias: bool) -> tuple[float, float]:
@@ -192,7 +200,7 @@ def filter_step_share(bk, layer, above, W_old, W_new, V, Z_prev, Z_up, B_up, bia
     residual ``||Z_hat_{j+1} - Z_{j+1}||^2`` it removed, with ``Z_up`` the output above with ``W_old``,
     and ``||W_new - W_old|| / ||W_old||``."""
     r0 = _sq_norm_samples(bk, B_up - Z_up)
-    r1 = residual_above(bk, layer, above, W_new, V, Z_prev, B_up, bias)
+    r1, _ = residual_above(bk, layer, above, W_new, V, Z_prev, B_up, bias)
     wn = _dot(bk, W_old, W_old) ** 0.5
     d = W_new - W_old
     return (1.0 - r1 / r0 if r0 > 0 else 0.0), ((_dot(bk, d, d) ** 0.5) / wn if wn else 0.0)
@@ -216,13 +224,11 @@ def output_filter_step(bk, layers, Ws, j: int, Zs, Y, bias: bool, rho: float, it
     del A
     if omega != 1.0:
         dW *= omega
-    W_new = Ws[j] + dW
-    Z = layer.forward(bk, W_new, Zs[j], bias)
+    outputs = [layer.forward(bk, Ws[j] + dW, Zs[j], bias)]
     for k in range(j + 1, len(layers)):
-        Z = layers[k].forward(bk, Ws[k], Z, bias)
-    r1 = _sq_norm_samples(bk, Y - affine_out(Wd, Z, bias))
-    wn = _dot(bk, Ws[j], Ws[j]) ** 0.5
-    return FilterStepResult(W_new, 1.0 - r1 / r0 if r0 > 0 else 0.0, (_dot(bk, dW, dW) ** 0.5) / wn if wn else 0.0)
+        outputs.append(layers[k].forward(bk, Ws[k], outputs[-1], bias))
+    r1 = _sq_norm_samples(bk, Y - affine_out(Wd, outputs[-1], bias))
+    return _result(bk, Ws[j], dW, r0, r1, outputs)
 
 
 def affine_out(W, Z, bias: bool):

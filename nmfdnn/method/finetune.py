@@ -68,13 +68,8 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
             with timers("filters"):
                 step = output_filter_step(bk, layers, Ws, j, Zs, YJ, bias, sol.filter_rho, sol.filter_cg_iters,
                                           layer_omega(sol, j + 1))
-            check_finite(bk, step.W, f"weights W_{j + 1} after the Gauss-Newton filter step", _REMEDY)
-            Ws[j] = step.W
-            stepped.add(j)
-            if trace is not None:
-                trace.append((j + 1, step.share, step.ratio))
-            with timers("forward"):
-                Zs = forward(bk, Ws, XJ, bias, layers)  # Algorithm 4 goes on with the new filters' features
+            _keep(bk, step, j, Ws, stepped, trace)
+            Zs[j + 1:] = step.outputs  # Algorithm 4 goes on with the new filters' features
     with timers("semi_nmf"):  # Z_{d-1} in the range of the hidden layers' f (ReLU: the paper's Z >= 0)
         Ws[-1], Z_hat = semi_nmf(bk, YJ, Ws[-1], Zs[-1], sol.semi_nmf_iters, sol.hidden_rcond,
                                  sol.pinv, bias, alpha, beta, layers[-1].act, sol.l1_activations, memory)
@@ -89,10 +84,7 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
         if gauss_newton and sol.filter_order == "before" and layers[i - 2].kind == "conv" and not frozen[i - 2] \
                 and i - 2 not in stepped:
             # the filters first, on the residual that W_i has not absorbed yet; W_i then sees their output
-            _gauss_newton(bk, layers, Ws, Zs, i, Zs[i], Z_hat, sol, stepped, trace, timers)
-            with timers("forward"):
-                Zs[i - 1] = layers[i - 2].forward(bk, Ws[i - 2], Zs[i - 2], bias)
-                Zs[i] = layer.forward(bk, Ws[i - 1], Zs[i - 1], bias)
+            Zs[i - 1], Zs[i] = _gauss_newton(bk, layers, Ws, Zs, i, Zs[i], Z_hat, sol, stepped, trace, timers)
         if i - 1 not in stepped:
             A = layer.design(bk, Zs[i - 1], bias)
             with timers("pinv"):
@@ -137,15 +129,22 @@ def finetune_batch(bk, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, layers
 
 def _gauss_newton(bk, layers, Ws, Zs, i, Z_up, Z_hat, sol: NMFSettings, stepped, trace, timers):
     """The Gauss-Newton filter step of the convolution ``W_{i-1}`` through ``W_i`` (output ``Z_up``,
-    target ``Z_hat``): its weights updated in place, marked as stepped, its numbers traced."""
+    target ``Z_hat``), kept by :func:`_keep`; returns ``[Z_{i-1}, Z_i]`` with the new filters."""
     with timers("filters"):
         step = filter_step(bk, layers[i - 2], layers[i - 1], Ws[i - 2], Ws[i - 1], Zs[i - 2], Zs[i - 1], Z_up, Z_hat,
                            sol.bias, sol.filter_rho, sol.filter_cg_iters, layer_omega(sol, i - 1))
-    check_finite(bk, step.W, f"weights W_{i - 1} after the Gauss-Newton filter step", _REMEDY)
-    Ws[i - 2] = step.W
-    stepped.add(i - 2)
+    _keep(bk, step, i - 2, Ws, stepped, trace)
+    return step.outputs
+
+
+def _keep(bk, step, j: int, Ws, stepped, trace):
+    """A filter step's new weights for the convolution at Python index ``j``: checked, kept, marked as
+    stepped and traced."""
+    check_finite(bk, step.W, f"weights W_{j + 1} after the Gauss-Newton filter step", _REMEDY)
+    Ws[j] = step.W
+    stepped.add(j)
     if trace is not None:
-        trace.append((i - 1, step.share, step.ratio))
+        trace.append((j + 1, step.share, step.ratio))
 
 
 def _pinv(bk, A, sol: NMFSettings, memory, key: str):

@@ -28,8 +28,6 @@ same ``G``. The matrices are part of a run's state: :meth:`GramMemory.state` goe
 
 from __future__ import annotations
 
-import numpy as np
-
 from .linalg import CholRightPinv, RightPinv, _batch_pinv_from_gram, gram_cholesky, truncated_eigh
 
 
@@ -44,7 +42,7 @@ class GramMemory:
     def running(self, bk, key: str, G_batch, commit: bool = True):
         """``beta G_{k-1} + G_batch`` in float64 (``G_batch`` already summed over the processes); kept
         as the slot's state when ``commit``."""
-        G = G_batch.astype(np.float64) if isinstance(G_batch, np.ndarray) else bk.xp.asarray(G_batch, dtype="float64")
+        G = bk.xp.asarray(G_batch, dtype=bk.xp.float64)
         prev = self.G.get(key)
         if prev is not None:
             G = G + self.beta * prev
