@@ -592,3 +592,21 @@ def test_an_allocation_that_fails_under_mpiexec_is_one_line(tmp_path, ranks, pre
     errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower() or "abort" in ln.lower()]
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert len(errors) == 1 and errors[0].startswith(prefix), r.stderr  # the log's INFO lines aside
+
+
+def test_an_interrupt_whose_clean_up_fails_is_still_an_interrupt(monkeypatch):
+    """A SIGINT during composition whose context manager then fails on the half-built config (seen under
+    load: "'NoneType' object has no attribute '_invalidate_flags_cache'") is an interrupt, not a refusal."""
+    import hydra
+
+    from nmfdnn.config import compose_config
+
+    def compose(*args, **kwargs):  # noqa: ARG001
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise AttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'") from None
+
+    monkeypatch.setattr(hydra, "compose", compose)
+    with pytest.raises(KeyboardInterrupt):
+        compose_config(["dataset=synthetic"], check=False)

@@ -113,6 +113,17 @@ def sweep_jobs(args: list[str], limit: int = 2000) -> list[list[str]] | None:
     return [list(job) for job in itertools.product(*choices)]
 
 
+def _interrupted(e: BaseException) -> bool:
+    """Whether ``e`` was raised while handling a KeyboardInterrupt (anywhere in its chain)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__context__ or e.__cause__
+    return False
+
+
 def compose_config(overrides: list[str], return_hydra_config: bool = False, check: bool = True):
     """The ``train`` config composed through Hydra's compose API with ``overrides``, as ``nmfdnn
     train`` composes it: the one helper every command and test uses. Composition errors (unknown
@@ -127,6 +138,8 @@ def compose_config(overrides: list[str], return_hydra_config: bool = False, chec
         with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
             cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=return_hydra_config)
     except Exception as e:
+        if _interrupted(e):  # a SIGINT mid-composition, whose clean-up then failed on the half-built config
+            raise KeyboardInterrupt from None
         raise NmfdnnError(one_line(e)) from None
     finally:
         GlobalHydra.instance().clear()
