@@ -148,15 +148,19 @@ filter-screen: install ## screen the conv filter steps and memory on validation 
 	$(NMFDNN) report outputs/tune/filter_screen
 
 CONVRUN = $(SWEEP) $(call IN,conv) seed=0,1,2 backend.threads=1
-conv: install ## conv nets on MNIST and CIFAR-10: NMF, BP, the frozen-filter ablation; 3 seeds
+conv: install ## conv nets, MNIST and CIFAR-10: NMF (two filter steps), BP, frozen; 3 seeds
 	$(CONVRUN) experiment=mnist_conv_bp
 	$(CONVRUN) experiment=mnist_conv_nmf
 	$(CONVRUN) experiment=mnist_conv_nmf solver.freeze_conv=true
 	$(CONVRUN) experiment=mnist_conv_nmf 'solver.layer_omega=[0.1,1.0]'
 	$(CONVRUN) experiment=mnist_conv_nmf solver.hidden_rcond=1e-2
+	$(CONVRUN) experiment=mnist_conv_nmf solver.hidden_rcond=1e-2 solver.freeze_conv=true
+	$(CONVRUN) experiment=mnist_conv_nmf_gn
 	$(NMFDNN) fetch cifar10
 	$(CONVRUN) experiment=cifar10_conv_bp
 	$(CONVRUN) experiment=cifar10_conv_nmf
+	$(CONVRUN) experiment=cifar10_conv_nmf solver.freeze_conv=true
+	$(CONVRUN) experiment=cifar10_conv_nmf_gn
 	$(NMFDNN) report outputs/conv
 	$(NMFDNN) plot outputs/conv --name fig
 
