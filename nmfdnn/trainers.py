@@ -43,16 +43,18 @@ def network_layers(cfg, n_in: int, shape=None) -> list:
 def activation_of(cfg):
     """The run's hidden activation (:class:`nmfdnn.method.activations.Activation`) from ``activation``
     and its parameters; a config without the keys (written before them) has ReLU."""
-    from .method.activations import Activation
+    from .method.activations import named
 
-    return Activation(str(cfg.get("activation", "relu")), float(cfg.get("activation_slope", 0.01)),
-                      float(cfg.get("activation_cap", 6.0)), float(cfg.get("activation_beta", 1.0)))
+    return named(str(cfg.get("activation", "relu")), slope=cfg.get("activation_slope", 0.01),
+                 cap=cfg.get("activation_cap", 6.0), beta=cfg.get("activation_beta", 1.0))
 
 
 def custom_layers(layers):
     """``layers`` where they differ from the paper's dense ReLU net (a conv layer, another activation),
     else None: the method's default path, bit for bit the paper's."""
-    plain = all(layer.kind == "dense" and layer.act.is_relu for layer in layers)
+    from .method.activations import RELU
+
+    plain = all(layer.kind == "dense" and layer.act == RELU for layer in layers)
     return None if plain else layers
 
 
@@ -207,9 +209,9 @@ class BPTrainer(Trainer):
             with self.timers("ae_backprop"):
                 if sol.ae_epochs > 0:
                     act = self.layers[i].act
-                    W = pretrain_autoencoder(bk, Z, n, sol, self.rng, bias, None if act.is_relu else act)
+                    W = pretrain_autoencoder(bk, Z, n, sol, self.rng, bias, act)
                     Z = affine(W, Z, bias)
-                    bk.relu(Z, out=Z) if act.is_relu else act.apply(bk, Z, out=Z)
+                    act.apply(bk, Z, out=Z)
                 else:
                     W = glorot_uniform(bk, self.rng, n, n_prev, bias)
             Ws.append(W)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nmfdnn.config import NMFSolverConfig
-from nmfdnn.method.activations import NAMES, Activation
+from nmfdnn.method.activations import NAMES, named
 from nmfdnn.method.autoencoder import pretrain_layer
 from nmfdnn.method.finetune import finetune_batch
 from nmfdnn.method.layers import build
@@ -97,7 +97,7 @@ def naive_alg4_batch(Ws, XJ, YJ, Xpinv, S, L, omega, bias, name, l1w, l1z):
 
 
 def act(name):
-    return Activation(name, A_SLOPE, A_CAP, A_BETA)
+    return named(name, slope=A_SLOPE, cap=A_CAP, beta=A_BETA)
 
 
 def settings(**kw):

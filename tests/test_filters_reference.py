@@ -8,12 +8,11 @@ import pytest
 
 from nmfdnn.backend import get_backend
 from nmfdnn.method import filters
-from nmfdnn.method.activations import Activation
+from nmfdnn.method.activations import RELU, LeakyReLU, Softplus
 from nmfdnn.method.conv import ConvSpec
 from nmfdnn.method.layers import Conv, Dense
 
-ACTS = {"relu": Activation("relu", 0.01, 6.0, 1.0), "leaky": Activation("leaky_relu", 0.1, 6.0, 1.0),
-        "softplus": Activation("softplus", 0.01, 6.0, 2.0)}
+ACTS = {"relu": RELU, "leaky": LeakyReLU(0.1), "softplus": Softplus(2.0)}
 SPECS = {"pad-pool": ConvSpec(2, 6, 6, 3, 3, padding=1, pool=2), "stride": ConvSpec(1, 7, 7, 2, 3, stride=2)}
 
 

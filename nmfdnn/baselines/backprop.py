@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from ..method.activations import RELU
 from ..method.network import affine, forward
 
 
@@ -85,11 +86,9 @@ def loss_and_grads(bk, Ws, X, Y, loss: str, bias: bool, layers=None):
 
 
 def _derivative(bk, layer, Z):
-    """``f'(U)`` of the layer that output ``Z = f(U)``: ReLU's ``[Z > 0]`` unless the layer has another
-    activation (:meth:`nmfdnn.method.activations.Activation.derivative`)."""
-    if layer is None or layer.act.is_relu:
-        return Z > 0  # ReLU'(U) = 1 where Z = f(U) > 0
-    return layer.act.derivative(bk, Z)
+    """``f'(U)`` of the layer that output ``Z = f(U)`` (:meth:`nmfdnn.method.activations.Activation.derivative`;
+    ``layer`` None: ReLU's)."""
+    return (RELU if layer is None else layer.act).derivative(bk, Z)
 
 
 class Adam:
@@ -143,21 +142,19 @@ class Adam:
             arr[xp.abs(arr) < xp.finfo(arr.dtype).tiny] = 0
 
 
-def pretrain_autoencoder(bk, Z, n_out, sol, rng, bias, act=None):
+def pretrain_autoencoder(bk, Z, n_out, sol, rng, bias, act=RELU):
     """One layer of the stacked autoencoder trained by backprop + Adam (Sec. 5, ref. [1]).
 
     Encoder ``f(W Z)``, linear decoder ``W' f(W Z)``, squared reconstruction error, Adam with
     ``solver.ae_lr`` on mini-batches of ``solver.batch_size`` for ``solver.ae_epochs`` epochs.
-    Returns the encoder weights. ``act``: the encoder's ``f`` (None: ReLU).
+    Returns the encoder weights. ``act``: the encoder's ``f``.
     """
     n_in, m = Z.shape
     Ws = [glorot_uniform(bk, rng, n_out, n_in, bias), glorot_uniform(bk, rng, n_in, n_out, bias)]
     opt = Adam(bk, Ws, sol.ae_lr, sol.beta1, sol.beta2, sol.eps)
-    layers = None
-    if act is not None:
-        from ..method.layers import Dense
+    from ..method.layers import Dense
 
-        layers = [Dense(n_in, n_out, act)]
+    layers = [Dense(n_in, n_out, act)]
     for _ in range(sol.ae_epochs):
         order = rng.permutation(m)
         for s in range(0, m, sol.batch_size):

@@ -57,7 +57,8 @@ Beyond the paper, its other named next steps (Sec. 6: "sparse regularizations an
 functions"); the derivations are in :mod:`activations`' and :mod:`sparse`'s docstrings:
 
 =========================================================  ==============================================
-``f`` in {relu, leaky_relu, capped_relu, softplus}         :class:`activations.Activation` (``apply``)
+``f`` in {relu, leaky_relu, capped_relu, softplus}         a subclass of :class:`activations.Activation` each
+                                                           (``apply``), by name :func:`activations.named`
 line 3 of Algorithms 2 and 3 with ``f``                    :func:`kernels.residual_relu_` (``act=``)
 line 4 of Algorithm 3: projection onto ``f``'s range       :func:`kernels.add_relu_` (``act=``)
 (4) without ``Z >= 0`` (leaky_relu)                        :func:`semi_nmf.update_z_unconstrained`

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import RELU
 from .linalg import batch_input_pinv, right_pinv
 from .network import affine, augment, check_finite
 from .nmf import nmf, normalize_rows
@@ -13,7 +14,7 @@ from ..timers import NullTimers
 
 
 def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol: NMFSettings, rng, timers=None, bias=False, group: int = 1,
-                   act=None):
+                   act=RELU):
     """Algorithm 5, lines 2-7, for one layer ``i``: returns ``(W_i, Z_i)``.
 
     ``Z_prev`` is ``Z_{i-1}`` (the input X for i = 1), both the autoencoder's input and the NMF
@@ -22,7 +23,7 @@ def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol: NMFSettings, rng, timers=None
     NMF updates of (9) (line 4), then ``sol.ae_lsq_iters`` iterations of Algorithm 2 for (10)
     (line 5), then sets ``Z_i = f(W_i Z_{i-1})`` (line 6). ``group``: the columns come in runs of
     ``group`` per sample (a convolution's patch columns, one per position), so that with several
-    processes each keeps the columns of its own samples. ``act``: the layer's ``f`` (None: ReLU); NMF
+    processes each keeps the columns of its own samples. ``act``: the layer's ``f``; NMF
     factors its nonnegative target (:meth:`nmfdnn.method.activations.Activation.nmf_target`), started from
     the nonnegative part of line 6's ``Z_i``.
     """
@@ -35,10 +36,10 @@ def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol: NMFSettings, rng, timers=None
     Z = bk.asarray(Z[:, bk.share(np.arange(Z.shape[1]))].reshape(n_out, m))
     W = xp.zeros((n_out, n_in + int(bias)), dtype=bk.dtype)
     A = augment(bk, Z_prev, bias)
-    target = Z_prev if act is None else act.nmf_target(bk, Z_prev)
+    target = act.nmf_target(bk, Z_prev)
     for _ in range(sol.ae_iters):
         with timers("ae_nmf"):
-            Wt, Z_hat = nmf(bk, target, Wt, Z if act is None else act.nmf_target(bk, Z), sol.ae_nmf_iters)
+            Wt, Z_hat = nmf(bk, target, Wt, act.nmf_target(bk, Z), sol.ae_nmf_iters)
             if sol.ae_normalize:  # beyond the paper: the same product, Z_hat at unit scale
                 Wt, Z_hat = normalize_rows(bk, Wt, Z_hat)
         with timers("ae_alg2"):
@@ -46,7 +47,7 @@ def pretrain_layer(bk, Z_prev, A_pinv, n_out, sol: NMFSettings, rng, timers=None
         check_finite(bk, W, f"autoencoder weights of hidden layer (n={n_out})",
                      "try a smaller solver.omega or a larger solver.hidden_rcond")
         Z = affine(W, Z_prev, bias)
-        bk.relu(Z, out=Z) if act is None or act.is_relu else act.apply(bk, Z, out=Z)
+        act.apply(bk, Z, out=Z)
     return W, Z
 
 
@@ -90,7 +91,7 @@ def pretrain(bk, X, Y, J, xsvd, hidden, sol: NMFSettings, rng, timers=None, on_l
             else:
                 P = right_pinv(bk, augment(bk, inputs, bias), sol.hidden_rcond, sol.pinv)
         W, Z = pretrain_layer(bk, inputs, P, layer.shape(bias)[0], sol, rng, timers, bias, inputs.shape[1] // m,
-                              None if layer.act.is_relu else layer.act)
+                              layer.act)
         Z = layer.outputs(bk, Z, m)
         Ws.append(W)
         if on_layer is not None:

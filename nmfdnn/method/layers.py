@@ -45,7 +45,7 @@ class Dense:
 
     def forward(self, bk, W, Z, bias: bool):
         U = affine(W, Z, bias)
-        return bk.relu(U, out=U) if self.act.is_relu else self.act.apply(bk, U, out=U)
+        return self.act.apply(bk, U, out=U)
 
     def design(self, bk, Z, bias: bool):
         return augment(bk, Z, bias)

@@ -30,10 +30,11 @@ run warns when the penalty meets a net with more than one hidden layer.
 
 from __future__ import annotations
 
+from .activations import RELU
 from .kernels import residual_relu_, soft_threshold_
 
 
-def alg2_l1(bk, B, A, A_pinv, X0, iters: int, omega: float, l1: float, fx0=None, act=None, bias: bool = False):
+def alg2_l1(bk, B, A, A_pinv, X0, iters: int, omega: float, l1: float, fx0=None, act=RELU, bias: bool = False):
     """Algorithm 2 with an L1 penalty on ``X``: ``X_{s+1} = S_{omega l1}(X_s + omega R_s A^dagger)``;
     with ``bias`` the last column (the bias) is not penalised. With ``l1 = 0`` the iterates of
     :func:`nmfdnn.method.nonlinear_lsq.alg2_right`."""
