@@ -23,6 +23,7 @@ from .batching import n_batches
 from .checkpoint import (CHECKPOINT, Checkpoint, check_content, config_differences, load_checkpoint,
                          save_checkpoint)
 from .config import has_bias, validate, validate_ranks
+from .config.network import build_network
 from .data import Dataset, load_dataset, training_arrays
 from .errors import Interrupted, NmfdnnError
 from .fileio import run_lock, writable_dir_problem
@@ -33,7 +34,7 @@ from .parallel import World, world
 from .progress import Reporter
 from .record import write_record
 from .timers import Timers
-from .trainers import TRAINERS, custom_layers
+from .trainers import TRAINERS
 
 log = logging.getLogger("nmfdnn")
 
@@ -84,16 +85,16 @@ class _FitHooks(Listener):
     def record(self, epoch, Ws, epoch_seconds):
         bk, data, result = self.bk, self.data, self.result
         t0 = time.perf_counter()
-        layers = custom_layers(self.trainer.layers)
+        net = self.trainer.net
         if self.cfg.eval_train:
-            train_err, obj = evaluate(bk, Ws, self.X, data.train.labels, self.bias, layers=layers)
+            train_err, obj = evaluate(bk, net, Ws, self.X, data.train.labels)
         else:
             train_err, obj = float("nan"), float("nan")
-        test_err, _ = evaluate(bk, Ws, self.X_test, data.test.labels, self.bias, layers=layers)
+        test_err, _ = evaluate(bk, net, Ws, self.X_test, data.test.labels)
         row = dict(epoch=epoch, train_error=train_err, test_error=test_err, objective=obj,
                    epoch_seconds=epoch_seconds, seconds=result.pretrain_seconds + result.finetune_seconds)
         if self.X_val is not None:
-            row["val_error"], _ = evaluate(bk, Ws, self.X_val, data.val.labels, self.bias, layers=layers)
+            row["val_error"], _ = evaluate(bk, net, Ws, self.X_val, data.val.labels)
         result.eval_seconds += time.perf_counter() - t0
         result.history.append(row)
         self.events.epoch_end(row)
@@ -114,7 +115,7 @@ class _FitHooks(Listener):
         """The weights, epoch and batch to continue from, out of checkpoint ``ck`` (its content checked
         against this run first)."""
         check_content(ck, self.X.shape[0], list(self.cfg.hidden), self.data.n_classes, self.bias, self.cfg.epochs,
-                      self.trainer.n_batches, str(self.ck_path), self.trainer.weight_shapes())
+                      self.trainer.n_batches, str(self.ck_path), self.trainer.net.shapes)
         Ws = [self.bk.asarray(W) for W in ck.weights]
         self.trainer.load_state_arrays(ck.solver_arrays, Ws)
         self.rng.bit_generator.state = ck.rng_state
@@ -184,7 +185,8 @@ def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None 
     ck_path = Path(run_dir) / CHECKPOINT if run_dir is not None and cfg.get("checkpoint", True) else None
     X, Y, X_test = training_arrays(bk, data)
     X_val = bk.asarray(data.val.X) if data.val is not None else None
-    trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers, shape=data.shape)
+    net = build_network(cfg, data.n_in, data.shape, data.n_classes)
+    trainer = TRAINERS[cfg.solver.name](bk, cfg, net, X, Y, rng, timers)
     hooks = _FitHooks(cfg, bk, data, (X, X_test, X_val), trainer, rng, timers, events, stop, ck_path)
 
     def read_checkpoint():
@@ -202,7 +204,7 @@ def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None 
 
     comm0 = bk.world.seconds
     start = (ck.epoch + 1, ck.next_batch) if ck is not None else (1, 0)
-    events.run_start(RunStart(cfg, None if run_dir is None else Path(run_dir), list(trainer.layers),
+    events.run_start(RunStart(cfg, None if run_dir is None else Path(run_dir), net,
                               trainer.n_batches, *start, resumed=ck is not None))
     Ws, start_epoch, start_batch = hooks.restore(ck) if ck is not None else (None, 1, 0)
     Ws = train_loop(trainer, bk, cfg.epochs, [*events, hooks], Ws, start_epoch, start_batch)
@@ -213,7 +215,7 @@ def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None 
     from .method.sparse import sparsity
 
     # the sparsity reached (what solver.l1_weights / l1_activations buy), on the test samples
-    result.info["sparsity"] = sparsity(bk, Ws, hooks.X_test, has_bias(cfg), custom_layers(trainer.layers))
+    result.info["sparsity"] = sparsity(bk, net, Ws, hooks.X_test)
     w, (s0, b0, c0), n = bk.world, hooks.comm_start, max(1, hooks.batches)
     result.info["ranks"] = w.size
     # the all-reduces of fine-tuning per batch (counted in one process too: what P ranks would send)
@@ -278,10 +280,7 @@ def _check_checkpoint_content(cfg, out_dir, data) -> None:
     ck_path = Path(out_dir) / CHECKPOINT
     if not (cfg.get("resume", False) and cfg.get("checkpoint", True) and ck_path.exists()):
         return
-    from .method.layers import weight_shapes
-    from .trainers import network_layers
-
-    shapes = weight_shapes(network_layers(cfg, data.n_in, data.shape), data.n_classes, has_bias(cfg))
+    shapes = build_network(cfg, data.n_in, data.shape, data.n_classes).shapes
     check_content(load_checkpoint(ck_path), data.n_in, list(cfg.hidden), data.n_classes, has_bias(cfg), cfg.epochs,
                   n_batches(data.train.m, cfg.solver.batch_size), str(ck_path), shapes)
 

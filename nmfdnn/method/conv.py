@@ -123,10 +123,6 @@ class ConvSpec:
                 return f"{what} would hold {entries:.3g} numbers (at most {MAX_ENTRIES:.3g})"
         return None
 
-    def next(self, channels: int, kernel: int, stride: int = 1, padding: int = 0, pool: int = 1) -> "ConvSpec":
-        """The layer after this one, on this one's output."""
-        return ConvSpec(self.channels, self.ph, self.pw, channels, kernel, stride, padding, pool)
-
 
 def im2col(bk, Z, spec: ConvSpec):
     """The patch matrix ``P(Z)``: ``c k k x (m oh ow)``, column ``j oh ow + y ow + x`` the

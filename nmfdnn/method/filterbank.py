@@ -70,9 +70,10 @@ def whitening(bk, P, eps_rel: float):
     return M, bk.asarray(T)
 
 
-def pretrain_whitened(bk, Z, layer, sol, rng, timers, bias: bool):
-    """Algorithm 5, lines 2-7, for a convolution on whitened patches (module docstring): returns ``W_i``."""
-    spec = layer.spec
+def pretrain_whitened(bk, Z, layer, sol, rng, timers):
+    """Algorithm 5, lines 2-7, for a convolution ``layer`` on whitened patches (module docstring): returns
+    ``W_i``."""
+    spec, bias = layer.spec, layer.bias
     P = sample_patches(bk, Z, spec, sol.ae_patches, rng)
     with timers("ae_whiten"):
         _, T = whitening(bk, P, sol.ae_whiten)
