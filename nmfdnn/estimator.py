@@ -324,5 +324,4 @@ def _check_loaded_weights(run_dir, cfg, weights, bias: bool) -> None:
     n_in = int(np.prod(shape)) if shape else sizes[2] if sizes else weights[0].shape[1] - int(bias)
     n_classes = sizes[3] if sizes else int(cfg.dataset.get("n_classes") or weights[-1].shape[0])
     shapes = build_network(cfg, n_in, shape, n_classes).shapes
-    check_weights(weights, n_in, list(cfg.hidden), n_classes, bias, where, shapes,
-                  mismatch="does not match its config.yaml", mismatch_remedy=remedy)
+    check_weights(weights, shapes, where, mismatch="does not match its config.yaml", mismatch_remedy=remedy)

@@ -22,7 +22,7 @@ from .backend import backend_for, blas_threads
 from .batching import n_batches
 from .checkpoint import (CHECKPOINT, Checkpoint, check_content, config_differences, load_checkpoint,
                          save_checkpoint)
-from .config import has_bias, validate, validate_ranks
+from .config import validate, validate_ranks
 from .config.network import build_network
 from .data import Dataset, load_dataset, training_arrays
 from .errors import Interrupted, NmfdnnError
@@ -74,7 +74,6 @@ class _FitHooks(Listener):
         self.cfg, self.bk, self.data, self.trainer, self.rng = cfg, bk, data, trainer, rng
         self.X, self.X_test, self.X_val = arrays
         self.timers, self.events, self.stop, self.ck_path = timers, events, stop, ck_path
-        self.bias = has_bias(cfg)
         self.cfg_plain = config_dict(cfg)
         self.result = FitResult(weights=[])
         self.partial = 0.0  # seconds a resumed epoch had already trained
@@ -114,8 +113,7 @@ class _FitHooks(Listener):
     def restore(self, ck) -> tuple[list, int, int]:
         """The weights, epoch and batch to continue from, out of checkpoint ``ck`` (its content checked
         against this run first)."""
-        check_content(ck, self.X.shape[0], list(self.cfg.hidden), self.data.n_classes, self.bias, self.cfg.epochs,
-                      self.trainer.n_batches, str(self.ck_path), self.trainer.net.shapes)
+        check_content(ck, self.trainer.net.shapes, self.cfg.epochs, self.trainer.n_batches, str(self.ck_path))
         Ws = [self.bk.asarray(W) for W in ck.weights]
         self.trainer.load_state_arrays(ck.solver_arrays, Ws)
         self.rng.bit_generator.state = ck.rng_state
@@ -166,8 +164,9 @@ class _FitHooks(Listener):
 
 
 def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None = None,
-        bk=None, timers: Timers | None = None) -> FitResult:
-    """Train the network of ``cfg`` on ``data``: the solver's pre-training, then ``cfg.epochs``
+        bk=None, timers: Timers | None = None, net=None) -> FitResult:
+    """Train the network of ``cfg`` on ``data`` (``net``, default: built from them by
+    :func:`nmfdnn.config.network.build_network`): the solver's pre-training, then ``cfg.epochs``
     epochs (:func:`nmfdnn.loop.train_loop`), evaluating train and test error after pre-training and
     after every epoch.
 
@@ -185,7 +184,7 @@ def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None 
     ck_path = Path(run_dir) / CHECKPOINT if run_dir is not None and cfg.get("checkpoint", True) else None
     X, Y, X_test = training_arrays(bk, data)
     X_val = bk.asarray(data.val.X) if data.val is not None else None
-    net = build_network(cfg, data.n_in, data.shape, data.n_classes)
+    net = net or build_network(cfg, data.n_in, data.shape, data.n_classes)
     trainer = TRAINERS[cfg.solver.name](bk, cfg, net, X, Y, rng, timers)
     hooks = _FitHooks(cfg, bk, data, (X, X_test, X_val), trainer, rng, timers, events, stop, ck_path)
 
@@ -274,15 +273,15 @@ def run(cfg, out_dir: str | Path, listeners: list[Listener] | None = None, recor
         return _run_locked(cfg, out_dir, [Reporter()] if listeners is None else listeners, record, w)
 
 
-def _check_checkpoint_content(cfg, out_dir, data) -> None:
-    """A checkpoint a resume would read, checked against this run (weights, position, history, timers)
-    before anything is written: a damaged one is refused in one line and the directory left as it was."""
+def _check_checkpoint_content(cfg, out_dir, data, net) -> None:
+    """A checkpoint a resume would read, checked against this run's network ``net`` (weights, position,
+    history, timers) before anything is written: a damaged one is refused in one line and the directory
+    left as it was."""
     ck_path = Path(out_dir) / CHECKPOINT
     if not (cfg.get("resume", False) and cfg.get("checkpoint", True) and ck_path.exists()):
         return
-    shapes = build_network(cfg, data.n_in, data.shape, data.n_classes).shapes
-    check_content(load_checkpoint(ck_path), data.n_in, list(cfg.hidden), data.n_classes, has_bias(cfg), cfg.epochs,
-                  n_batches(data.train.m, cfg.solver.batch_size), str(ck_path), shapes)
+    check_content(load_checkpoint(ck_path), net.shapes, cfg.epochs, n_batches(data.train.m, cfg.solver.batch_size),
+                  str(ck_path))
 
 
 def _finished_or_none(cfg, out_dir) -> dict | None:
@@ -354,8 +353,9 @@ def _run_locked(cfg, out_dir, listeners, record=None, w: World | None = None):
         loaded["seconds"] = time.perf_counter() - t0
         validate(cfg, n_train=data.train.m, shape=data.shape)
         validate_ranks(cfg, w.size, n_train=data.train.m)
+        loaded["net"] = build_network(cfg, data.n_in, data.shape, data.n_classes)  # the run's network, once
         if w.root:
-            _check_checkpoint_content(cfg, out_dir, data)
+            _check_checkpoint_content(cfg, out_dir, data, loaded["net"])
             if record is not None:  # every check has passed: the run's record, as Hydra would have written it
                 write_record(out_dir, OmegaConf.to_yaml(cfg), record)
         loaded["data"] = data
@@ -373,7 +373,8 @@ def _run_locked(cfg, out_dir, listeners, record=None, w: World | None = None):
     events = Listeners([outputs, *listeners] if w.root else [Reporter()])  # only rank 0 writes and reports
     try:
         with blas_threads(cfg.backend.get("threads")), stop_on_signals(stop):
-            result = fit(cfg, data, events, run_dir=out_dir if w.root else None, stop=stop, bk=backend_for(cfg, w=w))
+            result = fit(cfg, data, events, run_dir=out_dir if w.root else None, stop=stop, bk=backend_for(cfg, w=w),
+                         net=loaded["net"])
     except BaseException as e:
         events.run_failed(e)
         raise

@@ -131,8 +131,7 @@ def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
     kind = {} if not overrides else {
         "mismatch": f"does not fit data set {data.name} ({data.n_in} features, {data.n_classes} classes)",
         "mismatch_remedy": "evaluate it on data of the run's own shape and classes"}
-    check_weights(weights, n_in, list(cfg.hidden), data.n_classes, bias, str(model),
-                  net.shapes, **kind)
+    check_weights(weights, net.shapes, str(model), **kind)
     Ws = [bk.asarray(W) for W in weights]
     train_err, obj = evaluate(bk, net, Ws, bk.xp.asfortranarray(bk.asarray(data.train.X)), data.train.labels)
     test_err, _ = evaluate(bk, net, Ws, bk.asarray(data.test.X), data.test.labels)
