@@ -294,50 +294,78 @@ def _finished_or_none(cfg, out_dir) -> dict | None:
     whose metrics say finished but whose config is missing, empty or unreadable is refused (which run
     it holds cannot be told), never taken as done; an unfinished one resumes from its checkpoint."""
     out_dir = Path(out_dir)
-    resume = cfg.get("resume", False)
-    if not resume:
-        held = [f for f in ("metrics.json", CHECKPOINT) if (out_dir / f).exists()]
-        if held:
-            raise NmfdnnError(f"{out_dir} already holds a run ({', '.join(held)}); continue it with resume=true "
-                              "(nmfdnn resume DIR) or choose another hydra.run.dir")
+    if not cfg.get("resume", False):
+        _refuse_a_held_run(out_dir)  # fresh: the folder holds no run
         return None
     plain = config_dict(cfg)
-    if (out_dir / "metrics.json").exists() or (out_dir / "metrics.json").is_symlink():
-        try:
-            saved, done = finished_run(out_dir)
-        except NotFinished:
-            saved = done = None
-        except NmfdnnError as e:
-            raise NmfdnnError(f"{e}; cannot tell whether it is this run: move the folder away or resume into "
-                              "another hydra.run.dir") from None
-        if done is not None:
-            diffs = config_differences(saved, plain)
-            if diffs:
-                raise NmfdnnError(f"{out_dir} holds a finished run with another config ({'; '.join(diffs[:3])})")
-            if cfg.get("save_model", True) and not (out_dir / "model.npz").exists():
-                from .outputs import restore_model
+    done = _finished_here(cfg, out_dir, plain)
+    if done is None:
+        done = _finished_in_archive(out_dir, plain)
+    if done is not None:
+        return done  # finished: nothing to do
+    _check_resumable(cfg, out_dir, plain)  # from its checkpoint, or from the start (said in a warning)
+    return None
 
-                restore_model(cfg, out_dir)
-            log.info("%s already finished; nothing to do", out_dir)
-            return done
-    record_ = archived(out_dir)  # a finished run packed into its study's runs.jsonl
-    if record_ is not None and record_["metrics"].get("status") == "finished" and not metrics_problem(record_["metrics"]):
-        diffs = config_differences(record_["config"], plain)
-        if diffs:
-            raise NmfdnnError(f"{out_dir}: its study's {RUNS_FILE} holds a finished run of that name with another "
-                              f"config ({'; '.join(diffs[:3])})")
-        log.info("%s already finished (in its study's %s); nothing to do", out_dir, RUNS_FILE)
-        return record_["metrics"]
+
+def _differences(saved: dict, plain: dict) -> str:
+    return "; ".join(config_differences(saved, plain)[:3])
+
+
+def _refuse_a_held_run(out_dir: Path) -> None:
+    held = [f for f in ("metrics.json", CHECKPOINT) if (out_dir / f).exists()]
+    if held:
+        raise NmfdnnError(f"{out_dir} already holds a run ({', '.join(held)}); continue it with resume=true "
+                          "(nmfdnn resume DIR) or choose another hydra.run.dir")
+
+
+def _finished_here(cfg, out_dir: Path, plain: dict) -> dict | None:
+    """The metrics of the finished run of this config in ``out_dir`` (its model restored from the final
+    checkpoint when it is missing), None if it holds none."""
+    if not ((out_dir / "metrics.json").exists() or (out_dir / "metrics.json").is_symlink()):
+        return None
+    try:
+        saved, done = finished_run(out_dir)
+    except NotFinished:
+        return None
+    except NmfdnnError as e:
+        raise NmfdnnError(f"{e}; cannot tell whether it is this run: move the folder away or resume into "
+                          "another hydra.run.dir") from None
+    if done is None:
+        return None
+    if _differences(saved, plain):
+        raise NmfdnnError(f"{out_dir} holds a finished run with another config ({_differences(saved, plain)})")
+    if cfg.get("save_model", True) and not (out_dir / "model.npz").exists():
+        from .outputs import restore_model
+
+        restore_model(cfg, out_dir)
+    log.info("%s already finished; nothing to do", out_dir)
+    return done
+
+
+def _finished_in_archive(out_dir: Path, plain: dict) -> dict | None:
+    """The metrics of the finished run of this config packed into its study's runs.jsonl, if any."""
+    record_ = archived(out_dir)
+    if record_ is None or record_["metrics"].get("status") != "finished" or metrics_problem(record_["metrics"]):
+        return None
+    if _differences(record_["config"], plain):
+        raise NmfdnnError(f"{out_dir}: its study's {RUNS_FILE} holds a finished run of that name with another "
+                          f"config ({_differences(record_['config'], plain)})")
+    log.info("%s already finished (in its study's %s); nothing to do", out_dir, RUNS_FILE)
+    return record_["metrics"]
+
+
+def _check_resumable(cfg, out_dir: Path, plain: dict) -> None:
+    """A checkpoint of another config refused before anything is written; a run that left no checkpoint
+    to resume from said in a warning (it trains from the start)."""
     ck_path = out_dir / CHECKPOINT
-    if cfg.get("checkpoint", True) and ck_path.exists():  # refused before anything is written
-        diffs = config_differences(load_checkpoint(ck_path).config, plain)
+    if cfg.get("checkpoint", True) and ck_path.exists():
+        diffs = _differences(load_checkpoint(ck_path).config, plain)
         if diffs:
-            raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
-                              "use a new run directory or the same overrides")
+            raise NmfdnnError(f"{ck_path} was made with another config ({diffs}); use a new run directory or the "
+                              "same overrides")
     elif any((out_dir / f).exists() for f in ("metrics.json", "history.csv", CHECKPOINT)):  # a run was here
         why = "checkpoint=false" if not cfg.get("checkpoint", True) else f"its {CHECKPOINT} is missing"
         log.warning("%s: nothing to resume from (%s): training from the start, epoch 0", out_dir, why)
-    return None
 
 
 def _run_locked(cfg, out_dir, listeners, record=None, w: World | None = None):
