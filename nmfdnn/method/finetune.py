@@ -34,13 +34,13 @@ def finetune_batch(bk, net, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, m
     on its ``design`` matrix ``A`` and its ``targets``, Algorithm 3 by its ``z_step``; a ``frozen``
     layer and every one below it keep their weights. A convolutional first layer has no truncated
     input SVD: ``X_pinv`` is None and line 8 uses the pseudo-inverse of its patch matrix
-    (``solver.pinv``). With ``sol.filter_step == "gauss_newton"`` a convolution ``W_{i-1}`` is instead fitted to the target ``Z_hat_i`` through
-    ``W_i`` (:func:`nmfdnn.method.filters.filter_step`), right after the step of ``W_i``
-    (``sol.filter_order == "after"``) or before it, on the residual ``W_i`` has not absorbed yet, ``W_i``
-    then stepping on the new filters' output (``"before"``); with ``sol.filter_target == "output"``
-    every convolution is first fitted to the network's own residual ``Y - W_d Z_{d-1}`` through all the
-    layers above it (:func:`nmfdnn.method.filters.output_filter_step`) and Algorithm 4 then runs on the
-    new filters' features. The convolution's own Algorithm 2 is skipped, and so is Algorithm 3 when
+    (``solver.pinv``). With ``sol.filter_step == "gauss_newton"`` a convolution ``W_{i-1}`` is instead
+    fitted to the target ``Z_hat_i`` through ``W_i`` (:func:`nmfdnn.method.filters.filter_step`), right
+    after the step of ``W_i`` (``sol.filter_order == "after"``) or before it, on the residual ``W_i`` has
+    not absorbed yet, ``W_i`` then stepping on the new filters' output (``"before"``); with
+    ``sol.filter_target == "output"`` every convolution is first fitted to the network's own residual
+    ``Y - W_d Z_{d-1}`` through all the layers above it (:func:`nmfdnn.method.filters.output_filter_step`)
+    and Algorithm 4 then runs on the new filters' features. The convolution's own Algorithm 2 is skipped, and so is Algorithm 3 when
     nothing below needs a target.
 
     ``memory``: a :class:`~nmfdnn.method.memory.GramMemory` (``sol.memory > 0``): every Algorithm 2
