@@ -26,10 +26,11 @@ It says
 in the paper's order; with the identity ``f`` (:data:`~.activations.LINEAR`) it is the output layer
 ``W_d``. :class:`Conv` is a convolution with average pooling (:mod:`nmfdnn.method.conv`).
 
-:func:`build` makes the :class:`~.network.Network` of a run from its input, the entries of each
-layer type's config key (:data:`LAYER_TYPES`, in that order: ``conv``, then ``hidden``) and the
-classes; a further layer type is one more class here, listed in :data:`LAYER_TYPES`, whose ``key``
-names its entries in the config.
+:func:`build` makes the :class:`~.network.Network` of a run from its input and output sizes and the
+entries of each layer type's config key (:data:`LAYER_TYPES`, in that order: ``conv``, then
+``hidden``). A further layer type is one more class here, listed in :data:`LAYER_TYPES`, whose ``key``
+names its entries in the config (a field of ``TrainConfig`` in :mod:`nmfdnn.config.schema`);
+:func:`nmfdnn.config.network.build_network` reads every type's entries.
 """
 
 from __future__ import annotations
