@@ -92,17 +92,12 @@ MISMATCH_REMEDY = ("it was made for other data or another network: use the run's
                    "it to start over")
 
 
-def check_weights(weights, n_in: int, hidden, n_out: int, bias: bool, where: str, shapes=None,
-                  remedy: str = "remove it to start over", mismatch: str = "does not match this run",
-                  mismatch_remedy: str = MISMATCH_REMEDY) -> None:
-    """Refuse weights whose content does not fit the run: one float matrix per layer, ``W_i`` of shape
-    ``n_i x (n_{i-1} + bias)`` from ``n_in`` inputs through ``hidden`` to ``n_out`` outputs (or, for a
-    net with convolutions, the layers' own ``shapes``), all finite. One line: ``WHERE is damaged`` and
-    ``remedy``, or ``WHERE does not match this run`` (``mismatch``) and ``mismatch_remedy`` (the data
-    or the overrides may be what changed, so the file is not called damaged)."""
-    dims = [n_in, *hidden, n_out]
-    if shapes is None:
-        shapes = [(dims[i + 1], dims[i] + int(bias)) for i in range(len(dims) - 1)]
+def check_weights(weights, shapes, where: str, remedy: str = "remove it to start over",
+                  mismatch: str = "does not match this run", mismatch_remedy: str = MISMATCH_REMEDY) -> None:
+    """Refuse weights whose content does not fit the run: one float matrix per layer, ``W_i`` of the
+    shape ``shapes[i]`` (the network's, :attr:`nmfdnn.method.network.Network.shapes`), all finite. One
+    line: ``WHERE is damaged`` and ``remedy``, or ``WHERE does not match this run`` (``mismatch``) and
+    ``mismatch_remedy`` (the data or the overrides may be what changed, so the file is not called damaged)."""
     if len(weights) != len(shapes):
         raise NmfdnnError(f"{where} {mismatch}: {len(weights)} weight matrices for {len(shapes)} layers; "
                           f"{mismatch_remedy}")
@@ -159,12 +154,11 @@ def check_adam_state(arrays: dict, weights, where: str):
     return int(t), ms, vs
 
 
-def check_content(ck: "Checkpoint", n_in: int, hidden, n_out: int, bias: bool, epochs: int, n_batches: int,
-                  where: str, shapes=None) -> None:
+def check_content(ck: "Checkpoint", shapes, epochs: int, n_batches: int, where: str) -> None:
     """A checkpoint's weights, position, history, timers, random state and solver state against the run
-    that would resume it (:func:`check_weights`, :func:`check_position`, :func:`check_adam_state`); one
-    line if anything is off."""
-    check_weights(ck.weights, n_in, hidden, n_out, bias, where, shapes)
+    that would resume it (its network's weight ``shapes``, ``epochs`` of ``n_batches``: :func:`check_weights`,
+    :func:`check_position`, :func:`check_adam_state`); one line if anything is off."""
+    check_weights(ck.weights, shapes, where)
     check_position(ck, epochs, n_batches, where)
     check_adam_state(ck.solver_arrays, ck.weights, where)
     try:

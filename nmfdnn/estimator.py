@@ -209,14 +209,14 @@ class _NetClassifier(*_BASES):
         return shape
 
     def _set_fitted(self, weights, cfg, history=None, n_features=None):
-        from .trainers import custom_layers, network_layers
+        from .config.network import build_network
 
         self.weights_ = [np.asarray(W) for W in weights]
         self.config_ = cfg
         self.history_ = history or []
         self.n_features_in_ = n_features or self.weights_[0].shape[1] - int(has_bias(cfg))
         shape = self._shape(cfg, self.n_features_in_) if cfg.get("conv") else None
-        self.layers_ = custom_layers(network_layers(cfg, self.n_features_in_, shape))
+        self.network_ = build_network(cfg, self.n_features_in_, shape, self.weights_[-1].shape[0])
 
     def _check_fitted(self):
         if not hasattr(self, "weights_"):
@@ -237,7 +237,7 @@ class _NetClassifier(*_BASES):
                     type(self).__name__)
         bk = get_backend(self.backend, self.dtype)
         Ws = [bk.asarray(W) for W in self.weights_]
-        return predict_scores(bk, Ws, bk.asarray(X.T), has_bias(self.config_), layers=self.layers_).T
+        return predict_scores(bk, self.network_, Ws, bk.asarray(X.T)).T
 
     def predict(self, X):
         scores = self._scores(X)
@@ -309,9 +309,8 @@ def _check_loaded_weights(run_dir, cfg, weights, bias: bool) -> None:
     input width and the classes where the config tells them, else the model's own)."""
     from .checkpoint import check_weights
     from .config.validate import image_shape
+    from .config.network import build_network
     from .memory import data_sizes
-    from .method.layers import weight_shapes
-    from .trainers import network_layers
 
     where = str(Path(run_dir) / "model.npz")
     remedy = "its config.yaml describes another network (a model of another run?)"
@@ -324,6 +323,5 @@ def _check_loaded_weights(run_dir, cfg, weights, bias: bool) -> None:
         return  # idx images: their shape is read from the files (load refuses these)
     n_in = int(np.prod(shape)) if shape else sizes[2] if sizes else weights[0].shape[1] - int(bias)
     n_classes = sizes[3] if sizes else int(cfg.dataset.get("n_classes") or weights[-1].shape[0])
-    shapes = weight_shapes(network_layers(cfg, n_in, shape), n_classes, bias)
-    check_weights(weights, n_in, list(cfg.hidden), n_classes, bias, where, shapes,
-                  mismatch="does not match its config.yaml", mismatch_remedy=remedy)
+    shapes = build_network(cfg, n_in, shape, n_classes).shapes
+    check_weights(weights, shapes, where, mismatch="does not match its config.yaml", mismatch_remedy=remedy)

@@ -35,7 +35,7 @@ class RunStart:
 
     config: Any  # the run's composed config (a DictConfig)
     run_dir: Path | None  # the run folder (None: a run that writes no files, e.g. nmfdnn bench)
-    network: list  # the layers the trainer holds, in order
+    network: Any  # the network the trainer holds (nmfdnn.method.network.Network: its layers, in order)
     n_batches: int  # mini-batches per epoch
     start_epoch: int = 1  # the epoch the loop starts at, from batch start_batch
     start_batch: int = 0

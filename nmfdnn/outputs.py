@@ -45,9 +45,9 @@ def load_model(run_dir) -> tuple[list, bool]:
     # the dense part chains (W_{i+1} takes W_i's outputs); a convolution's output size is not its W's rows
     dense = Ws[n_conv:]
     n_in = dense[0].shape[1] - int(bias)
-    check_weights(Ws, 0, [], 0, bias, str(path), shapes=[W.shape for W in Ws[:n_conv]] + [
+    check_weights(Ws, [W.shape for W in Ws[:n_conv]] + [
         (W.shape[0], (n_in if i == 0 else dense[i - 1].shape[0]) + int(bias)) for i, W in enumerate(dense)],
-        mismatch="is damaged (its matrices do not chain)", mismatch_remedy="remove it to start over")
+        str(path), mismatch="is damaged (its matrices do not chain)", mismatch_remedy="remove it to start over")
     return Ws, bias
 
 
@@ -82,7 +82,7 @@ def restore_model(cfg, out_dir) -> None:
         log.warning("%s: model.npz is missing and %s is not the run's final checkpoint (epoch %s of %d): the model "
                     "cannot be restored", out_dir, CHECKPOINT, ck.epoch, cfg.epochs)
         return
-    check_weights(ck.weights, 0, [], 0, has_bias(cfg), str(ck_path), shapes=[W.shape for W in ck.weights])
+    check_weights(ck.weights, [W.shape for W in ck.weights], str(ck_path))
     write_model(out_dir, cfg, ck.weights)
     load_model(out_dir)  # what was written reads back as a model
     log.warning("%s: model.npz was missing; restored from the final checkpoint (epoch %d)", out_dir, ck.epoch)

@@ -22,7 +22,8 @@ from .backend import backend_for, blas_threads
 from .batching import n_batches
 from .checkpoint import (CHECKPOINT, Checkpoint, check_content, config_differences, load_checkpoint,
                          save_checkpoint)
-from .config import has_bias, validate, validate_ranks
+from .config import validate, validate_ranks
+from .config.network import build_network
 from .data import Dataset, load_dataset, training_arrays
 from .errors import Interrupted, NmfdnnError
 from .fileio import run_lock, writable_dir_problem
@@ -33,7 +34,7 @@ from .parallel import World, world
 from .progress import Reporter
 from .record import write_record
 from .timers import Timers
-from .trainers import TRAINERS, custom_layers
+from .trainers import TRAINERS
 
 log = logging.getLogger("nmfdnn")
 
@@ -73,7 +74,6 @@ class _FitHooks(Listener):
         self.cfg, self.bk, self.data, self.trainer, self.rng = cfg, bk, data, trainer, rng
         self.X, self.X_test, self.X_val = arrays
         self.timers, self.events, self.stop, self.ck_path = timers, events, stop, ck_path
-        self.bias = has_bias(cfg)
         self.cfg_plain = config_dict(cfg)
         self.result = FitResult(weights=[])
         self.partial = 0.0  # seconds a resumed epoch had already trained
@@ -84,16 +84,16 @@ class _FitHooks(Listener):
     def record(self, epoch, Ws, epoch_seconds):
         bk, data, result = self.bk, self.data, self.result
         t0 = time.perf_counter()
-        layers = custom_layers(self.trainer.layers)
+        net = self.trainer.net
         if self.cfg.eval_train:
-            train_err, obj = evaluate(bk, Ws, self.X, data.train.labels, self.bias, layers=layers)
+            train_err, obj = evaluate(bk, net, Ws, self.X, data.train.labels)
         else:
             train_err, obj = float("nan"), float("nan")
-        test_err, _ = evaluate(bk, Ws, self.X_test, data.test.labels, self.bias, layers=layers)
+        test_err, _ = evaluate(bk, net, Ws, self.X_test, data.test.labels)
         row = dict(epoch=epoch, train_error=train_err, test_error=test_err, objective=obj,
                    epoch_seconds=epoch_seconds, seconds=result.pretrain_seconds + result.finetune_seconds)
         if self.X_val is not None:
-            row["val_error"], _ = evaluate(bk, Ws, self.X_val, data.val.labels, self.bias, layers=layers)
+            row["val_error"], _ = evaluate(bk, net, Ws, self.X_val, data.val.labels)
         result.eval_seconds += time.perf_counter() - t0
         result.history.append(row)
         self.events.epoch_end(row)
@@ -113,8 +113,7 @@ class _FitHooks(Listener):
     def restore(self, ck) -> tuple[list, int, int]:
         """The weights, epoch and batch to continue from, out of checkpoint ``ck`` (its content checked
         against this run first)."""
-        check_content(ck, self.X.shape[0], list(self.cfg.hidden), self.data.n_classes, self.bias, self.cfg.epochs,
-                      self.trainer.n_batches, str(self.ck_path), self.trainer.weight_shapes())
+        check_content(ck, self.trainer.net.shapes, self.cfg.epochs, self.trainer.n_batches, str(self.ck_path))
         Ws = [self.bk.asarray(W) for W in ck.weights]
         self.trainer.load_state_arrays(ck.solver_arrays, Ws)
         self.rng.bit_generator.state = ck.rng_state
@@ -165,8 +164,9 @@ class _FitHooks(Listener):
 
 
 def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None = None,
-        bk=None, timers: Timers | None = None) -> FitResult:
-    """Train the network of ``cfg`` on ``data``: the solver's pre-training, then ``cfg.epochs``
+        bk=None, timers: Timers | None = None, net=None) -> FitResult:
+    """Train the network of ``cfg`` on ``data`` (``net``, default: built from them by
+    :func:`nmfdnn.config.network.build_network`): the solver's pre-training, then ``cfg.epochs``
     epochs (:func:`nmfdnn.loop.train_loop`), evaluating train and test error after pre-training and
     after every epoch.
 
@@ -184,7 +184,8 @@ def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None 
     ck_path = Path(run_dir) / CHECKPOINT if run_dir is not None and cfg.get("checkpoint", True) else None
     X, Y, X_test = training_arrays(bk, data)
     X_val = bk.asarray(data.val.X) if data.val is not None else None
-    trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng, timers, shape=data.shape)
+    net = net or build_network(cfg, data.n_in, data.shape, data.n_classes)
+    trainer = TRAINERS[cfg.solver.name](bk, cfg, net, X, Y, rng, timers)
     hooks = _FitHooks(cfg, bk, data, (X, X_test, X_val), trainer, rng, timers, events, stop, ck_path)
 
     def read_checkpoint():
@@ -202,7 +203,7 @@ def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None 
 
     comm0 = bk.world.seconds
     start = (ck.epoch + 1, ck.next_batch) if ck is not None else (1, 0)
-    events.run_start(RunStart(cfg, None if run_dir is None else Path(run_dir), list(trainer.layers),
+    events.run_start(RunStart(cfg, None if run_dir is None else Path(run_dir), net,
                               trainer.n_batches, *start, resumed=ck is not None))
     Ws, start_epoch, start_batch = hooks.restore(ck) if ck is not None else (None, 1, 0)
     Ws = train_loop(trainer, bk, cfg.epochs, [*events, hooks], Ws, start_epoch, start_batch)
@@ -213,7 +214,7 @@ def fit(cfg, data: Dataset, listeners=None, run_dir=None, stop: StopFlag | None 
     from .method.sparse import sparsity
 
     # the sparsity reached (what solver.l1_weights / l1_activations buy), on the test samples
-    result.info["sparsity"] = sparsity(bk, Ws, hooks.X_test, has_bias(cfg), custom_layers(trainer.layers))
+    result.info["sparsity"] = sparsity(bk, net, Ws, hooks.X_test)
     w, (s0, b0, c0), n = bk.world, hooks.comm_start, max(1, hooks.batches)
     result.info["ranks"] = w.size
     # the all-reduces of fine-tuning per batch (counted in one process too: what P ranks would send)
@@ -272,18 +273,15 @@ def run(cfg, out_dir: str | Path, listeners: list[Listener] | None = None, recor
         return _run_locked(cfg, out_dir, [Reporter()] if listeners is None else listeners, record, w)
 
 
-def _check_checkpoint_content(cfg, out_dir, data) -> None:
-    """A checkpoint a resume would read, checked against this run (weights, position, history, timers)
-    before anything is written: a damaged one is refused in one line and the directory left as it was."""
+def _check_checkpoint_content(cfg, out_dir, data, net) -> None:
+    """A checkpoint a resume would read, checked against this run's network ``net`` (weights, position,
+    history, timers) before anything is written: a damaged one is refused in one line and the directory
+    left as it was."""
     ck_path = Path(out_dir) / CHECKPOINT
     if not (cfg.get("resume", False) and cfg.get("checkpoint", True) and ck_path.exists()):
         return
-    from .method.layers import weight_shapes
-    from .trainers import network_layers
-
-    shapes = weight_shapes(network_layers(cfg, data.n_in, data.shape), data.n_classes, has_bias(cfg))
-    check_content(load_checkpoint(ck_path), data.n_in, list(cfg.hidden), data.n_classes, has_bias(cfg), cfg.epochs,
-                  n_batches(data.train.m, cfg.solver.batch_size), str(ck_path), shapes)
+    check_content(load_checkpoint(ck_path), net.shapes, cfg.epochs, n_batches(data.train.m, cfg.solver.batch_size),
+                  str(ck_path))
 
 
 def _finished_or_none(cfg, out_dir) -> dict | None:
@@ -296,50 +294,78 @@ def _finished_or_none(cfg, out_dir) -> dict | None:
     whose metrics say finished but whose config is missing, empty or unreadable is refused (which run
     it holds cannot be told), never taken as done; an unfinished one resumes from its checkpoint."""
     out_dir = Path(out_dir)
-    resume = cfg.get("resume", False)
-    if not resume:
-        held = [f for f in ("metrics.json", CHECKPOINT) if (out_dir / f).exists()]
-        if held:
-            raise NmfdnnError(f"{out_dir} already holds a run ({', '.join(held)}); continue it with resume=true "
-                              "(nmfdnn resume DIR) or choose another hydra.run.dir")
+    if not cfg.get("resume", False):
+        _refuse_a_held_run(out_dir)  # fresh: the folder holds no run
         return None
     plain = config_dict(cfg)
-    if (out_dir / "metrics.json").exists() or (out_dir / "metrics.json").is_symlink():
-        try:
-            saved, done = finished_run(out_dir)
-        except NotFinished:
-            saved = done = None
-        except NmfdnnError as e:
-            raise NmfdnnError(f"{e}; cannot tell whether it is this run: move the folder away or resume into "
-                              "another hydra.run.dir") from None
-        if done is not None:
-            diffs = config_differences(saved, plain)
-            if diffs:
-                raise NmfdnnError(f"{out_dir} holds a finished run with another config ({'; '.join(diffs[:3])})")
-            if cfg.get("save_model", True) and not (out_dir / "model.npz").exists():
-                from .outputs import restore_model
+    done = _finished_here(cfg, out_dir, plain)
+    if done is None:
+        done = _finished_in_archive(out_dir, plain)
+    if done is not None:
+        return done  # finished: nothing to do
+    _check_resumable(cfg, out_dir, plain)  # from its checkpoint, or from the start (said in a warning)
+    return None
 
-                restore_model(cfg, out_dir)
-            log.info("%s already finished; nothing to do", out_dir)
-            return done
-    record_ = archived(out_dir)  # a finished run packed into its study's runs.jsonl
-    if record_ is not None and record_["metrics"].get("status") == "finished" and not metrics_problem(record_["metrics"]):
-        diffs = config_differences(record_["config"], plain)
-        if diffs:
-            raise NmfdnnError(f"{out_dir}: its study's {RUNS_FILE} holds a finished run of that name with another "
-                              f"config ({'; '.join(diffs[:3])})")
-        log.info("%s already finished (in its study's %s); nothing to do", out_dir, RUNS_FILE)
-        return record_["metrics"]
+
+def _differences(saved: dict, plain: dict) -> str:
+    return "; ".join(config_differences(saved, plain)[:3])
+
+
+def _refuse_a_held_run(out_dir: Path) -> None:
+    held = [f for f in ("metrics.json", CHECKPOINT) if (out_dir / f).exists()]
+    if held:
+        raise NmfdnnError(f"{out_dir} already holds a run ({', '.join(held)}); continue it with resume=true "
+                          "(nmfdnn resume DIR) or choose another hydra.run.dir")
+
+
+def _finished_here(cfg, out_dir: Path, plain: dict) -> dict | None:
+    """The metrics of the finished run of this config in ``out_dir`` (its model restored from the final
+    checkpoint when it is missing), None if it holds none."""
+    if not ((out_dir / "metrics.json").exists() or (out_dir / "metrics.json").is_symlink()):
+        return None
+    try:
+        saved, done = finished_run(out_dir)
+    except NotFinished:
+        return None
+    except NmfdnnError as e:
+        raise NmfdnnError(f"{e}; cannot tell whether it is this run: move the folder away or resume into "
+                          "another hydra.run.dir") from None
+    if done is None:
+        return None
+    if _differences(saved, plain):
+        raise NmfdnnError(f"{out_dir} holds a finished run with another config ({_differences(saved, plain)})")
+    if cfg.get("save_model", True) and not (out_dir / "model.npz").exists():
+        from .outputs import restore_model
+
+        restore_model(cfg, out_dir)
+    log.info("%s already finished; nothing to do", out_dir)
+    return done
+
+
+def _finished_in_archive(out_dir: Path, plain: dict) -> dict | None:
+    """The metrics of the finished run of this config packed into its study's runs.jsonl, if any."""
+    record_ = archived(out_dir)
+    if record_ is None or record_["metrics"].get("status") != "finished" or metrics_problem(record_["metrics"]):
+        return None
+    if _differences(record_["config"], plain):
+        raise NmfdnnError(f"{out_dir}: its study's {RUNS_FILE} holds a finished run of that name with another "
+                          f"config ({_differences(record_['config'], plain)})")
+    log.info("%s already finished (in its study's %s); nothing to do", out_dir, RUNS_FILE)
+    return record_["metrics"]
+
+
+def _check_resumable(cfg, out_dir: Path, plain: dict) -> None:
+    """A checkpoint of another config refused before anything is written; a run that left no checkpoint
+    to resume from said in a warning (it trains from the start)."""
     ck_path = out_dir / CHECKPOINT
-    if cfg.get("checkpoint", True) and ck_path.exists():  # refused before anything is written
-        diffs = config_differences(load_checkpoint(ck_path).config, plain)
+    if cfg.get("checkpoint", True) and ck_path.exists():
+        diffs = _differences(load_checkpoint(ck_path).config, plain)
         if diffs:
-            raise NmfdnnError(f"{ck_path} was made with another config ({'; '.join(diffs[:3])}); "
-                              "use a new run directory or the same overrides")
+            raise NmfdnnError(f"{ck_path} was made with another config ({diffs}); use a new run directory or the "
+                              "same overrides")
     elif any((out_dir / f).exists() for f in ("metrics.json", "history.csv", CHECKPOINT)):  # a run was here
         why = "checkpoint=false" if not cfg.get("checkpoint", True) else f"its {CHECKPOINT} is missing"
         log.warning("%s: nothing to resume from (%s): training from the start, epoch 0", out_dir, why)
-    return None
 
 
 def _run_locked(cfg, out_dir, listeners, record=None, w: World | None = None):
@@ -355,8 +381,9 @@ def _run_locked(cfg, out_dir, listeners, record=None, w: World | None = None):
         loaded["seconds"] = time.perf_counter() - t0
         validate(cfg, n_train=data.train.m, shape=data.shape)
         validate_ranks(cfg, w.size, n_train=data.train.m)
+        loaded["net"] = build_network(cfg, data.n_in, data.shape, data.n_classes)  # the run's network, once
         if w.root:
-            _check_checkpoint_content(cfg, out_dir, data)
+            _check_checkpoint_content(cfg, out_dir, data, loaded["net"])
             if record is not None:  # every check has passed: the run's record, as Hydra would have written it
                 write_record(out_dir, OmegaConf.to_yaml(cfg), record)
         loaded["data"] = data
@@ -374,7 +401,8 @@ def _run_locked(cfg, out_dir, listeners, record=None, w: World | None = None):
     events = Listeners([outputs, *listeners] if w.root else [Reporter()])  # only rank 0 writes and reports
     try:
         with blas_threads(cfg.backend.get("threads")), stop_on_signals(stop):
-            result = fit(cfg, data, events, run_dir=out_dir if w.root else None, stop=stop, bk=backend_for(cfg, w=w))
+            result = fit(cfg, data, events, run_dir=out_dir if w.root else None, stop=stop, bk=backend_for(cfg, w=w),
+                         net=loaded["net"])
     except BaseException as e:
         events.run_failed(e)
         raise

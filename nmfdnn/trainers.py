@@ -1,59 +1,22 @@
 """Solvers behind one small interface, so that the run loop, evaluation, outputs and timers are
-written once: ``pretrain()`` returns the initial weights, ``epoch(Ws)`` trains one epoch in place."""
+written once: ``pretrain()`` returns the initial weights, ``epoch(Ws)`` trains one epoch in place.
+Each holds the run's network (:func:`nmfdnn.config.network.build_network`, built once per run)."""
 
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 
 from .checkpoint import check_adam_state
-from .errors import NmfdnnError
 from .method.autoencoder import pretrain
 from .method.finetune import finetune_epoch
 from .method.linalg import input_svd
-from .method.network import affine
 from .batching import n_batches
 from .method.settings import NMFSettings
 from .timers import NullTimers
 
 log = logging.getLogger("nmfdnn")
-
-
-def network_layers(cfg, n_in: int, shape=None) -> list:
-    """The hidden layers of the run's network (:func:`nmfdnn.method.layers.build`): the convolutions of
-    ``cfg.conv`` on images of ``shape`` ``(c, h, w)``, then the dense ``hidden`` widths; one line if a
-    convolution does not fit or the data are not images."""
-    from omegaconf import OmegaConf
-
-    from .method.layers import build
-
-    convs = cfg.get("conv") or []
-    convs = OmegaConf.to_container(convs) if OmegaConf.is_config(convs) else list(convs)
-    if convs and shape is None:
-        raise NmfdnnError("conv layers need image data (mnist, fashion_mnist, cifar10, idx images, or "
-                          "dataset=synthetic with dataset.image=[c,h,w]); these samples are plain vectors")
-    try:
-        return build(n_in, list(cfg.hidden), convs, shape, activation_of(cfg))
-    except ValueError as e:
-        raise NmfdnnError(str(e)) from None
-
-
-def activation_of(cfg):
-    """The run's hidden activation (:class:`nmfdnn.method.activations.Activation`) from ``activation``
-    and its parameters; a config without the keys (written before them) has ReLU."""
-    from .method.activations import Activation
-
-    return Activation(str(cfg.get("activation", "relu")), float(cfg.get("activation_slope", 0.01)),
-                      float(cfg.get("activation_cap", 6.0)), float(cfg.get("activation_beta", 1.0)))
-
-
-def custom_layers(layers):
-    """``layers`` where they differ from the paper's dense ReLU net (a conv layer, another activation),
-    else None: the method's default path, bit for bit the paper's."""
-    plain = all(layer.kind == "dense" and layer.act.is_relu for layer in layers)
-    return None if plain else layers
 
 
 def batches_for_epoch(m: int, batch_size: int, rng, shuffle: bool = True):
@@ -63,25 +26,18 @@ def batches_for_epoch(m: int, batch_size: int, rng, shuffle: bool = True):
 
 
 class Trainer:
-    """What every solver shares: data (X, Y: features x samples), config, random generator, timers.
+    """What every solver shares: the network ``net`` (:class:`nmfdnn.method.network.Network`), data (X,
+    Y: features x samples), config, random generator, timers.
 
     Subclasses implement ``pretrain(on_layer) -> Ws``, ``epoch(Ws, on_batch, start_batch)`` and the
     arrays a checkpoint must hold beyond the weights (``state_arrays`` / ``load_state_arrays``).
     """
 
-    def __init__(self, bk, cfg, X, Y, rng, timers=None, shape=None):
-        self.bk, self.sol, self.hidden = bk, cfg.solver, list(cfg.hidden)
+    def __init__(self, bk, cfg, net, X, Y, rng, timers=None):
+        self.bk, self.sol, self.net = bk, cfg.solver, net
         self.X, self.Y, self.rng = X, Y, rng
         self.timers = timers or NullTimers()
         self.info: dict = {}
-        self.layers = network_layers(cfg, X.shape[0], shape)
-        self.conv = any(layer.kind == "conv" for layer in self.layers)
-
-    def weight_shapes(self) -> list:
-        """The shapes of ``W_1 ... W_d`` of this network (a checkpoint's and a model's are checked against them)."""
-        from .method.layers import weight_shapes
-
-        return weight_shapes(self.layers, self.Y.shape[0], bool(self.sol.get("bias", False)))
 
     @property
     def n_batches(self) -> int:
@@ -106,15 +62,16 @@ class NMFTrainer(Trainer):
 
     xsvd = None
 
-    def __init__(self, bk, cfg, X, Y, rng, timers=None, shape=None):
+    def __init__(self, bk, cfg, net, X, Y, rng, timers=None):
         from .method.memory import GramMemory
 
-        super().__init__(bk, cfg, X, Y, rng, timers, shape)
+        super().__init__(bk, cfg, net, X, Y, rng, timers)
         self.settings = NMFSettings.from_mapping(cfg.solver)  # what the math reads: plain values
         s = self.settings
         self.memory = GramMemory(s.memory) if s.memory > 0 else None
         # every convolution's filter step, one (layer, share of the residual above removed, ||dW||/||W||) a batch
-        self.trace = [] if self.conv and (s.filter_trace or s.filter_step == "gauss_newton") else None
+        filters = any(layer.filters for layer in net.hidden)
+        self.trace = [] if filters and (s.filter_trace or s.filter_step == "gauss_newton") else None
 
     def state_arrays(self) -> dict:
         """The running Gram matrices (``solver.memory``) and the filter trace: a resumed run goes on with them."""
@@ -150,13 +107,13 @@ class NMFTrainer(Trainer):
         self._input_svd()
 
     def _input_svd(self):
-        """The truncated SVD of the input (Sec. 3.3) for a dense first layer; None for a convolution,
-        whose Algorithm 2 uses its patch matrix's pseudo-inverse instead."""
-        if self.layers[0].kind != "dense":
+        """The truncated SVD of the input (Sec. 3.3) for a dense first layer; None for a filter layer (a
+        convolution), whose Algorithm 2 uses its patch matrix's pseudo-inverse instead."""
+        if self.net.layers[0].filters:
             return None
         if self.xsvd is None:
             with self.timers("input_svd"):
-                self.xsvd = input_svd(self.bk, self.X, self.sol.input_threshold, self.sol.bias,
+                self.xsvd = input_svd(self.bk, self.X, self.sol.input_threshold, self.net.bias,
                                       self.sol.get("input_energy"))
             self.info["input_rank"] = self.xsvd.rank
             log.info("input SVD: rank %d at threshold %g", self.xsvd.rank, self.sol.input_threshold)
@@ -166,15 +123,14 @@ class NMFTrainer(Trainer):
         xsvd = self._input_svd()
         J = np.sort(self.rng.choice(self.X.shape[1], size=min(self.sol.ae_samples, self.X.shape[1]), replace=False))
         J = self.bk.index(self.bk.share(J))  # with several processes, this rank's share of the samples
-        return pretrain(self.bk, self.X, self.Y, J, xsvd, self.hidden, self.settings, self.rng, self.timers,
-                        on_layer, custom_layers(self.layers))
+        return pretrain(self.bk, self.net, self.X, self.Y, J, xsvd, self.settings, self.rng, self.timers, on_layer)
 
     def epoch(self, Ws, on_batch=None, start_batch: int = 0):
         """One epoch of Algorithm 4; ``start_batch`` skips the batches a resumed epoch already did."""
         batches = [self.bk.index(self.bk.share(J)) for J in  # each rank: its share of every batch
                    batches_for_epoch(self.X.shape[1], self.sol.batch_size, self.rng, self.sol.shuffle)]
-        finetune_epoch(self.bk, Ws, self.X, self.Y, self._input_svd(), batches, self.settings, self.timers,
-                       on_batch, start_batch, custom_layers(self.layers), self.memory, self.trace)
+        finetune_epoch(self.bk, self.net, Ws, self.X, self.Y, self._input_svd(), batches, self.settings,
+                       self.timers, on_batch, start_batch, self.memory, self.trace)
         self._summarise_trace()
 
 
@@ -184,39 +140,31 @@ class BPTrainer(Trainer):
     opt = None
 
     def pretrain(self, on_layer=None):
-        from .baselines.backprop import glorot_uniform, pretrain_autoencoder
+        """Filter layers start from Glorot's initialisation, the dense hidden layers from the stacked
+        autoencoder (``solver.ae_epochs > 0``) or Glorot's too, the output layer from Glorot's."""
+        from .baselines.backprop import pretrain_autoencoder
 
-        bk, sol, bias = self.bk, self.sol, self.sol.bias
-        n_prev = self.X.shape[0]
-        Ws = []
-        if sol.ae_epochs > 0 or self.conv:
-            J = np.sort(self.rng.choice(self.X.shape[1], size=min(sol.ae_samples, self.X.shape[1]), replace=False))
-            Z = self.X[:, self.bk.index(J)]
-        convs = [layer for layer in self.layers if layer.kind == "conv"]
-        for i, layer in enumerate(convs):  # Glorot filters (fan-in c k k, fan-out channels k k); no autoencoder
-            s = layer.spec
-            a = math.sqrt(6.0 / (s.patch + s.channels * s.kernel * s.kernel))
-            W = bk.xp.zeros((s.channels, s.patch + int(bias)), dtype=bk.dtype)
-            W[:, :s.patch] = bk.asarray(self.rng.uniform(-a, a, size=(s.channels, s.patch)))
+        bk, sol, rng, layers = self.bk, self.sol, self.rng, self.net.hidden
+        Ws, Z = [], None
+        autoencoded = sol.ae_epochs > 0
+        if autoencoded or any(layer.filters for layer in layers):  # the samples the forward passes see
+            J = np.sort(rng.choice(self.X.shape[1], size=min(sol.ae_samples, self.X.shape[1]), replace=False))
+            Z = self.X[:, bk.index(J)]
+        for i, layer in enumerate(layers):
+            if layer.filters:
+                W = layer.glorot(bk, rng)
+                Z = layer.forward(bk, W, Z)
+            else:
+                with self.timers("ae_backprop"):
+                    if autoencoded:
+                        W = pretrain_autoencoder(bk, Z, layer, sol, rng)
+                        Z = layer.forward(bk, W, Z)
+                    else:
+                        W = layer.glorot(bk, rng)
             Ws.append(W)
-            Z = layer.forward(bk, W, Z, bias)
-            n_prev = layer.n_out
             if on_layer is not None:
                 on_layer(i)
-        for i, n in enumerate(self.hidden, start=len(convs)):
-            with self.timers("ae_backprop"):
-                if sol.ae_epochs > 0:
-                    act = self.layers[i].act
-                    W = pretrain_autoencoder(bk, Z, n, sol, self.rng, bias, None if act.is_relu else act)
-                    Z = affine(W, Z, bias)
-                    bk.relu(Z, out=Z) if act.is_relu else act.apply(bk, Z, out=Z)
-                else:
-                    W = glorot_uniform(bk, self.rng, n, n_prev, bias)
-            Ws.append(W)
-            n_prev = n
-            if on_layer is not None:
-                on_layer(i)
-        Ws.append(glorot_uniform(bk, self.rng, self.Y.shape[0], n_prev, bias))
+        Ws.append(self.net.output_layer.glorot(bk, rng))
         return Ws
 
     def _optimizer(self, Ws):
@@ -262,11 +210,10 @@ class BPTrainer(Trainer):
             with self.timers("gather"):
                 XJ, YJ = self.X[:, J], self.Y[:, J]
             with self.timers("backprop"):
-                _, grads = loss_and_grads(self.bk, Ws, XJ, YJ, sol.loss, sol.bias, custom_layers(self.layers))
-            if sol.get("freeze_conv", False):  # the ablation: conv filters keep their initialisation
-                for i, layer in enumerate(self.layers):
-                    if layer.kind == "conv":
-                        grads[i] = grads[i] * 0
+                _, grads = loss_and_grads(self.bk, self.net, Ws, XJ, YJ, sol.loss)
+            for i, layer in enumerate(self.net.layers):  # the ablation: frozen filters keep their initialisation
+                if layer.frozen:
+                    grads[i] = grads[i] * 0
             with self.timers("adam"):
                 opt.step(Ws, grads)
             if on_batch is not None:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from nmfdnn.config import NMFSolverConfig
-from nmfdnn.method.activations import NAMES, Activation
+from nmfdnn.method.activations import NAMES, named
 from nmfdnn.method.autoencoder import pretrain_layer
 from nmfdnn.method.finetune import finetune_batch
-from nmfdnn.method.layers import build
+from nmfdnn.method.layers import dense
 from nmfdnn.method.linalg import batch_input_pinv, input_svd
 from nmfdnn.method.settings import NMFSettings
 
@@ -97,7 +97,7 @@ def naive_alg4_batch(Ws, XJ, YJ, Xpinv, S, L, omega, bias, name, l1w, l1z):
 
 
 def act(name):
-    return Activation(name, A_SLOPE, A_CAP, A_BETA)
+    return named(name, slope=A_SLOPE, cap=A_CAP, beta=A_BETA)
 
 
 def settings(**kw):
@@ -113,8 +113,8 @@ def test_finetune_batch_with_an_activation_and_l1_is_the_transcription(bk64, nam
     s = settings(bias=bias, lsq_iters=3, semi_nmf_iters=2, omega=0.7, l1_weights=l1[0], l1_activations=l1[1])
     xsvd = input_svd(bk64, X, THRESHOLD, bias)
     got = [W.copy() for W in Ws]
-    layers = build(X.shape[0], [10, 8], act=act(name))
-    finetune_batch(bk64, got, X[:, J], Y[:, J], batch_input_pinv(bk64, xsvd, J, s.input_pinv), s, layers=layers)
+    net = dense(Ws, bias, act(name))
+    finetune_batch(bk64, net, got, X[:, J], Y[:, J], batch_input_pinv(bk64, xsvd, J, s.input_pinv), s)
     ref = naive_alg4_batch(Ws, X[:, J], Y[:, J], naive_input_pinv(X, J, THRESHOLD, "chol", bias), 2, 3, 0.7, bias,
                            name, *l1)
     for i, (g, r) in enumerate(zip(got, ref)):
@@ -181,8 +181,8 @@ def test_backprop_gradients_with_each_activation_match_finite_differences(bk64, 
     rng = np.random.default_rng(2)
     X, Y = rng.random((6, 30)), np.eye(3)[:, rng.integers(0, 3, 30)]
     Ws = [rng.standard_normal((5, 7)) / 2, rng.standard_normal((4, 6)) / 2, rng.standard_normal((3, 5)) / 2]
-    layers = build(6, [5, 4], act=act(name))
-    _, grads = loss_and_grads(bk64, Ws, X, Y, "mse", True, layers)
+    net = dense(Ws, True, act(name))
+    _, grads = loss_and_grads(bk64, net, Ws, X, Y, "mse")
     h = 1e-6
     for i, W in enumerate(Ws):
         for idx in [(0, 0), (1, 2), (W.shape[0] - 1, W.shape[1] - 1)]:
@@ -190,8 +190,8 @@ def test_backprop_gradients_with_each_activation_match_finite_differences(bk64, 
             minus = [V.copy() for V in Ws]
             plus[i][idx] += h
             minus[i][idx] -= h
-            fd = (loss_and_grads(bk64, plus, X, Y, "mse", True, layers)[0]
-                  - loss_and_grads(bk64, minus, X, Y, "mse", True, layers)[0]) / (2 * h)
+            fd = (loss_and_grads(bk64, net, plus, X, Y, "mse")[0]
+                  - loss_and_grads(bk64, net, minus, X, Y, "mse")[0]) / (2 * h)
             assert abs(grads[i][idx] - fd) <= 1e-6 + 1e-5 * abs(fd), (i, idx)
 
 

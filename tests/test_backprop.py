@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from nmfdnn.baselines.backprop import Adam, glorot_uniform, loss_and_grads
+from nmfdnn.baselines.backprop import Adam, loss_and_grads
 from nmfdnn.data import one_hot
+from nmfdnn.method.layers import Dense, dense
 
 
 @pytest.mark.parametrize("loss", ["mse", "xent"])
@@ -15,16 +16,17 @@ def test_gradients_match_central_differences(bk64, loss, bias):
     Ws = [rng.standard_normal((sizes[i + 1], sizes[i] + bias)) for i in range(3)]
     X = rng.random((6, 9))
     Y = one_hot(rng.integers(0, 3, 9), 3)
-    _, grads = loss_and_grads(bk64, Ws, X, Y, loss, bias)
+    net = dense(Ws, bias)
+    _, grads = loss_and_grads(bk64, net, Ws, X, Y, loss)
     h = 1e-6
     for i, W in enumerate(Ws):
         num = np.zeros_like(W)
         for idx in np.ndindex(W.shape):
             old = W[idx]
             W[idx] = old + h
-            fp, _ = loss_and_grads(bk64, Ws, X, Y, loss, bias)
+            fp, _ = loss_and_grads(bk64, net, Ws, X, Y, loss)
             W[idx] = old - h
-            fm, _ = loss_and_grads(bk64, Ws, X, Y, loss, bias)
+            fm, _ = loss_and_grads(bk64, net, Ws, X, Y, loss)
             W[idx] = old
             num[idx] = (fp - fm) / (2 * h)
         err = np.linalg.norm(grads[i] - num) / np.linalg.norm(num)
@@ -51,7 +53,7 @@ def test_adam_matches_hand_computed_steps(bk64):
 
 
 def test_glorot_range_and_zero_bias(bk64, rng):
-    W = glorot_uniform(bk64, rng, 300, 200, bias=True)
+    W = Dense(200, 300, bias=True).glorot(bk64, rng)
     a = np.sqrt(6 / 500)
     assert W.shape == (300, 201) and np.abs(W[:, :-1]).max() <= a and (W[:, -1] == 0).all()
     assert np.abs(W[:, :-1]).max() > 0.95 * a
@@ -60,8 +62,8 @@ def test_glorot_range_and_zero_bias(bk64, rng):
 def test_float32_gradients_keep_dtype(bk):
     rng = np.random.default_rng(0)
     Ws = [bk.asarray(rng.standard_normal((4, 6))), bk.asarray(rng.standard_normal((3, 5)))]
-    _, grads = loss_and_grads(bk, Ws, bk.asarray(rng.random((5, 7))), bk.asarray(one_hot(np.arange(7) % 3, 3)),
-                              "xent", True)
+    _, grads = loss_and_grads(bk, dense(Ws, True), Ws, bk.asarray(rng.random((5, 7))),
+                              bk.asarray(one_hot(np.arange(7) % 3, 3)), "xent")
     assert [g.dtype for g in grads] == [bk.dtype, bk.dtype] and [g.shape for g in grads] == [(4, 6), (3, 5)]
 
 
@@ -71,13 +73,15 @@ def _bp_trainer(bk, lr_decay, m=40, batch_size=10):
     from omegaconf import OmegaConf
 
     from nmfdnn.config import BPSolverConfig
+    from nmfdnn.config.network import build_network
     from nmfdnn.trainers import BPTrainer
 
     rng = np.random.default_rng(1)
     sol = {**asdict(BPSolverConfig()), "lr_decay": lr_decay, "batch_size": batch_size, "ae_epochs": 0}
     cfg = OmegaConf.create({"solver": sol, "hidden": [5]})
     X, Y = bk.asarray(rng.random((6, m))), bk.asarray(one_hot(rng.integers(0, 3, m), 3))
-    return BPTrainer(bk, cfg, X, Y, np.random.default_rng(2))
+    net = build_network(cfg, 6, None, 3)
+    return BPTrainer(bk, cfg, net, X, Y, np.random.default_rng(2))
 
 
 def test_lr_decay_sets_each_epochs_rate_from_the_step_count(bk64):

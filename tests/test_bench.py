@@ -14,6 +14,7 @@ from nmfdnn.backend import get_backend
 from nmfdnn.config import NMFSolverConfig, Pinv
 from nmfdnn.method.autoencoder import pretrain
 from nmfdnn.method.finetune import finetune_epoch
+from nmfdnn.method.layers import build
 from nmfdnn.method.settings import NMFSettings
 from nmfdnn.method.linalg import input_svd
 from nmfdnn.tools.machine import gemm_rate
@@ -39,8 +40,9 @@ def _counted_epoch(hidden, pinv, bias, input_pinv="chol", L=2, n_in=40, m=1200, 
     with counter.counting():
         xsvd = input_svd(bk, X, sol.input_threshold, bias)
         J = np.sort(rng.choice(m, sol.ae_samples, replace=False))
-        Ws = pretrain(bk, X, Y, J, xsvd, hidden, NMFSettings.from_mapping(sol), rng, counter)
-        finetune_epoch(bk, Ws, X, Y, xsvd, batches_for_epoch(m, b, rng), NMFSettings.from_mapping(sol), counter)
+        net = build(n_in, n_out, bias=bias, hidden=hidden)
+        Ws = pretrain(bk, net, X, Y, J, xsvd, NMFSettings.from_mapping(sol), rng, counter)
+        finetune_epoch(bk, net, Ws, X, Y, xsvd, batches_for_epoch(m, b, rng), NMFSettings.from_mapping(sol), counter)
     return counter.flops, xsvd.rank
 
 
@@ -197,9 +199,9 @@ def test_bench_tta_on_validation_data(tmp_path, monkeypatch):
     seen = []
     evaluate = network.evaluate
 
-    def spy(bk, Ws, X, labels, bias):
+    def spy(bk, net, Ws, X, labels):
         seen.append(X.shape[1])
-        return evaluate(bk, Ws, X, labels, bias)
+        return evaluate(bk, net, Ws, X, labels)
 
     monkeypatch.setattr(network, "evaluate", spy)
     cfg = compose_config([*TTA_COMMON[:-1], "epochs=1", "dataset.val_size=150", "progress=false"])

@@ -10,7 +10,8 @@ import pytest
 from nmfdnn.backend import get_backend
 from nmfdnn.baselines.backprop import loss_and_grads
 from nmfdnn.method.conv import ConvSpec
-from nmfdnn.method.layers import Conv, Dense, build, weight_shapes
+from nmfdnn.method.activations import LINEAR
+from nmfdnn.method.layers import Conv, Dense, build
 
 from util import cli, one_line_error
 
@@ -63,11 +64,12 @@ def test_conv_on_mnist_shape_is_checked_without_the_data():
 
 
 def test_layers_and_weight_shapes():
-    layers = build(3 * 32 * 32, [100], [{"channels": 32, "kernel": 5, "pool": 2}, {"channels": 64, "kernel": 5,
-                                                                                     "pool": 2}], (3, 32, 32))
-    assert [type(x) for x in layers] == [Conv, Conv, Dense]
+    net = build(3 * 32 * 32, 10, (3, 32, 32), bias=True, hidden=[100],
+                conv=[{"channels": 32, "kernel": 5, "pool": 2}, {"channels": 64, "kernel": 5, "pool": 2}])
+    layers = net.layers
+    assert [type(x) for x in layers] == [Conv, Conv, Dense, Dense] and layers[-1].act == LINEAR
     assert layers[1].spec == ConvSpec(32, 14, 14, 64, 5, pool=2) and layers[2].n_in == 64 * 5 * 5
-    assert weight_shapes(layers, 10, True) == [(32, 76), (64, 801), (100, 1601), (10, 101)]
+    assert net.shapes == [(32, 76), (64, 801), (100, 1601), (10, 101)]
 
 
 @pytest.mark.parametrize("solver,net,ceiling", [("nmf", NET, 10.0), ("nmf", DEEP, 20.0), ("bp", NET, 40.0)])
@@ -122,30 +124,29 @@ def test_a_conv_run_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
 
 def _net(bias, seed=0):
     rng = np.random.default_rng(seed)
-    layers = build(2 * 7 * 7, [5], [{"channels": 3, "kernel": 3, "padding": 1, "pool": 2},
-                                     {"channels": 2, "kernel": 2, "stride": 1}], (2, 7, 7))
-    shapes = weight_shapes(layers, 3, bias)
-    Ws = [rng.standard_normal(s) * 0.5 for s in shapes]
+    net = build(2 * 7 * 7, 3, (2, 7, 7), bias=bias, hidden=[5],
+                conv=[{"channels": 3, "kernel": 3, "padding": 1, "pool": 2}, {"channels": 2, "kernel": 2, "stride": 1}])
+    Ws = [rng.standard_normal(s) * 0.5 for s in net.shapes]
     X = rng.random((2 * 7 * 7, 6))
     Y = np.eye(3)[:, rng.integers(0, 3, 6)]
-    return layers, Ws, X, Y
+    return net, Ws, X, Y
 
 
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("loss", ["mse", "xent"])
 def test_conv_gradients_match_finite_differences(bias, loss):
     bk = get_backend("numpy", "float64")
-    layers, Ws, X, Y = _net(bias)
-    _, grads = loss_and_grads(bk, Ws, X, Y, loss, bias, layers)
+    net, Ws, X, Y = _net(bias)
+    _, grads = loss_and_grads(bk, net, Ws, X, Y, loss)
     rng = np.random.default_rng(1)
     for i, W in enumerate(Ws):
         for _ in range(4):
             idx = tuple(rng.integers(0, n) for n in W.shape)
             h = 1e-6
             W[idx] += h
-            up, _ = loss_and_grads(bk, Ws, X, Y, loss, bias, layers)
+            up, _ = loss_and_grads(bk, net, Ws, X, Y, loss)
             W[idx] -= 2 * h
-            down, _ = loss_and_grads(bk, Ws, X, Y, loss, bias, layers)
+            down, _ = loss_and_grads(bk, net, Ws, X, Y, loss)
             W[idx] += h
             assert abs((up - down) / (2 * h) - grads[i][idx]) <= 1e-6 * max(1.0, abs(grads[i][idx])), (i, idx)
 
@@ -156,8 +157,9 @@ def test_conv_forward_and_gradients_agree_with_pytorch():
 
     bk = get_backend("numpy", "float64")
     bias = True
-    layers, Ws, X, Y = _net(bias, seed=3)
-    _, grads = loss_and_grads(bk, Ws, X, Y, "mse", bias, layers)
+    net, Ws, X, Y = _net(bias, seed=3)
+    layers = net.layers
+    _, grads = loss_and_grads(bk, net, Ws, X, Y, "mse")
     tW = [torch.tensor(W, requires_grad=True) for W in Ws]
     z = torch.tensor(X.T.reshape(-1, 2, 7, 7))
     for W, layer in zip(tW[:2], layers[:2]):
@@ -174,7 +176,7 @@ def test_conv_forward_and_gradients_agree_with_pytorch():
     loss.backward()
     from nmfdnn.method.network import output
 
-    np.testing.assert_allclose(output(bk, Ws, X, bias, layers), out.detach().numpy().T, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(output(bk, net, Ws, X), out.detach().numpy().T, rtol=1e-5, atol=1e-12)
     for g, t in zip(grads, tW):
         np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-5, atol=1e-10)
 

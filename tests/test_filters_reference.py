@@ -8,12 +8,13 @@ import pytest
 
 from nmfdnn.backend import get_backend
 from nmfdnn.method import filters
-from nmfdnn.method.activations import Activation
+from nmfdnn.method.activations import RELU, LeakyReLU, Softplus
 from nmfdnn.method.conv import ConvSpec
+from nmfdnn.method.activations import LINEAR
 from nmfdnn.method.layers import Conv, Dense
+from nmfdnn.method.network import Network
 
-ACTS = {"relu": Activation("relu", 0.01, 6.0, 1.0), "leaky": Activation("leaky_relu", 0.1, 6.0, 1.0),
-        "softplus": Activation("softplus", 0.01, 6.0, 2.0)}
+ACTS = {"relu": RELU, "leaky": LeakyReLU(0.1), "softplus": Softplus(2.0)}
 SPECS = {"pad-pool": ConvSpec(2, 6, 6, 3, 3, padding=1, pool=2), "stride": ConvSpec(1, 7, 7, 2, 3, stride=2)}
 
 
@@ -63,12 +64,12 @@ def _net(spec, bias, act, seed=0, m=5, above_conv=None, n_up=7):
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((spec.channels, spec.patch + int(bias))) * 0.5
     X = rng.random((spec.n_in, m))
-    layer = Conv(spec, act)
+    layer = Conv(spec, act, bias)
     if above_conv is None:
-        above = Dense(spec.n_out, n_up, act)
+        above = Dense(spec.n_out, n_up, act, bias)
         V = rng.standard_normal((n_up, spec.n_out + int(bias))) * 0.3
     else:
-        above = Conv(above_conv, act)
+        above = Conv(above_conv, act, bias)
         V = rng.standard_normal((above_conv.channels, above_conv.patch + int(bias))) * 0.3
     return W, X, layer, above, V, rng
 
@@ -81,9 +82,9 @@ def test_the_jacobian_and_its_adjoint_equal_the_explicit_matrix(bk, spec_name, a
     spec, act = SPECS[spec_name], ACTS[act_name]
     W, X, layer, above, V, rng = _net(spec, bias, act)
     J, Zj, Zup = naive_jacobian(W, V, X, spec, bias, act)
-    assert np.allclose(layer.forward(bk, W, X, bias), Zj, atol=1e-12)
-    assert np.allclose(above.forward(bk, V, Zj, bias), Zup, atol=1e-12)
-    A = layer.design(bk, X, bias)
+    assert np.allclose(layer.forward(bk, W, X), Zj, atol=1e-12)
+    assert np.allclose(above.forward(bk, V, Zj), Zup, atol=1e-12)
+    A = layer.design(bk, X)
     V0 = V[:, :-1] if bias else V
     Dj, Dup = act.derivative(bk, Zj), act.derivative(bk, Zup)
     dW = rng.standard_normal(W.shape)
@@ -102,7 +103,7 @@ def test_the_jacobian_is_the_derivative_of_the_layer_above(bk, act_name):
     J, _, Zup = naive_jacobian(W, V, X, spec, True, act)
     dW = rng.standard_normal(W.shape)
     h = 1e-6
-    moved = above.forward(bk, V, layer.forward(bk, W + h * dW, X, True), True)
+    moved = above.forward(bk, V, layer.forward(bk, W + h * dW, X))
     assert np.allclose((moved - Zup).reshape(-1) / h, J @ dW.reshape(-1), rtol=1e-4, atol=1e-6)
 
 
@@ -116,8 +117,8 @@ def test_the_step_solves_the_damped_normal_equations(bk, spec_name, act_name, bi
     rho_abs = rho * np.sum((J @ W.reshape(-1)) ** 2) / np.sum(W * W)
     n = W.size
     want = np.linalg.solve(J.T @ J + rho_abs * np.eye(n), J.T @ (B - Zup).reshape(-1))
-    A = layer.design(bk, X, bias)
-    dW, r0 = filters.gauss_newton_step(bk, layer, above, W, V, A, Zj, Zup, B, bias, rho, iters=4 * n)
+    A = layer.design(bk, X)
+    dW, r0 = filters.gauss_newton_step(bk, layer, above, W, V, A, Zj, Zup, B, rho, iters=4 * n)
     assert np.isclose(r0, np.sum((B - Zup) ** 2))
     assert np.abs(dW.reshape(-1) - want).max() <= 1e-8 * max(1.0, np.abs(want).max())
 
@@ -128,11 +129,11 @@ def test_the_step_through_a_conv_layer_above(bk):
     up = ConvSpec(2, 6, 6, 3, 3, pool=2)
     W, X, layer, above, V, rng = _net(spec, True, act, seed=2, above_conv=up)
     J, Zj, Zup = naive_jacobian(W, V, X, spec, True, act, above_conv=up)
-    assert np.allclose(above.forward(bk, V, Zj, True), Zup, atol=1e-12)
+    assert np.allclose(above.forward(bk, V, Zj), Zup, atol=1e-12)
     B = Zup + rng.standard_normal(Zup.shape) * 0.1
     rho_abs = 1e-3 * np.sum((J @ W.reshape(-1)) ** 2) / np.sum(W * W)
     want = np.linalg.solve(J.T @ J + rho_abs * np.eye(W.size), J.T @ (B - Zup).reshape(-1))
-    dW, _ = filters.gauss_newton_step(bk, layer, above, W, V, layer.design(bk, X, True), Zj, Zup, B, True, 1e-3,
+    dW, _ = filters.gauss_newton_step(bk, layer, above, W, V, layer.design(bk, X), Zj, Zup, B, 1e-3,
                                       iters=4 * W.size)
     assert np.abs(dW.reshape(-1) - want).max() <= 1e-8 * max(1.0, np.abs(want).max())
 
@@ -140,17 +141,17 @@ def test_the_step_through_a_conv_layer_above(bk):
 def test_filter_step_reports_the_exact_share_it_removed(bk):
     spec, act = SPECS["pad-pool"], ACTS["relu"]
     W, X, layer, above, V, rng = _net(spec, True, act, seed=4, m=8)
-    Zj = layer.forward(bk, W, X, True)
-    Zup = above.forward(bk, V, Zj, True)
+    Zj = layer.forward(bk, W, X)
+    Zup = above.forward(bk, V, Zj)
     B = Zup + rng.standard_normal(Zup.shape) * 0.05
-    res = filters.filter_step(bk, layer, above, W, V, X, Zj, Zup, B, True, 1e-3, 30, 0.5)
-    dW, _ = filters.gauss_newton_step(bk, layer, above, W, V, layer.design(bk, X, True), Zj, Zup, B, True, 1e-3, 30)
+    res = filters.filter_step(bk, layer, above, W, V, X, Zj, Zup, B, 1e-3, 30, 0.5)
+    dW, _ = filters.gauss_newton_step(bk, layer, above, W, V, layer.design(bk, X), Zj, Zup, B, 1e-3, 30)
     assert np.allclose(res.W, W + 0.5 * dW)
-    after = B - above.forward(bk, V, layer.forward(bk, res.W, X, True), True)
+    after = B - above.forward(bk, V, layer.forward(bk, res.W, X))
     assert np.isclose(res.share, 1 - np.sum(after ** 2) / np.sum((B - Zup) ** 2))
     assert np.isclose(res.ratio, 0.5 * np.linalg.norm(dW) / np.linalg.norm(W))
     assert res.share > 0  # a small damped step along the linearisation lowers the exact residual
-    share, ratio = filters.filter_step_share(bk, layer, above, W, res.W, V, X, Zup, B, True)
+    share, ratio = filters.filter_step_share(bk, layer, above, W, res.W, V, X, Zup, B)
     assert np.isclose(share, res.share) and np.isclose(ratio, res.ratio)
 
 
@@ -159,7 +160,7 @@ def test_an_injected_bug_fails_the_reference(bk):
     spec, act = SPECS["pad-pool"], ACTS["relu"]
     W, X, layer, above, V, rng = _net(spec, False, act, seed=5)
     J, Zj, Zup = naive_jacobian(W, V, X, spec, False, act)
-    A = layer.design(bk, X, False)
+    A = layer.design(bk, X)
     dW = rng.standard_normal(W.shape)
     wrong = filters.jacobian(bk, layer, above, V, A, act.derivative(bk, Zj), np.ones_like(Zup), dW)
     assert np.abs(wrong.reshape(-1) - J @ dW.reshape(-1)).max() > 1e-3
@@ -179,7 +180,8 @@ def test_the_output_target_step_through_every_layer_above(bk, bias):
     Y = out + rng.standard_normal(out.shape)
     rho_abs = 1e-3 * np.sum((J @ W.reshape(-1)) ** 2) / np.sum(W * W)
     want = np.linalg.solve(J.T @ J + rho_abs * np.eye(W.size), J.T @ (Y - out).reshape(-1))
-    res = filters.output_filter_step(bk, [layer, above], [W, V, Wd], 0, [X, Zj, Zup], Y, bias, 1e-3, 4 * W.size, 1.0)
+    net = Network((layer, above, Dense(7, 3, LINEAR, bias)))
+    res = filters.output_filter_step(bk, net, [W, V, Wd], 0, [X, Zj, Zup], Y, 1e-3, 4 * W.size, 1.0)
     assert np.abs((res.W - W).reshape(-1) - want).max() <= 1e-8 * max(1.0, np.abs(want).max())
-    moved = Wd0 @ above.forward(bk, V, layer.forward(bk, res.W, X, bias), bias) + (Wd[:, -1:] if bias else 0)
+    moved = Wd0 @ above.forward(bk, V, layer.forward(bk, res.W, X)) + (Wd[:, -1:] if bias else 0)
     assert np.isclose(res.share, 1 - np.sum((Y - moved) ** 2) / np.sum((Y - out) ** 2))

@@ -9,6 +9,7 @@ from nmfdnn.config import NMFSolverConfig
 from nmfdnn.data import one_hot
 from nmfdnn.data.synthetic import make_synthetic
 from nmfdnn.method.finetune import finetune_epoch
+from nmfdnn.method.layers import build
 from nmfdnn.method.settings import NMFSettings
 from nmfdnn.method.linalg import input_svd
 from nmfdnn.method.network import evaluate, forward
@@ -35,10 +36,11 @@ def test_pretrain_shapes_dtypes_and_fit(bk, bias):
     rng = np.random.default_rng(0)
     xsvd = input_svd(bk, X, sol.input_threshold, bias)
     J = np.sort(rng.choice(X.shape[1], sol.ae_samples, replace=False))
-    Ws = pretrain(bk, X, Y, J, xsvd, [40, 20], NMFSettings.from_mapping(sol), rng)
-    assert [W.shape for W in Ws] == [(40, 30 + bias), (20, 40 + bias), (4, 20 + bias)]
+    net = build(30, 4, bias=bias, hidden=[40, 20])
+    Ws = pretrain(bk, net, X, Y, J, xsvd, NMFSettings.from_mapping(sol), rng)
+    assert [W.shape for W in Ws] == [(40, 30 + bias), (20, 40 + bias), (4, 20 + bias)] == net.shapes
     assert all(W.dtype == bk.dtype and np.isfinite(W).all() for W in Ws)
-    err, _ = evaluate(bk, Ws, bk.asarray(ds.test.X), ds.test.labels, bias)
+    err, _ = evaluate(bk, net, Ws, bk.asarray(ds.test.X), ds.test.labels)
     assert err < 50.0  # far better than chance (75 %) right after pre-training
 
 
@@ -49,15 +51,16 @@ def test_finetuning_decreases_objective(bk64, hidden):
     rng = np.random.default_rng(1)
     xsvd = input_svd(bk64, X, sol.input_threshold)
     J = np.sort(rng.choice(X.shape[1], sol.ae_samples, replace=False))
-    Ws = pretrain(bk64, X, Y, J, xsvd, hidden, NMFSettings.from_mapping(sol), rng)
-    _, obj0 = evaluate(bk64, Ws, X, ds.train.labels, False)
+    net = build(30, 4, hidden=hidden)
+    Ws = pretrain(bk64, net, X, Y, J, xsvd, NMFSettings.from_mapping(sol), rng)
+    _, obj0 = evaluate(bk64, net, Ws, X, ds.train.labels)
     for _ in range(3):
-        finetune_epoch(bk64, Ws, X, Y, xsvd, batches_for_epoch(X.shape[1], sol.batch_size, rng),
+        finetune_epoch(bk64, net, Ws, X, Y, xsvd, batches_for_epoch(X.shape[1], sol.batch_size, rng),
                        NMFSettings.from_mapping(sol))
-    err1, obj1 = evaluate(bk64, Ws, X, ds.train.labels, False)
+    err1, obj1 = evaluate(bk64, net, Ws, X, ds.train.labels)
     assert obj1 < obj0
     assert all(np.isfinite(W).all() for W in Ws)
-    assert all((Z >= 0).all() for Z in forward(bk64, Ws, X, False)[1:])
+    assert all((Z >= 0).all() for Z in forward(bk64, net, Ws, X)[1:])
 
 
 def test_batches_cover_every_sample_once(rng):

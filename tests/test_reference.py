@@ -16,6 +16,7 @@ import pytest
 from nmfdnn.config import InputPinv, NMFSolverConfig, Pinv
 from nmfdnn.method.autoencoder import pretrain_layer
 from nmfdnn.method.finetune import finetune_batch
+from nmfdnn.method.layers import dense
 from nmfdnn.method.linalg import batch_input_pinv, input_svd
 from nmfdnn.method.network import evaluate, output
 from nmfdnn.method.settings import NMFSettings
@@ -164,7 +165,7 @@ def test_finetune_batch_is_algorithm_4(bk64, hidden, bias, pinv, input_pinv):
     xsvd = input_svd(bk64, X, THRESHOLD, bias)
     assert xsvd.rank == 7 + bias
     got = [W.copy() for W in Ws]
-    finetune_batch(bk64, got, X[:, J], Y[:, J], batch_input_pinv(bk64, xsvd, J, s.input_pinv), s)
+    finetune_batch(bk64, dense(got, bias), got, X[:, J], Y[:, J], batch_input_pinv(bk64, xsvd, J, s.input_pinv), s)
     ref = naive_alg4_batch(Ws, X[:, J], Y[:, J], naive_input_pinv(X, J, THRESHOLD, input_pinv, bias),
                            s.semi_nmf_iters, s.lsq_iters, s.omega, bias)
     for i, (g, r) in enumerate(zip(got, ref)):
@@ -232,7 +233,8 @@ def test_reported_objective_is_equation_3(bk64, bias):
     for W in Ws[:-1]:
         out = relu(W @ aug(out, bias))
     out = Ws[-1] @ aug(out, bias)
-    err, obj = evaluate(bk64, Ws, X, labels, bias, chunk=60)
+    net = dense(Ws, bias)
+    err, obj = evaluate(bk64, net, Ws, X, labels, chunk=60)
     assert obj == pytest.approx(0.5 * np.sum((Y - out) ** 2), rel=1e-12)
     assert err == pytest.approx(100 * np.mean(out.argmax(axis=0) != labels))
-    np.testing.assert_allclose(output(bk64, Ws, X, bias), out, rtol=1e-12)
+    np.testing.assert_allclose(output(bk64, net, Ws, X), out, rtol=1e-12)

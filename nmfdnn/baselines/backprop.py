@@ -1,24 +1,14 @@
 """The backpropagation + Adam baseline of the paper's Sec. 5, written on the same backend seam.
 
 Weights are stored like the NMF solver's: ``W_i`` is ``n_i x (n_{i-1} + 1)`` with the bias as last
-column when ``bias`` is on, so that :mod:`nmfdnn.network` evaluates both solvers alike.
+column when the layers have a bias, so that :mod:`nmfdnn.method.network` evaluates both solvers alike.
+Each layer's initialisation and gradient are its own (:mod:`nmfdnn.method.layers`: ``glorot``,
+``gradient``, ``adjoint``).
 """
 
 from __future__ import annotations
 
-import math
-
-from ..method.network import affine, forward
-
-
-def glorot_uniform(bk, rng, n_out: int, n_in: int, bias: bool):
-    """Glorot and Bengio's "normalized initialization" (the paper's ref. [4]): ``U(-a, a)``,
-    ``a = sqrt(6 / (n_in + n_out))``; biases start at zero."""
-    a = math.sqrt(6.0 / (n_in + n_out))
-    W = bk.asarray(rng.uniform(-a, a, size=(n_out, n_in + int(bias))))
-    if bias:
-        W[:, -1] = 0.0
-    return W
+from ..method.network import forward
 
 
 def loss_and_output_grad(bk, out, Y, loss: str):
@@ -47,49 +37,24 @@ def loss_and_output_grad(bk, out, Y, loss: str):
     raise ValueError(f"unknown loss {loss!r}; choose squared (mse) or cross_entropy (xent)")
 
 
-def loss_and_grads(bk, Ws, X, Y, loss: str, bias: bool, layers=None):
-    """Loss of the network on the columns of ``X`` and its gradients (backpropagation, [15]).
-
-    With ``layers`` (:mod:`nmfdnn.method.layers`) a convolution's gradients go through its patch
-    matrix: for ``U = T(W A)``, ``A = [Pbar(Z); e^T]``, ``dW = (T^-1 G) A^T`` and
-    ``dZ = Pbar^T(W_0^T T^-1 G)`` (im2col's adjoint, :func:`nmfdnn.method.conv.linear_map_adjoint`)."""
-    xp = bk.xp
-    Zs = forward(bk, Ws, X, bias, layers)
-    out = affine(Ws[-1], Zs[-1], bias)
+def loss_and_grads(bk, net, Ws, X, Y, loss: str):
+    """Loss of the network ``net`` (:class:`~nmfdnn.method.network.Network`) on the columns of ``X``
+    and its gradients (backpropagation, [15]): from the output layer down, each layer's
+    ``gradient`` of its weights and ``adjoint`` for the gradient below, times ``f'`` of the layer
+    below written through its output. For a convolution, ``U = T(W A)`` with ``A = [Pbar(Z); e^T]``:
+    ``dW = (T^-1 G) A^T`` and ``dZ = Pbar^T(W_0^T T^-1 G)`` (im2col's adjoint,
+    :func:`nmfdnn.method.conv.linear_map_adjoint`)."""
+    Zs = forward(bk, net, Ws, X)
+    out = net.output_layer.forward(bk, Ws[-1], Zs[-1])
     value, G = loss_and_output_grad(bk, out, Y, loss)
     grads = [None] * len(Ws)
     for i in range(len(Ws) - 1, -1, -1):
-        Z = Zs[i]
-        layer = layers[i] if layers is not None and i < len(layers) else None
-        if layer is not None and layer.kind == "conv":
-            from ..method.conv import linear_map_adjoint
-
-            Gp = layer.targets(bk, G)
-            grads[i] = Gp @ layer.design(bk, Z, bias).T
-            if i > 0:
-                G = linear_map_adjoint(bk, Ws[i][:, :-1] if bias else Ws[i], G, layer.spec)
-                G *= _derivative(bk, layers[i - 1], Z)
-            continue
-        if bias:
-            g = xp.empty_like(Ws[i])
-            xp.matmul(G, Z.T, out=g[:, :-1])
-            g[:, -1] = G.sum(axis=1)
-        else:
-            g = G @ Z.T
-        grads[i] = g
+        layer, Z = net.layers[i], Zs[i]
+        grads[i] = layer.gradient(bk, Ws[i], G, Z)
         if i > 0:
-            Wz = Ws[i][:, :-1] if bias else Ws[i]
-            G = Wz.T @ G
-            G *= _derivative(bk, layers[i - 1] if layers is not None else None, Z)  # f'(U) through Z = f(U)
+            G = layer.adjoint(bk, layer.split(Ws[i])[0], G)
+            G *= net.layers[i - 1].act.derivative(bk, Z)  # f'(U) through Z = f(U)
     return value, grads
-
-
-def _derivative(bk, layer, Z):
-    """``f'(U)`` of the layer that output ``Z = f(U)``: ReLU's ``[Z > 0]`` unless the layer has another
-    activation (:meth:`nmfdnn.method.activations.Activation.derivative`)."""
-    if layer is None or layer.act.is_relu:
-        return Z > 0  # ReLU'(U) = 1 where Z = f(U) > 0
-    return layer.act.derivative(bk, Z)
 
 
 class Adam:
@@ -143,26 +108,26 @@ class Adam:
             arr[xp.abs(arr) < xp.finfo(arr.dtype).tiny] = 0
 
 
-def pretrain_autoencoder(bk, Z, n_out, sol, rng, bias, act=None):
+def pretrain_autoencoder(bk, Z, layer, sol, rng):
     """One layer of the stacked autoencoder trained by backprop + Adam (Sec. 5, ref. [1]).
 
-    Encoder ``f(W Z)``, linear decoder ``W' f(W Z)``, squared reconstruction error, Adam with
-    ``solver.ae_lr`` on mini-batches of ``solver.batch_size`` for ``solver.ae_epochs`` epochs.
-    Returns the encoder weights. ``act``: the encoder's ``f`` (None: ReLU).
+    Encoder ``layer`` (``f(W Z)``, dense), linear decoder ``W' f(W Z)``, squared reconstruction error,
+    Adam with ``solver.ae_lr`` on mini-batches of ``solver.batch_size`` for ``solver.ae_epochs`` epochs.
+    Returns the encoder weights.
     """
-    n_in, m = Z.shape
-    Ws = [glorot_uniform(bk, rng, n_out, n_in, bias), glorot_uniform(bk, rng, n_in, n_out, bias)]
-    opt = Adam(bk, Ws, sol.ae_lr, sol.beta1, sol.beta2, sol.eps)
-    layers = None
-    if act is not None:
-        from ..method.layers import Dense
+    from ..method.activations import LINEAR
+    from ..method.layers import Dense
+    from ..method.network import Network
 
-        layers = [Dense(n_in, n_out, act)]
+    m = Z.shape[1]
+    net = Network((layer, Dense(layer.n_out, layer.n_in, LINEAR, layer.bias)))
+    Ws = [lay.glorot(bk, rng) for lay in net.layers]
+    opt = Adam(bk, Ws, sol.ae_lr, sol.beta1, sol.beta2, sol.eps)
     for _ in range(sol.ae_epochs):
         order = rng.permutation(m)
         for s in range(0, m, sol.batch_size):
             J = bk.index(order[s:s + sol.batch_size])
             ZJ = Z[:, J]
-            _, grads = loss_and_grads(bk, Ws, ZJ, ZJ, "mse", bias, layers)
+            _, grads = loss_and_grads(bk, net, Ws, ZJ, ZJ, "mse")
             opt.step(Ws, grads)
     return Ws[0]

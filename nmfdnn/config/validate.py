@@ -101,13 +101,10 @@ def _validate_conv(cfg, shape) -> int | None:
     shape = shape or image_shape(d)
     if shape is None:
         return None
-    from ..method.layers import build
+    from .network import build_network
 
-    try:
-        layers = build(1, [1], [OmegaConf.to_container(layer) for layer in cfg.conv], tuple(shape))
-    except ValueError as e:
-        raise NmfdnnError(str(e)) from None
-    return layers[-1].n_in
+    net = build_network(cfg, math.prod(shape), tuple(shape), 1)
+    return next(layer.n_in for layer in net.layers if not layer.filters)
 
 
 # The parameter of each activation: its key, and the least and largest value it may take in a dtype

@@ -2,7 +2,8 @@
 
 Columns are samples: ``X`` is ``n_0 x m``, ``Y`` is ``n_d x m``, ``W_i`` is ``n_i x n_{i-1}`` and
 ``Z_i = f(W_i Z_{i-1})`` with ``f`` = ReLU. Every function takes the array backend ``bk``
-(:mod:`nmfdnn.backend`) and, where it needs settings, ``sol``, a frozen
+(:mod:`nmfdnn.backend`), the network or the layer it acts on (:mod:`layers`: each owns its ``f``,
+bias and shape) or plain values, and, where it needs settings, ``sol``, a frozen
 :class:`settings.NMFSettings` of plain values (never a config node); nothing here
 imports from outside ``method/`` except the backend seam, :mod:`nmfdnn.errors` and
 :mod:`nmfdnn.timers`.
@@ -10,6 +11,9 @@ imports from outside ``method/`` except the backend seam, :mod:`nmfdnn.errors` a
 =========================================================  ==============================================
 Paper                                                      Function
 =========================================================  ==============================================
+eq. (1), the layers of ``W_1, ..., W_d``, built once       :class:`network.Network` of :mod:`layers`
+(each its ``f``, bias, shape, initialisation, gradient,    (:class:`layers.Dense`, :class:`layers.Conv`),
+design matrix, Algorithm 3 step, ``frozen``)               :func:`layers.build`
 eq. (3), the network and its objective                     :func:`network.forward`, :func:`network.output`,
                                                            :func:`network.evaluate` (``1/2 ||Y - out||_F^2``)
 eq. (4), semi-NMF ``min ||Y - W_d Z_{d-1}||``, ``Z >= 0``  :func:`semi_nmf.semi_nmf` (``W`` update
@@ -57,7 +61,8 @@ Beyond the paper, its other named next steps (Sec. 6: "sparse regularizations an
 functions"); the derivations are in :mod:`activations`' and :mod:`sparse`'s docstrings:
 
 =========================================================  ==============================================
-``f`` in {relu, leaky_relu, capped_relu, softplus}         :class:`activations.Activation` (``apply``)
+``f`` in {relu, leaky_relu, capped_relu, softplus}         a subclass of :class:`activations.Activation` each
+                                                           (``apply``), by name :func:`activations.named`
 line 3 of Algorithms 2 and 3 with ``f``                    :func:`kernels.residual_relu_` (``act=``)
 line 4 of Algorithm 3: projection onto ``f``'s range       :func:`kernels.add_relu_` (``act=``)
 (4) without ``Z >= 0`` (leaky_relu)                        :func:`semi_nmf.update_z_unconstrained`

@@ -31,6 +31,11 @@ capped_relu    min(max(u, 0), c) (``cap``)         [0, c]            min(max(z, 
 softplus       log(1 + exp(b u)) / b (``beta``)    [0, inf)          max(z, 0)          1 - exp(-b z)
 =============  ==================================  ================  =================  ===================
 
+Each function is one subclass of :class:`Activation` (``apply``, ``project``, ``derivative``; its
+parameter a field), registered under its name for the config's ``activation`` by :func:`named`: a new
+activation is one more class here. The output layer's identity (:data:`LINEAR`) is one too, not a
+choice of the config.
+
 Where the method needs ``Z >= 0``:
 
 - semi-NMF's Z update (4), Ding, Li and Jordan's multiplicative rule: it keeps ``Z >= 0``, which is the
@@ -49,81 +54,158 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-NAMES = ("relu", "leaky_relu", "capped_relu", "softplus")
+ACTIVATIONS: dict = {}  # name -> class, every hidden-layer activation (filled as each class is defined)
+NAMES = ACTIVATIONS.keys()  # the names the config's ``activation`` takes
 
 
 @dataclass(frozen=True)
 class Activation:
-    """An element-wise hidden-layer activation: ``name`` in :data:`NAMES`, its parameters ``slope``
-    (leaky_relu's ``a``), ``cap`` (capped_relu's ``c``) and ``beta`` (softplus's sharpness ``b``)."""
+    """An element-wise activation ``f``: a subclass per function, registered under its ``name`` (a
+    class with ``hidden=False`` is not a choice of the config: :data:`LINEAR`). Its parameters are
+    its dataclass fields (``leaky_relu``'s ``slope``, ...), built by :func:`named`."""
 
-    name: str = "relu"
-    slope: float = 0.01
-    cap: float = 6.0
-    beta: float = 1.0
+    name = ""
+    nonnegative = True  # f's range lies in [0, inf): semi-NMF's and NMF's Z >= 0 hold
 
-    def __post_init__(self):
-        if self.name not in NAMES:
-            raise ValueError(f"unknown activation {self.name!r}; choose one of {', '.join(NAMES)}")
-
-    @property
-    def is_relu(self) -> bool:
-        return self.name == "relu"
-
-    @property
-    def nonnegative(self) -> bool:
-        """Whether ``f``'s range lies in ``[0, inf)`` (semi-NMF's and NMF's ``Z >= 0`` hold)."""
-        return self.name != "leaky_relu"
+    def __init_subclass__(cls, hidden: bool = True, **kw):
+        super().__init_subclass__(**kw)
+        if hidden:
+            ACTIVATIONS[cls.name] = cls
 
     def apply(self, bk, U, out=None):
         """``f(U)``; ``out=U`` works in place."""
-        xp = bk.xp
-        if self.name == "relu":
-            return bk.relu(U, out=out)
-        if self.name == "leaky_relu":
-            return xp.maximum(U, self.slope * U, out=out)
-        if self.name == "capped_relu":
-            return xp.clip(U, 0, self.cap, out=out)
-        # softplus, overflow-free: log(1 + e^{bu}) / b = max(u, 0) + log1p(e^{-b|u|}) / b
+        raise NotImplementedError
+
+    def project(self, bk, Z, out=None):
+        """The projection onto the closure of ``f``'s range (line 4 of Algorithm 3's constraint)."""
+        raise NotImplementedError
+
+    def derivative(self, bk, Z):
+        """``f'(U)`` written through the output ``Z = f(U)`` (the backprop baseline's backward pass)."""
+        raise NotImplementedError
+
+    def nmf_target(self, bk, Z):
+        """The nonnegative matrix Algorithm 5's NMF (9) factors: ``Z`` itself where ``f >= 0``."""
+        return Z if self.nonnegative else bk.relu(Z)
+
+    def bound(self, bk, Z):  # noqa: ARG002 (the activation protocol)
+        """Semi-NMF's multiplicatively updated ``Z >= 0`` (4) kept in ``f``'s range, in place: ``Z``
+        itself where the range is ``[0, inf)``."""
+        return Z
+
+
+@dataclass(frozen=True)
+class ReLU(Activation):
+    """``max(u, 0)``, the paper's."""
+
+    name = "relu"
+
+    def apply(self, bk, U, out=None):
+        return bk.relu(U, out=out)
+
+    def project(self, bk, Z, out=None):
+        return bk.relu(Z, out=out)
+
+    def derivative(self, bk, Z):  # noqa: ARG002 (the activation protocol)
+        return Z > 0
+
+
+@dataclass(frozen=True)
+class LeakyReLU(Activation):
+    """``max(u, a u)``, ``0 < a < 1`` (``slope``); its range is all of R."""
+
+    slope: float
+    name = "leaky_relu"
+    nonnegative = False
+
+    def apply(self, bk, U, out=None):
+        return bk.xp.maximum(U, self.slope * U, out=out)
+
+    def project(self, bk, Z, out=None):  # noqa: ARG002 (the activation protocol)
+        if out is None:  # every real number is an output
+            return Z.copy()
+        if out is not Z:
+            out[...] = Z
+        return out
+
+    def derivative(self, bk, Z):
+        return bk.xp.where(Z > 0, 1.0, self.slope).astype(Z.dtype)
+
+
+@dataclass(frozen=True)
+class CappedReLU(Activation):
+    """``min(max(u, 0), c)`` (``cap``); its range is ``[0, c]``."""
+
+    cap: float
+    name = "capped_relu"
+
+    def apply(self, bk, U, out=None):
+        return bk.xp.clip(U, 0, self.cap, out=out)
+
+    def project(self, bk, Z, out=None):
+        return bk.xp.clip(Z, 0, self.cap, out=out)
+
+    def derivative(self, bk, Z):  # noqa: ARG002 (the activation protocol)
+        return (Z > 0) & (Z < self.cap)
+
+    def bound(self, bk, Z):
+        return self.project(bk, Z, out=Z)
+
+
+@dataclass(frozen=True)
+class Softplus(Activation):
+    """``log(1 + exp(b u)) / b`` (``beta``); its range is ``(0, inf)``, closure ``[0, inf)``."""
+
+    beta: float
+    name = "softplus"
+
+    def apply(self, bk, U, out=None):
+        xp = bk.xp  # overflow-free: log(1 + e^{bu}) / b = max(u, 0) + log1p(e^{-b|u|}) / b
         t = xp.exp(-self.beta * xp.abs(U))
         xp.log1p(t, out=t)
         t /= self.beta
         return xp.add(xp.maximum(U, 0, out=out), t, out=out)
 
     def project(self, bk, Z, out=None):
-        """The projection onto the closure of ``f``'s range (line 4 of Algorithm 3's constraint)."""
-        xp = bk.xp
-        if self.name in ("relu", "softplus"):
-            return bk.relu(Z, out=out)
-        if self.name == "capped_relu":
-            return xp.clip(Z, 0, self.cap, out=out)
-        if out is None:  # leaky_relu: every real number is an output
-            return Z.copy()
-        if out is not Z:
-            out[...] = Z
-        return out
-
-    def nmf_target(self, bk, Z):
-        """The nonnegative matrix Algorithm 5's NMF (9) factors: ``Z`` itself where ``f >= 0``."""
-        return Z if self.nonnegative else bk.relu(Z)
+        return bk.relu(Z, out=out)
 
     def derivative(self, bk, Z):
-        """``f'(U)`` written through the output ``Z = f(U)`` (the backprop baseline's backward pass)."""
-        xp = bk.xp
-        if self.name == "relu":
-            return Z > 0
-        if self.name == "leaky_relu":
-            return xp.where(Z > 0, 1.0, self.slope).astype(Z.dtype)
-        if self.name == "capped_relu":
-            return (Z > 0) & (Z < self.cap)
-        return -xp.expm1(-self.beta * Z)  # sigmoid(b u) = 1 - e^{-b f(u)}
-
-    def describe(self) -> str:
-        return {"relu": "relu", "leaky_relu": f"leaky_relu({self.slope:g})", "capped_relu": f"capped_relu({self.cap:g})",
-                "softplus": f"softplus({self.beta:g})"}[self.name]
+        return -bk.xp.expm1(-self.beta * Z)  # sigmoid(b u) = 1 - e^{-b f(u)}
 
 
-RELU = Activation()
+@dataclass(frozen=True)
+class Linear(Activation, hidden=False):
+    """The identity: the output layer's (eq. 3, ``W_d Z_{d-1}``), not a hidden layer's choice."""
+
+    name = "linear"
+    nonnegative = False
+
+    def apply(self, bk, U, out=None):  # noqa: ARG002 (the activation protocol)
+        if out is None:
+            return U.copy()
+        if out is not U:
+            out[...] = U
+        return out
+
+    project = apply
+
+    def derivative(self, bk, Z):
+        return bk.xp.ones_like(Z)
+
+
+RELU = ReLU()
+LINEAR = Linear()
+
+
+def named(name: str, **parameters) -> Activation:
+    """The activation ``name`` with those of ``parameters`` its class takes (``slope``, ``cap``, ``beta``:
+    the config's ``activation_slope``, ...); ``ValueError`` for an unknown name."""
+    from dataclasses import fields
+
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(NAMES)}")
+    cls = ACTIVATIONS[name]
+    return cls(**{f.name: float(parameters[f.name]) for f in fields(cls)})
 
 
 def check(name: str, slope: float, cap: float, beta: float) -> str | None:

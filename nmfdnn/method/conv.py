@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .activations import RELU
 from .kernels import add_relu_, residual_relu_
 
 
@@ -121,10 +122,6 @@ class ConvSpec:
             if entries > MAX_ENTRIES:
                 return f"{what} would hold {entries:.3g} numbers (at most {MAX_ENTRIES:.3g})"
         return None
-
-    def next(self, channels: int, kernel: int, stride: int = 1, padding: int = 0, pool: int = 1) -> "ConvSpec":
-        """The layer after this one, on this one's output."""
-        return ConvSpec(self.channels, self.ph, self.pw, channels, kernel, stride, padding, pool)
 
 
 def im2col(bk, Z, spec: ConvSpec):
@@ -240,11 +237,10 @@ def preactivation(bk, W, Z, spec: ConvSpec, bias: bool):
     return to_columns(bk, U, spec, Z.shape[1])
 
 
-def forward(bk, W, Z, spec: ConvSpec, bias: bool, act=None):
-    """``Z_i = f(T(W_i Pbar(Z_{i-1})))``: the layer's output, ``channels ph pw x m`` (``act``: ``f``,
-    None ReLU)."""
+def forward(bk, W, Z, spec: ConvSpec, bias: bool, act=RELU):
+    """``Z_i = f(T(W_i Pbar(Z_{i-1})))``: the layer's output, ``channels ph pw x m`` (``act``: ``f``)."""
     U = preactivation(bk, W, Z, spec, bias)
-    return bk.relu(U, out=U) if act is None or act.is_relu else act.apply(bk, U, out=U)
+    return act.apply(bk, U, out=U)
 
 
 def linear_map(bk, W0, D, spec: ConvSpec):
@@ -303,11 +299,11 @@ def patch_matrix(bk, Z, spec: ConvSpec, bias: bool):
 
 
 def conv_z_step(bk, B, W, Z0, spec: ConvSpec, iters: int, omega: float, bias: bool, cg_iters: int = 50,
-                cg_tol: float = 1e-10, act=None, l1: float = 0.0):
+                cg_tol: float = 1e-10, act=RELU, l1: float = 0.0):
     """Algorithm 3 through a convolution (eq. 8): ``min_{Z >= 0} ||B - f(L Z + b)||_F`` by
     ``Z_{s+1} = f(Z_s + omega L^dagger R_s)``, ``L^dagger R_s`` by :func:`cgls`. Every iterate is
-    nonnegative. ``Z0`` (the forward pass's ``Z_{i-1}``) is not modified. ``act``: another ``f`` (line
-    3) and its range's projection (line 4); ``l1``: the soft threshold of :mod:`nmfdnn.method.sparse`."""
+    nonnegative. ``Z0`` (the forward pass's ``Z_{i-1}``) is not modified. ``act``: ``f`` (line 3) and
+    its range's projection (line 4); ``l1``: the soft threshold of :mod:`nmfdnn.method.sparse`."""
     W0, _ = _split(W, bias)
     Z = Z0
     for _ in range(iters):

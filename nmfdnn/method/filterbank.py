@@ -70,9 +70,10 @@ def whitening(bk, P, eps_rel: float):
     return M, bk.asarray(T)
 
 
-def pretrain_whitened(bk, Z, layer, sol, rng, timers, bias: bool):
-    """Algorithm 5, lines 2-7, for a convolution on whitened patches (module docstring): returns ``W_i``."""
-    spec = layer.spec
+def pretrain_whitened(bk, Z, layer, sol, rng, timers):
+    """Algorithm 5, lines 2-7, for a convolution ``layer`` on whitened patches (module docstring): returns
+    ``W_i``."""
+    spec, bias = layer.spec, layer.bias
     P = sample_patches(bk, Z, spec, sol.ae_patches, rng)
     with timers("ae_whiten"):
         _, T = whitening(bk, P, sol.ae_whiten)
@@ -83,14 +84,14 @@ def pretrain_whitened(bk, Z, layer, sol, rng, timers, bias: bool):
     Wt = bk.asarray(rng.random((T.shape[0], channels)))
     Zc = bk.asarray(rng.random((channels, P.shape[1])))
     W = bk.xp.zeros((channels, spec.patch + int(bias)), dtype=bk.dtype)
-    act = None if layer.act.is_relu else layer.act
+    act = layer.act
     for _ in range(sol.ae_iters):
         with timers("ae_nmf"):
-            Wt, Z_hat = nmf(bk, T, Wt, Zc if act is None else act.nmf_target(bk, Zc), sol.ae_nmf_iters)
+            Wt, Z_hat = nmf(bk, T, Wt, act.nmf_target(bk, Zc), sol.ae_nmf_iters)
         with timers("ae_alg2"):
             W = alg2(bk, Z_hat, A, A_pinv, W, sol.ae_lsq_iters, sol.omega, act=act)
         check_finite(bk, W, f"autoencoder filters of conv layer ({channels} channels)",
                      "try a larger solver.ae_whiten or solver.hidden_rcond")
         Zc = W[:, :-1] @ P + W[:, -1:] if bias else W @ P
-        bk.relu(Zc, out=Zc) if act is None else act.apply(bk, Zc, out=Zc)
+        act.apply(bk, Zc, out=Zc)
     return W

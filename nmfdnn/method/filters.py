@@ -26,8 +26,9 @@ then ``W_j <- W_j + omega dW`` -- in the spirit of Algorithm 3, which solves for
 the fit along the current filters), so that the damping does not depend on the scale of the data.
 
 The solve. ``J`` is never formed. Its adjoint is ``J^T S = T^-1(D_j o L_{j+1}^T(D_{j+1} o S)) A_j^T``
-(:func:`conv.to_patches` is ``T``'s inverse and adjoint; ``L^T`` is ``W_0^T`` or
-:func:`conv.linear_map_adjoint`). Conjugate gradients on the normal equations
+(:func:`conv.to_patches` is ``T``'s inverse and adjoint; ``L`` and ``L^T`` are the layer's ``linear``
+and ``adjoint``: ``W_0`` and ``W_0^T`` for a dense layer, :func:`conv.linear_map` and
+:func:`conv.linear_map_adjoint` for a convolution). Conjugate gradients on the normal equations
 ``(J^T J + rho I) dW = J^T R`` from ``dW = 0`` (CGLS with damping) run ``filter_cg_iters`` steps; each
 costs one ``J`` and one ``J^T``: two products with ``A_j`` (``2 channels p m ph pw``) and two with
 ``L_{j+1}``. The products that contract over samples (``J^T S`` and the squared norms) are summed over
@@ -47,8 +48,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import conv as _conv
-
 
 @dataclass
 class FilterStepResult:
@@ -60,21 +59,6 @@ class FilterStepResult:
     share: float
     ratio: float
     outputs: list
-
-
-def above_linear(bk, above, V0, Z):
-    """``L_{j+1} Z``: the layer above's linear part (no bias) applied to the columns of ``Z`` (``above``
-    None: the dense output layer)."""
-    if above is not None and above.kind == "conv":
-        return _conv.linear_map(bk, V0, Z, above.spec)
-    return V0 @ Z
-
-
-def above_adjoint(bk, above, V0, S):
-    """``L_{j+1}^T S``."""
-    if above is not None and above.kind == "conv":
-        return _conv.linear_map_adjoint(bk, V0, S, above.spec)
-    return V0.T @ S
 
 
 def jacobian(bk, layer, above, V0, A, D_j, D_up, dW):
@@ -89,13 +73,13 @@ def jacobian_adjoint(bk, layer, above, V0, A, D_j, D_up, S):
 
 def chain_jacobian(bk, layer, chain, A, D_j, dW):
     """The Jacobian through several layers above: ``chain`` lists ``(layer, W_0, D)`` from the one just
-    above upwards (``layer`` None and ``D`` None: the linear output layer ``W_d``), and
+    above upwards (``D`` None: the linear output layer ``W_d``), and
     ``J dW = D_top o L_top(... D_{j+1} o L_{j+1}(D_j o T(dW A_j)))``."""
     m = D_j.shape[1]
     U = layer.outputs(bk, dW @ A, m)
     U *= D_j
     for above, V0, D in chain:
-        U = above_linear(bk, above, V0, U)
+        U = above.linear(bk, V0, U)
         if D is not None:
             U *= D
     return U
@@ -107,7 +91,7 @@ def chain_adjoint(bk, layer, chain, A, D_j, S):
     for above, V0, D in reversed(chain):
         if D is not None:
             G = D * G
-        G = above_adjoint(bk, above, V0, G)
+        G = above.adjoint(bk, V0, G)
     G = G * D_j
     return bk.allreduce(layer.targets(bk, G) @ A.T)
 
@@ -122,11 +106,11 @@ def _sq_norm_samples(bk, P) -> float:
     return bk.scalar(bk.allreduce(xp.asarray([(P * P).sum()], dtype=xp.float64))[0])
 
 
-def gauss_newton_step(bk, layer, above, W, V, A, Z_j, Z_up, B_up, bias: bool, rho: float, iters: int):
+def gauss_newton_step(bk, layer, above, W, V, A, Z_j, Z_up, B_up, rho: float, iters: int):
     """``dW = argmin ||R - J dW||^2 + rho_abs ||dW||^2`` by damped CGLS from ``dW = 0`` (module docstring),
     ``rho_abs = rho ||J W||^2 / ||W||^2``. ``Z_j``, ``Z_up``: the layers' outputs with ``W``, ``V``;
     ``B_up``: the layer above's target ``Z_hat_{j+1}``. Returns ``(dW, ||R||^2)``."""
-    V0 = V[:, :-1] if bias else V
+    V0, _ = above.split(V)
     return chain_step(bk, layer, [(above, V0, above.act.derivative(bk, Z_up))], W, A, Z_j, B_up - Z_up, rho, iters)
 
 
@@ -166,26 +150,26 @@ def chain_step(bk, layer, chain, W, A, Z_j, R, rho: float, iters: int):
     return dW, r0
 
 
-def residual_above(bk, layer, above, W, V, Z_prev, B_up, bias: bool):
+def residual_above(bk, layer, above, W, V, Z_prev, B_up):
     """``(||Z_hat_{j+1} - Z_{j+1}||^2, [Z_j, Z_{j+1}])`` with ``Z_{j+1} = f(L_{j+1} f(T(W A_j)) + c)``
     (the norm summed over the processes)."""
-    Z_j = layer.forward(bk, W, Z_prev, bias)
-    Z_up = above.forward(bk, V, Z_j, bias)
+    Z_j = layer.forward(bk, W, Z_prev)
+    Z_up = above.forward(bk, V, Z_j)
     return _sq_norm_samples(bk, B_up - Z_up), [Z_j, Z_up]
 
 
-def filter_step(bk, layer, above, W, V, Z_prev, Z_j, Z_up, B_up, bias: bool, rho: float, iters: int,
+def filter_step(bk, layer, above, W, V, Z_prev, Z_j, Z_up, B_up, rho: float, iters: int,
                 omega: float) -> FilterStepResult:
     """One Gauss-Newton filter step for the convolution ``layer`` (weights ``W``, input ``Z_prev``,
     output ``Z_j``) through ``above`` (weights ``V``, output ``Z_up``, target ``B_up``), then the exact
     share of the residual it removed."""
-    A = layer.design(bk, Z_prev, bias)
-    dW, r0 = gauss_newton_step(bk, layer, above, W, V, A, Z_j, Z_up, B_up, bias, rho, iters)
+    A = layer.design(bk, Z_prev)
+    dW, r0 = gauss_newton_step(bk, layer, above, W, V, A, Z_j, Z_up, B_up, rho, iters)
     del A
     if omega != 1.0:
         dW *= omega
     W_new = W + dW
-    r1, outputs = residual_above(bk, layer, above, W_new, V, Z_prev, B_up, bias)
+    r1, outputs = residual_above(bk, layer, above, W_new, V, Z_prev, B_up)
     return _result(bk, W, dW, r0, r1, outputs)
 
 
@@ -195,44 +179,36 @@ def _result(bk, W, dW, r0: float, r1: float, outputs) -> FilterStepResult:
                             (_dot(bk, dW, dW) ** 0.5) / wn if wn else 0.0, outputs)
 
 
-def filter_step_share(bk, layer, above, W_old, W_new, V, Z_prev, Z_up, B_up, bias: bool) -> tuple[float, float]:
+def filter_step_share(bk, layer, above, W_old, W_new, V, Z_prev, Z_up, B_up) -> tuple[float, float]:
     """For any filter update ``W_old -> W_new`` (Algorithm 2's included): the share of the layer above's
     residual ``||Z_hat_{j+1} - Z_{j+1}||^2`` it removed, with ``Z_up`` the output above with ``W_old``,
     and ``||W_new - W_old|| / ||W_old||``."""
     r0 = _sq_norm_samples(bk, B_up - Z_up)
-    r1, _ = residual_above(bk, layer, above, W_new, V, Z_prev, B_up, bias)
+    r1, _ = residual_above(bk, layer, above, W_new, V, Z_prev, B_up)
     wn = _dot(bk, W_old, W_old) ** 0.5
     d = W_new - W_old
     return (1.0 - r1 / r0 if r0 > 0 else 0.0), ((_dot(bk, d, d) ** 0.5) / wn if wn else 0.0)
 
 
-def output_filter_step(bk, layers, Ws, j: int, Zs, Y, bias: bool, rho: float, iters: int,
-                       omega: float) -> FilterStepResult:
-    """The Gauss-Newton filter step of the convolution ``layers[j]`` on the network's own residual
+def output_filter_step(bk, net, Ws, j: int, Zs, Y, rho: float, iters: int, omega: float) -> FilterStepResult:
+    """The Gauss-Newton filter step of the convolution ``net.hidden[j]`` on the network's own residual
     ``Y - W_d Z_{d-1}``, linearised through every layer above it and the output layer (the target
     ``filter_target=output``); ``Zs`` is the forward pass (``Zs[0] = X``)."""
+    layers = net.hidden
     chain = []
     for k in range(j + 1, len(layers)):
-        V = Ws[k]
-        chain.append((layers[k], V[:, :-1] if bias else V, layers[k].act.derivative(bk, Zs[k + 1])))
-    Wd = Ws[-1]
-    chain.append((None, Wd[:, :-1] if bias else Wd, None))
+        chain.append((layers[k], layers[k].split(Ws[k])[0], layers[k].act.derivative(bk, Zs[k + 1])))
+    top, Wd = net.output_layer, Ws[-1]
+    chain.append((top, top.split(Wd)[0], None))
     layer = layers[j]
-    A = layer.design(bk, Zs[j], bias)
-    out = affine_out(Wd, Zs[-1], bias)
+    A = layer.design(bk, Zs[j])
+    out = top.forward(bk, Wd, Zs[-1])
     dW, r0 = chain_step(bk, layer, chain, Ws[j], A, Zs[j + 1], Y - out, rho, iters)
     del A
     if omega != 1.0:
         dW *= omega
-    outputs = [layer.forward(bk, Ws[j] + dW, Zs[j], bias)]
+    outputs = [layer.forward(bk, Ws[j] + dW, Zs[j])]
     for k in range(j + 1, len(layers)):
-        outputs.append(layers[k].forward(bk, Ws[k], outputs[-1], bias))
-    r1 = _sq_norm_samples(bk, Y - affine_out(Wd, outputs[-1], bias))
+        outputs.append(layers[k].forward(bk, Ws[k], outputs[-1]))
+    r1 = _sq_norm_samples(bk, Y - top.forward(bk, Wd, outputs[-1]))
     return _result(bk, Ws[j], dW, r0, r1, outputs)
-
-
-def affine_out(W, Z, bias: bool):
-    """``W_d [Z; e^T]``: the output layer."""
-    from .network import affine
-
-    return affine(W, Z, bias)

@@ -13,29 +13,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import RELU
 
-def residual_relu_(bk, B, U, out=None, act=None):
+
+def residual_relu_(bk, B, U, out=None, act=RELU):
     """``U <- B - f(U)`` in place: line 3 of Algorithms 2 and 3 (``U = X_s A`` or ``A X_s``); with
     ``out``, ``out <- B - f(U)`` and ``U`` is kept (two passes, where a copy first would be three).
-    ``act``: another ``f`` (:mod:`nmfdnn.method.activations`; None: ReLU)."""
+    ``act``: ``f`` (:mod:`nmfdnn.method.activations`; the paper's ReLU by default)."""
     out = U if out is None else out
-    if act is None or act.is_relu:
-        bk.relu(U, out=out)
-    else:
-        act.apply(bk, U, out=out)
+    act.apply(bk, U, out=out)
     return bk.xp.subtract(B, out, out=out)
 
 
-def add_relu_(bk, X, S, act=None, threshold: float = 0.0):
-    """``S <- f(X + S)`` in place: line 4 of Algorithm 3 (``S = omega A^dagger R_s``); returns ``S``.
-    With ``act`` (not ReLU) the projection onto its range instead (:meth:`Activation.project`); with
+def add_relu_(bk, X, S, act=RELU, threshold: float = 0.0):
+    """``S <- proj(X + S)`` in place: line 4 of Algorithm 3 (``S = omega A^dagger R_s``), the projection
+    onto ``act``'s range (:meth:`Activation.project`; for ReLU ``f`` itself); returns ``S``. With
     ``threshold > 0`` the soft threshold before it, the proximal step of an L1 penalty
     (:func:`soft_threshold_`)."""
     S += X
     if threshold:
         soft_threshold_(bk, S, threshold)
-    if act is None or act.is_relu:
-        return bk.relu(S, out=S)
     return act.project(bk, S, out=S)
 
 

@@ -1,11 +1,15 @@
-"""The fully-connected ReLU network of eq. (1)/(3): forward pass, prediction, error, objective.
+"""The network of eq. (1)/(3): its layers, forward pass, prediction, error, objective.
 
 Shapes follow the paper: columns are samples. ``X`` is ``n_0 x m``, ``Y`` is ``n_d x m`` and the
 weights are ``W_i`` of shape ``n_i x n_{i-1}`` (``n_i x (n_{i-1} + 1)`` with a bias column, which
-acts on the input augmented by a row of ones, ``[Z_{i-1}; e^T]``).
+acts on the input augmented by a row of ones, ``[Z_{i-1}; e^T]``). A :class:`Network` is the list
+of the layers of ``W_1, ..., W_d`` (:mod:`nmfdnn.method.layers`): the hidden ones, each with its
+activation, then the linear output layer; the weights themselves are a list beside it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ..errors import NumericalError
 
@@ -30,26 +34,51 @@ def augment(bk, Z, bias: bool):
     return out
 
 
-def forward(bk, Ws, X, bias: bool, layers=None):
-    """Hidden activations ``[Z_0 = X, Z_1, ..., Z_{d-1}]`` (Sec. 3, definition of Z_i); with ``layers``
-    (:mod:`nmfdnn.method.layers`, e.g. convolutions first) each hidden layer's own ``forward``."""
+@dataclass(frozen=True)
+class Network:
+    """The layers of ``W_1, ..., W_d``: ``hidden`` (``Z_i = f(lin_i(W_i, Z_{i-1}))``, convolutions
+    first), then ``output_layer`` (``W_d [Z_{d-1}; e^T]``, linear). Built once per run
+    (:func:`nmfdnn.method.layers.build`); every solver step, the evaluation and the outputs read it."""
+
+    layers: tuple
+
+    @property
+    def hidden(self) -> tuple:
+        return self.layers[:-1]
+
+    @property
+    def output_layer(self):
+        return self.layers[-1]
+
+    @property
+    def bias(self) -> bool:
+        """Whether every ``W_i`` has a bias column."""
+        return self.output_layer.bias
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        """The shapes of ``W_1, ..., W_d``."""
+        return [layer.shape for layer in self.layers]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+
+def forward(bk, net: Network, Ws, X):
+    """Hidden activations ``[Z_0 = X, Z_1, ..., Z_{d-1}]`` (Sec. 3, definition of Z_i), each hidden
+    layer's own ``forward``."""
     Zs = [X]
-    if layers is not None:
-        for W, layer in zip(Ws[:-1], layers):
-            Zs.append(layer.forward(bk, W, Zs[-1], bias))
-        return Zs
-    for W in Ws[:-1]:
-        U = affine(W, Zs[-1], bias)
-        Zs.append(bk.relu(U, out=U))
+    for W, layer in zip(Ws[:-1], net.hidden):
+        Zs.append(layer.forward(bk, W, Zs[-1]))
     return Zs
 
 
-def output(bk, Ws, X, bias: bool, layers=None):
+def output(bk, net: Network, Ws, X):
     """The network's output ``W_d f(W_{d-1} ... f(W_1 X))`` (eq. 3; linear output layer)."""
-    return affine(Ws[-1], forward(bk, Ws, X, bias, layers)[-1], bias)
+    return net.output_layer.forward(bk, Ws[-1], forward(bk, net, Ws, X)[-1])
 
 
-def evaluate(bk, Ws, X, labels, bias: bool, chunk: int = 10000, layers=None):
+def evaluate(bk, net: Network, Ws, X, labels, chunk: int = 10000):
     """Error rate in percent and objective (3), ``1/2 ||Y - output||_F^2``, over all columns of X.
 
     ``labels`` are integer class labels (host array); Y is their one-hot encoding. Works in
@@ -64,7 +93,7 @@ def evaluate(bk, Ws, X, labels, bias: bool, chunk: int = 10000, layers=None):
     wrong = 0
     obj = 0.0
     for start in range(0, X.shape[1], chunk):
-        out = output(bk, Ws, X[:, start:start + chunk], bias, layers)
+        out = output(bk, net, Ws, X[:, start:start + chunk])
         lab = labels[start:start + chunk]
         pred = bk.to_numpy(xp.argmax(out, axis=0))
         wrong += int(np.count_nonzero(pred != lab))
@@ -76,11 +105,11 @@ def evaluate(bk, Ws, X, labels, bias: bool, chunk: int = 10000, layers=None):
     return 100.0 * wrong / m, 0.5 * obj
 
 
-def predict_scores(bk, Ws, X, bias: bool, chunk: int = 10000, layers=None):
+def predict_scores(bk, net: Network, Ws, X, chunk: int = 10000):
     """Network outputs for all columns of X, as a host array (n_out x m)."""
     import numpy as np
 
-    parts = [bk.to_numpy(output(bk, Ws, X[:, s:s + chunk], bias, layers)) for s in range(0, X.shape[1], chunk)]
+    parts = [bk.to_numpy(output(bk, net, Ws, X[:, s:s + chunk])) for s in range(0, X.shape[1], chunk)]
     return np.concatenate(parts, axis=1)
 
 

@@ -9,16 +9,17 @@ applied in every iteration. :func:`alg2_right` and :func:`alg3_left` are the pap
 
 from __future__ import annotations
 
+from .activations import RELU
 from .kernels import add_relu_, residual_relu_
 
 
-def nlsq_objective_right(bk, B, X, A, act=None):
-    """``1/2 ||B - f(X A)||_F^2``, the objective Algorithm 2 decreases (``act``: ``f``, None ReLU)."""
+def nlsq_objective_right(bk, B, X, A, act=RELU):
+    """``1/2 ||B - f(X A)||_F^2``, the objective Algorithm 2 decreases (``act``: ``f``)."""
     R = residual_relu_(bk, B, X @ A, act=act)
     return 0.5 * bk.total(bk.scalar((R * R).sum()))
 
 
-def nlsq_objective_left(bk, B, A, X, offset=None, act=None):
+def nlsq_objective_left(bk, B, A, X, offset=None, act=RELU):
     """``1/2 ||B - f(A X + c e^T)||_F^2``, the objective Algorithm 3 decreases."""
     U = A @ X
     if offset is not None:
@@ -27,7 +28,7 @@ def nlsq_objective_left(bk, B, A, X, offset=None, act=None):
     return 0.5 * bk.total(bk.scalar((R * R).sum()))
 
 
-def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, act=None):
+def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, act=RELU):
     """Algorithm 2: ``min_X ||B - f(X A)||_F`` by ``X_{s+1} = X_s + omega R_s A^dagger``.
 
     Parameters
@@ -41,7 +42,7 @@ def alg2_right(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, act=Non
     omega : step parameter of line 1.
     fx0 : ``f(X0 A)`` when the caller already has it (in Algorithm 4 the forward pass computed it
         with the same weights); then line 3 of the first iteration is ``R_0 = B - fx0``.
-    act : ``f`` (:class:`nmfdnn.method.activations.Activation`); None: ReLU, the paper's.
+    act : ``f`` (:class:`nmfdnn.method.activations.Activation`); ReLU, the paper's, by default.
 
     With ``f`` the identity and ``A`` of full row rank, one iteration with ``omega = 1`` gives the
     least-squares solution ``B A^dagger`` from any ``X0``.
@@ -68,7 +69,7 @@ def carries_product(q: int, p: int, r: int, iters: int) -> bool:
     return (iters - 1) * q * (p - r) > r * (p + q)
 
 
-def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, act=None):
+def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, act=RELU):
     """Algorithm 2 as :func:`alg2_right`, for a low-rank ``A^dagger = P S U^T`` (a
     :class:`nmfdnn.method.linalg.RightPinv` with ``pre=None``, e.g. the truncated input SVD of the
     first layer), carrying ``X_s A`` along instead of recomputing it:
@@ -96,7 +97,7 @@ def alg2_right_carried(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None,
     return X0 + T_sum @ A_pinv.right  # line 4, summed over the iterations
 
 
-def alg2(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, act=None):
+def alg2(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, act=RELU):
     """Algorithm 2 by the cheaper of :func:`alg2_right` and :func:`alg2_right_carried`: the carried
     variant when ``A^dagger`` is a low-rank product (``A_pinv.low_rank``) and
     :func:`carries_product` says it saves work. Both compute the same iterates."""
@@ -133,7 +134,7 @@ def _safeguarded(bk, X, R, iters, omega, halvings, direction, trial, residual):
     return X
 
 
-def alg2_right_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, halvings: int = 8, act=None):
+def alg2_right_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, halvings: int = 8, act=RELU):
     """Algorithm 2 with a step safeguard: line 4's step ``omega R_s A^dagger`` is accepted only if the
     residual norm ``||B - f(X A)||_F`` falls; otherwise omega is halved (at most ``halvings`` times per
     iteration) and, if no step helps, the iteration stops with the last accepted ``X``. At ``omega = 1``
@@ -146,7 +147,7 @@ def alg2_right_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, fx0=None, ha
     return _safeguarded(bk, X, R, iters, omega, halvings, A_pinv.apply, lambda X, S: X + S, residual)
 
 
-def alg3_left_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, halvings: int = 8, act=None):
+def alg3_left_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, halvings: int = 8, act=RELU):
     """Algorithm 3 with the step safeguard of :func:`alg2_right_safe`: ``X_{s+1} = f(X_s + w A^dagger R_s)``
     with ``w`` halved from ``omega`` until the residual norm falls; every iterate stays nonnegative."""
     def residual(X):
@@ -160,7 +161,7 @@ def alg3_left_safe(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, 
                         lambda X, S: add_relu_(bk, X, S.copy(), act), residual)
 
 
-def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, act=None, l1: float = 0.0):
+def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, act=RELU, l1: float = 0.0):
     """Algorithm 3: ``min_{X >= 0} ||B - f(A X + c e^T)||_F`` by ``X_{s+1} = f(X_s + omega A^dagger R_s)``.
 
     Parameters
@@ -170,8 +171,8 @@ def alg3_left(bk, B, A, A_pinv, X0, iters: int, omega: float, offset=None, act=N
     A_pinv : dense ``A^dagger``, p x q (:func:`nmfdnn.linalg.left_pinv`).
     X0 : initial guess (``Z_{i-1}`` of the forward pass), p x m, nonnegative. Not modified.
     offset : the bias column ``c`` of ``W_i`` (q x 1) or None; it is constant, not a variable.
-    act : ``f`` (:class:`nmfdnn.method.activations.Activation`); None: ReLU. Line 3 uses it, line 4
-        projects onto its range (for ReLU: ``f`` itself).
+    act : ``f`` (:class:`nmfdnn.method.activations.Activation`); ReLU by default. Line 3 uses it,
+        line 4 projects onto its range (for ReLU: ``f`` itself).
     l1 : beyond the paper, ``l1 ||X||_1`` added to (8) (``solver.l1_activations``): line 4's step
         is followed by the soft threshold ``omega l1`` before the projection (for ``X >= 0``:
         ``max(X - omega l1, 0)``), the proximal step of the penalty (:mod:`nmfdnn.method.sparse`).

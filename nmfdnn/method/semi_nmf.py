@@ -6,6 +6,7 @@ The solver alternates the two updates of Ding, Li and Jordan (2010), the paper's
 
 from __future__ import annotations
 
+from .activations import RELU
 from .kernels import semi_nmf_ratio_, soft_threshold_
 from .linalg import right_pinv
 from .network import affine, augment
@@ -69,13 +70,13 @@ def update_w_memory(bk, Y, W, Z, rcond: float, memory, bias: bool = False, commi
 
 
 def semi_nmf(bk, Y, W0, Z0, iters: int, rcond: float, pinv: str, bias: bool = False, alpha: float = 0.0,
-             beta: float = 0.0, act=None, l1: float = 0.0, memory=None):
+             beta: float = 0.0, act=RELU, l1: float = 0.0, memory=None):
     """Solve (approx.) semi-NMF (4) from the initial guesses ``W_d^{(k-1)}, Z_{d-1}^{(k-1)}``.
 
     Each of ``iters`` iterations sets ``W = Y Z^dagger`` and then applies one multiplicative update
     to ``Z`` (Alg. 4, line 3). Returns ``(W_d^{(k)}, Z_hat_{d-1}^{(k)})``. With ``iters = 0`` the
     initial guesses come back unchanged. ``alpha`` and ``beta`` regularise the two updates (0: the paper).
-    ``act``: the hidden activation (None: ReLU) -- ``Z`` is kept in its range: the multiplicative update
+    ``act``: the hidden activation -- ``Z`` is kept in its range: the multiplicative update
     for ``Z >= 0``, clipped for capped_relu, the unconstrained step for leaky_relu; ``l1``: ``l1 ||Z||_1``
     (:mod:`nmfdnn.method.sparse`; with leaky_relu the step is soft-thresholded). ``memory``: a
     :class:`~nmfdnn.method.memory.GramMemory` whose running Gram matrix the W update uses (its last
@@ -87,10 +88,8 @@ def semi_nmf(bk, Y, W0, Z0, iters: int, rcond: float, pinv: str, bias: bool = Fa
             W = update_w_memory(bk, Y, W, Z, rcond, memory, bias, commit=t == iters - 1)
         else:
             W = update_w(bk, Y, Z, rcond, pinv, bias, alpha)
-        if act is None or act.nonnegative:
-            Z = update_z(bk, Y, W, Z, bias, beta, l1)
-            if act is not None and act.name == "capped_relu":
-                act.project(bk, Z, out=Z)
+        if act.nonnegative:
+            Z = act.bound(bk, update_z(bk, Y, W, Z, bias, beta, l1))
         else:
             Z = update_z_unconstrained(bk, Y, W, Z, rcond, pinv, bias)
             if l1:

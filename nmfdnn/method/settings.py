@@ -13,7 +13,8 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class NMFSettings:
-    """Every key of ``solver=nmf`` that Algorithms 2-5 read (names as in the config, ``solver.*``)."""
+    """Every key of ``solver=nmf`` that Algorithms 2-5 read (names as in the config, ``solver.*``; the bias
+    and the frozen filters are the layers' own, :mod:`nmfdnn.method.layers`)."""
 
     ae_iters: int  # Algorithm 5: outer iterations
     ae_nmf_iters: int  # Algorithm 5, line 4: NMF (9) updates per outer iteration
@@ -25,7 +26,6 @@ class NMFSettings:
     pinv: str  # hidden-layer pseudo-inverses: chol, gram or svd
     hidden_rcond: float  # their truncation s_i / s_1
     output_init: str  # W_d after pre-training: lstsq or zeros
-    bias: bool  # a fixed row of ones under every layer's input
     alpha: float  # beyond the paper: ridge on the W updates
     beta: float  # beyond the paper: + beta Z in semi-NMF's Z update
     lam: float  # beyond the paper: ridge on Algorithm 3's pseudo-inverse
@@ -33,7 +33,6 @@ class NMFSettings:
     layer_omega: tuple[float, ...] | None  # beyond the paper: omega per layer (W_1 ... W_{d-1})
     ae_normalize: bool  # beyond the paper: Algorithm 5's NMF factor Z_hat rescaled to unit row maxima
     cg_iters: int  # beyond the paper: CGLS steps for L^+ of Algorithm 3 through a convolution
-    freeze_conv: bool  # the ablation: convolutions keep their pre-training weights in Algorithm 4
     l1_weights: float = 0.0  # beyond the paper: L1 penalty on the W updates (Algorithm 2, method/sparse.py)
     l1_activations: float = 0.0  # beyond the paper: L1 penalty on the hidden targets (semi-NMF, Alg. 3)
     filter_step: str = "alg2"  # beyond the paper: a conv layer's step, alg2 or gauss_newton (method/filters.py)

@@ -30,10 +30,11 @@ run warns when the penalty meets a net with more than one hidden layer.
 
 from __future__ import annotations
 
+from .activations import RELU
 from .kernels import residual_relu_, soft_threshold_
 
 
-def alg2_l1(bk, B, A, A_pinv, X0, iters: int, omega: float, l1: float, fx0=None, act=None, bias: bool = False):
+def alg2_l1(bk, B, A, A_pinv, X0, iters: int, omega: float, l1: float, fx0=None, act=RELU, bias: bool = False):
     """Algorithm 2 with an L1 penalty on ``X``: ``X_{s+1} = S_{omega l1}(X_s + omega R_s A^dagger)``;
     with ``bias`` the last column (the bias) is not penalised. With ``l1 = 0`` the iterates of
     :func:`nmfdnn.method.nonlinear_lsq.alg2_right`."""
@@ -50,18 +51,18 @@ def alg2_l1(bk, B, A, A_pinv, X0, iters: int, omega: float, l1: float, fx0=None,
     return X
 
 
-def sparsity(bk, Ws, X, bias: bool, layers=None, chunk: int = 10000) -> dict:
-    """The sparsity a network reached: the share of exact zeros in its hidden layers' weights (``W_1 ...
-    W_{d-1}``, bias columns excluded) and in its hidden activations ``Z_1 ... Z_{d-1}`` on the samples
-    ``X`` (columns; in pieces of ``chunk``)."""
+def sparsity(bk, net, Ws, X, chunk: int = 10000) -> dict:
+    """The sparsity the network ``net`` reached: the share of exact zeros in its hidden layers' weights
+    (``W_1 ... W_{d-1}``, bias columns excluded) and in its hidden activations ``Z_1 ... Z_{d-1}`` on the
+    samples ``X`` (columns; in pieces of ``chunk``)."""
     from .network import forward
 
-    hidden = [W[:, :-1] if bias else W for W in Ws[:-1]]
+    hidden = [layer.split(W)[0] for layer, W in zip(net.hidden, Ws)]
     zeros = sum(float(bk.scalar((W == 0).sum())) for W in hidden)
     weights = zeros / max(1, sum(W.size for W in hidden))
     zero_z, size_z = 0.0, 0
     for s in range(0, X.shape[1], chunk):
-        for Z in forward(bk, Ws, X[:, s:s + chunk], bias, layers)[1:]:
+        for Z in forward(bk, net, Ws, X[:, s:s + chunk])[1:]:
             zero_z += float(bk.scalar((Z == 0).sum()))
             size_z += Z.size
     return {"weights": weights, "activations": zero_z / max(1, size_z)}

@@ -114,9 +114,8 @@ def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
     weights, bias = load_model(run_dir)
     data = load_dataset(cfg.dataset)
     bk = get_backend(cfg.backend.name, dtype_name(cfg))
+    from ..config.network import build_network
     from ..config.validate import image_shape
-    from ..method.layers import weight_shapes
-    from ..trainers import custom_layers, network_layers
 
     if cfg.get("conv"):
         own = image_shape(_compose(run_dir, []).dataset) if overrides else data.shape
@@ -128,17 +127,14 @@ def evaluate_run(run_dir, overrides: list[str] | None = None) -> dict:
         n_in = weights[0].shape[1] - int(bias)
     if data.n_in != n_in:
         raise NmfdnnError(f"the model takes {n_in} features, data set {data.name} has {data.n_in}")
-    layers = network_layers(cfg, data.n_in, data.shape)
+    net = build_network(cfg, data.n_in, data.shape, data.n_classes)
     kind = {} if not overrides else {
         "mismatch": f"does not fit data set {data.name} ({data.n_in} features, {data.n_classes} classes)",
         "mismatch_remedy": "evaluate it on data of the run's own shape and classes"}
-    check_weights(weights, n_in, list(cfg.hidden), data.n_classes, bias, str(model),
-                  weight_shapes(layers, data.n_classes, bias), **kind)
-    layers = custom_layers(layers)
+    check_weights(weights, net.shapes, str(model), **kind)
     Ws = [bk.asarray(W) for W in weights]
-    train_err, obj = evaluate(bk, Ws, bk.xp.asfortranarray(bk.asarray(data.train.X)), data.train.labels, bias,
-                              layers=layers)
-    test_err, _ = evaluate(bk, Ws, bk.asarray(data.test.X), data.test.labels, bias, layers=layers)
+    train_err, obj = evaluate(bk, net, Ws, bk.xp.asfortranarray(bk.asarray(data.train.X)), data.train.labels)
+    test_err, _ = evaluate(bk, net, Ws, bk.asarray(data.test.X), data.test.labels)
     out = {"run_dir": str(run_dir), "dataset": data.name, "overrides": overrides,
            "train_error": train_err, "test_error": test_err, "objective": obj,
            "n_train": data.train.m, "n_test": data.test.m}

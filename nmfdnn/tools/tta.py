@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import dtype_name, has_bias
+from ..config import dtype_name
+from ..config.network import build_network
 from ..fileio import atomic_write_bytes, atomic_write_json
 from .machine import blas_info, console, gemm_rate
 from ..events import Listener
@@ -87,7 +88,6 @@ def time_to_accuracy(cfg, data, targets, checks_per_epoch: int = 12, reporter=No
     targets = sorted((float(t) for t in targets), reverse=True)
     bk = backend_for(cfg)
     rng = np.random.default_rng(cfg.seed)
-    bias = has_bias(cfg)
     X, Y, X_test = training_arrays(bk, data)
     split, held_out = ("test", data.test) if data.val is None else ("validation", data.val)
     X_test = X_test if data.val is None else bk.asarray(held_out.X)  # the error's inputs: the held-out split
@@ -102,10 +102,11 @@ def time_to_accuracy(cfg, data, targets, checks_per_epoch: int = 12, reporter=No
     else:
         from ..method.network import evaluate
 
-        trainer = TRAINERS[cfg.solver.name](bk, cfg, X, Y, rng)
+        net = build_network(cfg, data.n_in, data.shape, data.n_classes)
+        trainer = TRAINERS[cfg.solver.name](bk, cfg, net, X, Y, rng)
 
         def error(Ws):
-            return evaluate(bk, Ws, X_test, held_out.labels, bias)[0]
+            return evaluate(bk, net, Ws, X_test, held_out.labels)[0]
     n_batches = trainer.n_batches
     hooks = _TTAHooks(bk, error, targets, n_batches, max(1, -(-n_batches // checks_per_epoch)), reporter)
     try:
