@@ -136,6 +136,16 @@ FSCREEN = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 data
 	epochs=3 solver.filter_trace=true backend.threads=1
 MC = experiment=mnist_conv_nmf solver.hidden_rcond=1e-2 seed=0
 GN = solver.filter_step=gauss_newton
+MC2 = experiment=mnist_conv_nmf solver.hidden_rcond=1e-2
+# wide filter banks (whitened patches, 4 x 4 or quadrant pooling) and a second conv layer, MNIST, seed 0;
+# memory's cost: 2-epoch runs with and without it, interleaved, seeds 10-12
+WIDE = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000 \
+	epochs=3 backend.threads=1 seed=0 $(MC2)
+C64Q = 'conv=[{channels:64,kernel:5,pool:12}]'
+C64P4 = 'conv=[{channels:64,kernel:5,pool:4}]'
+TWO = 'conv=[{channels:16,kernel:5,pool:2},{channels:32,kernel:3,pool:2}]'
+MEMCOST = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000 \
+	epochs=2 backend.threads=1
 filter-screen: install ## screen the conv filter steps and memory on validation data
 	$(FSCREEN) $(MC) solver.filter_step=alg2 solver.freeze_conv=true,false
 	$(FSCREEN) $(MC) $(GN) solver.filter_target=above,output
@@ -145,6 +155,17 @@ filter-screen: install ## screen the conv filter steps and memory on validation 
 	$(FSCREEN) experiment=cifar10_conv_nmf seed=0 solver.filter_step=alg2 solver.freeze_conv=true,false
 	$(FSCREEN) experiment=cifar10_conv_nmf seed=1 solver.filter_step=alg2 solver.freeze_conv=true
 	$(FSCREEN) experiment=cifar10_conv_nmf seed=0,1 $(GN) solver.filter_target=output
+	$(FSCREEN) $(MC2) seed=1,2 solver.filter_step=alg2 solver.freeze_conv=true
+	$(FSCREEN) $(MC2) seed=1,2 $(GN) solver.filter_target=output
+	$(WIDE) $(C64Q) solver.ae_whiten=0.1,null solver.freeze_conv=true
+	$(WIDE) 'conv=[{channels:256,kernel:5,pool:12}]' solver.ae_whiten=0.1 solver.freeze_conv=true
+	$(WIDE) $(C64Q) solver.ae_whiten=0.1 $(GN) solver.filter_target=output
+	$(WIDE) $(C64P4) solver.ae_whiten=0.1,null solver.freeze_conv=true
+	$(WIDE) $(C64P4) solver.ae_whiten=0.1 $(GN) solver.filter_target=output
+	$(WIDE) $(TWO) solver.freeze_conv=true
+	$(WIDE) $(TWO) $(GN) solver.filter_target=output
+	$(MEMCOST) $(MC2) seed=10,11,12 solver.memory=0.0,0.9
+	$(MEMCOST) dataset=mnist hidden=[1000,500] seed=10,11,12 solver.memory=0.0,0.9
 	$(NMFDNN) report outputs/tune/filter_screen
 
 CONVRUN = $(SWEEP) $(call IN,conv) seed=0,1,2 backend.threads=1
