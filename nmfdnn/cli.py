@@ -120,21 +120,17 @@ def _absolute_data_dir(args: list[str]) -> list[str]:
 
 def _train_help(args: list[str]) -> str:
     """``nmfdnn train --help``: the text Hydra's app help prints from ``conf/hydra/help/nmfdnn.yaml``
-    (the config groups, then the composed config with the command line's overrides), made here from
-    one composition: Hydra's own help deep-copies its config store once per group option (about a
-    second on the 2-core machine); a test checks that both print the same text."""
-    import yaml
-    from omegaconf import OmegaConf
+    (the config groups, then the composed config with the command line's overrides, each key with its
+    range and help), made here from one composition: Hydra's own help deep-copies its config store
+    once per group option (about a second on the 2-core machine); a test checks that both print the
+    same text."""
+    import string
 
     root = Path(conf_dir())
-    spec = yaml.safe_load((root / "hydra" / "help" / "nmfdnn.yaml").read_text())
     groups = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name != "hydra" and not d.name.startswith(("_", ".")))
     lines = [f"{g}: {', '.join(sorted(f.stem for f in (root / g).glob('*.yaml')))}" for g in groups]
-    cfg = compose_config([a for a in args if not a.startswith("-")], check=False)
-    text = spec["template"].replace("${hydra.help.header}", spec["header"]).replace(
-        "${hydra.help.footer}", spec["footer"])
-    text = text.replace("$APP_CONFIG_GROUPS", "\n".join(lines) + "\n").replace("$CONFIG", OmegaConf.to_yaml(cfg))
-    return text
+    cfg = compose_config([a for a in args if not a.startswith("-")], return_hydra_config=True, check=False)
+    return string.Template(cfg.hydra.help.template).substitute(APP_CONFIG_GROUPS="\n".join(lines) + "\n")
 
 
 def _is_plain_help(args: list[str]) -> bool:
