@@ -137,9 +137,10 @@ class NMFSolverConfig:
     input_pinv: InputPinv = key(InputPinv.chol, "chol or qr (both exact for the batch) or literal (paper's slice)")
     pinv: Pinv = key(Pinv.chol, "hidden-layer pseudo-inverses: chol (regularised normal equations), gram or svd")
     hidden_rcond: float = key(1e-14, "truncation s_i/s_1 of hidden-layer pseudo-inverses", SHARE)
-    factor_dtype: Optional[DType] = key(
-        DType.float64, "precision of the small factorisations (Cholesky/eigen/SVD/QR of the Gram and batch matrices; "
-        "the products stay in dtype): float64 whatever dtype; null: dtype (pure float32; outputs/defaults/)")
+    # the products, the Gram products included, stay in dtype: float64 is mixed precision under
+    # dtype=float32 and no change under float64 (outputs/defaults/)
+    factor_dtype: Optional[DType] = key(DType.float64, "precision of the Cholesky/eigen/SVD/QR factorisations of the "
+                                        "Gram and batch matrices; null: dtype")
     output_init: OutputInit = key(OutputInit.lstsq, "W_d after pre-training: lstsq or zeros")
     bias: bool = key(False, "bias vectors (the paper has none; its follow-up adds them)")
     shuffle: bool = key(True, "new random mini-batches every epoch")
@@ -160,9 +161,9 @@ class NMFSolverConfig:
                             AT_LEAST_ZERO)
     l1_activations: float = key(0.0, "L1 penalty on the hidden targets: semi-NMF's Z update and Alg. 3",
                                 AT_LEAST_ZERO)
-    filter_step: str = key("alg2", "conv nets: alg2 (Algorithm 3's target, then Algorithm 2 on the patches) or "
-                           "gauss_newton (the filters fitted to the layer above's target through it, method/filters.py)",
-                           Options(("alg2", "gauss_newton")))
+    # alg2: Algorithm 3's target, then Algorithm 2 on the patches; gauss_newton: the filters fitted to the
+    # layer above's target through it (method/filters.py)
+    filter_step: str = key("alg2", "conv nets: how the filters are fitted", Options(("alg2", "gauss_newton")))
     filter_rho: float = key(1e-3, "gauss_newton: damping rho relative to ||J W||^2 / ||W||^2", AT_LEAST_ZERO)
     filter_cg_iters: int = key(10, "gauss_newton: CG steps on its normal equations", SOME_ITERS)
     filter_order: str = key("after", "gauss_newton: after the layer above's W step, or before it (on its residual)",
@@ -170,13 +171,12 @@ class NMFSolverConfig:
     filter_target: str = key("above", "gauss_newton: the layer above's target, or output (Y through every layer "
                              "above)", Options(("above", "output")))
     filter_trace: bool = key(False, "conv nets: record each batch's filter step (share of the residual above removed)")
-    ae_whiten: Optional[float] = key(
-        None, "conv nets: Algorithm 5 on centred, ZCA-whitened patches (this regulariser, relative to the mean "
-        "eigenvalue) split into positive and negative parts (method/filterbank.py); null: on the pooled patches",
-        AT_LEAST_ZERO)
+    # Algorithm 5 on centred, ZCA-whitened patches split into positive and negative parts (method/filterbank.py)
+    ae_whiten: Optional[float] = key(None, "conv nets: Alg. 5 on whitened patches, this regulariser relative to the "
+                                     "mean eigenvalue; null: on the pooled patches", AT_LEAST_ZERO)
     ae_patches: int = key(100000, "ae_whiten: the random patches Algorithm 5 factors", Interval(int, 1, 10 ** 7))
-    memory: float = key(0.0, "running Gram matrices G = memory G + A A^T (float64, across batches and epochs) in "
-                        "every Algorithm 2 and semi-NMF weight step; 0: each batch's own (the paper's step)",
+    # running Gram matrices, float64, across batches and epochs, in every Algorithm 2 and semi-NMF weight step
+    memory: float = key(0.0, "G = memory G + A A^T in the weight steps; 0: each batch's own (the paper's step)",
                         Interval(float, 0, 1))
 
 
@@ -226,9 +226,10 @@ class ConvLayerConfig:
 class MLflowLoggerConfig:
     """The run in an MLflow tracking store (nmfdnn.trackers.mlflow; pip install 'nmfdnn[mlflow]')."""
 
-    tracking_uri: Optional[str] = key(
-        None, "null: $MLFLOW_TRACKING_URI if set, else the local store mlruns/ in the working directory, beside "
-        "outputs/ (sqlite:///mlruns/mlflow.db, artifacts in mlruns/artifacts); any MLflow URI (http://host:5000, ...)")
+    # null: the local store mlruns/ in the working directory, beside outputs/ (sqlite:///mlruns/mlflow.db,
+    # artifacts in mlruns/artifacts)
+    tracking_uri: Optional[str] = key(None, "any MLflow URI (http://host:5000, ...); null: $MLFLOW_TRACKING_URI if "
+                                      "set, else mlruns/ here")
     experiment_name: str = key("nmfdnn", "the MLflow experiment")
     run_name: Optional[str] = key(None, "null: the run folder's name; a sweep's job: its overrides")
     log_artifacts: bool = key(True, "the run's files as the MLflow run's artifacts at its end")

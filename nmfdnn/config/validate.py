@@ -1,5 +1,6 @@
-"""Validation of a composed config: ranges and cross-field constraints (a batch larger than the data,
-not larger than the widest layer, ...) checked before any work, each a one-line error."""
+"""Validation of a composed config before any work, each problem a one-line error: every key within the
+range its schema declares (:func:`check_ranges`), then the constraints across keys (a batch larger
+than the data, not larger than the widest layer, ...)."""
 
 from __future__ import annotations
 
