@@ -27,6 +27,7 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import io  # noqa: E402
 import logging  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from . import __version__  # noqa: E402
@@ -120,21 +121,17 @@ def _absolute_data_dir(args: list[str]) -> list[str]:
 
 def _train_help(args: list[str]) -> str:
     """``nmfdnn train --help``: the text Hydra's app help prints from ``conf/hydra/help/nmfdnn.yaml``
-    (the config groups, then the composed config with the command line's overrides), made here from
-    one composition: Hydra's own help deep-copies its config store once per group option (about a
-    second on the 2-core machine); a test checks that both print the same text."""
-    import yaml
-    from omegaconf import OmegaConf
+    (the config groups, then the composed config with the command line's overrides, each key with its
+    range and help), made here from one composition: Hydra's own help deep-copies its config store
+    once per group option (about a second on the 2-core machine); a test checks that both print the
+    same text."""
+    import string
 
     root = Path(conf_dir())
-    spec = yaml.safe_load((root / "hydra" / "help" / "nmfdnn.yaml").read_text())
     groups = sorted(d.name for d in root.iterdir() if d.is_dir() and d.name != "hydra" and not d.name.startswith(("_", ".")))
     lines = [f"{g}: {', '.join(sorted(f.stem for f in (root / g).glob('*.yaml')))}" for g in groups]
-    cfg = compose_config([a for a in args if not a.startswith("-")], check=False)
-    text = spec["template"].replace("${hydra.help.header}", spec["header"]).replace(
-        "${hydra.help.footer}", spec["footer"])
-    text = text.replace("$APP_CONFIG_GROUPS", "\n".join(lines) + "\n").replace("$CONFIG", OmegaConf.to_yaml(cfg))
-    return text
+    cfg = compose_config([a for a in args if not a.startswith("-")], return_hydra_config=True, check=False)
+    return string.Template(cfg.hydra.help.template).substitute(APP_CONFIG_GROUPS="\n".join(lines) + "\n")
 
 
 def _is_plain_help(args: list[str]) -> bool:
@@ -196,10 +193,6 @@ def _flag_problem(args: list[str]) -> str | None:
     return None
 
 
-_FAILED_JOBS: list[str] = []  # the jobs of the current sweep that failed (in-process launcher)
-_LAUNCHER_PID = [0]  # the process that launched the sweep: a job elsewhere reports its failure by raising
-
-
 class SweepJobFailed(NmfdnnError):
     """A job of a sweep that ran in another process (a joblib worker, a SLURM job) stopped with an
     error: raised there so that the launcher carries it back (Hydra's sweeper re-raises it after the
@@ -238,10 +231,6 @@ def launcher_failure(e: BaseException) -> tuple[str, int] | None:
 def _train(args: list[str], debug: bool) -> int:
     """``nmfdnn train [OVERRIDES] [-m]``: Hydra composes, sweeps and launches; each job calls
     :func:`nmfdnn.train.run`. A typo or a value out of range is a one-line error before any work."""
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     from .parallel import world
 
     w = world()  # under mpiexec: MPI starts here (a one-line error without mpi4py)
@@ -250,127 +239,184 @@ def _train(args: list[str], debug: bool) -> int:
     if _is_plain_help(args) and not os.environ.get("NMFDNN_HYDRA_HELP"):
         print(_train_help(args))
         return 0
-    problem = _flag_problem(args)
+    problem = _flag_problem(args) or (None if _is_help(args) else _run_problem(args, w.size, debug))
     if problem:
         return error(problem)
-    if not _is_help(args):
-        from .extras import train_problem
-
-        problem = train_problem(args)  # an optional dependency missing: one line naming its extra
-        if problem:
-            return error(problem)
-        problem = writable_dir_problem(_output_dir(args))
-        if problem:
-            return error(f"cannot write the run directory {problem}")
-        try:
-            plain = plain_overrides(args)
-            sweeping = len(plain) < len([a for a in args if not a.startswith("-") and not a.startswith("hydra")])
-            composed = compose_config(plain, check=not sweeping)
-            if not sweeping:
-                validate_ranks(composed, w.size)  # what mpiexec cannot split, before Hydra writes anything
-            if sweeping:  # every job of the sweep checked before the first one starts
-                for job in sweep_jobs(args) or []:
-                    try:
-                        validate_ranks(compose_config(job, check=True), w.size)
-                    except NmfdnnError as e:
-                        varying = [o for o in job if o not in plain]
-                        raise NmfdnnError(f"sweep job {' '.join(varying)}: {e}") from None
-        except NmfdnnError as e:
-            if not debug:
-                return error(str(e))
-            os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra show the full story below
-
-    @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")
-    def task(cfg):
-        from .progress import reporter_for
-        from .trackers import trackers_for
-        from .train import Interrupted, run
-
-        hc = HydraConfig.get()
-        w = world()  # again here: under hydra/launcher=slurm this runs in each SLURM task, not where _train ran
-        if not w.root:  # the log is rank 0's
-            logging.getLogger("nmfdnn").setLevel(logging.ERROR)
-        _cap_threads_for_parallel_sweeps(cfg, hc)
-        reporter = reporter_for(cfg)  # the first listener of the run's events, then the trackers of logger=
-        try:
-            metrics = run(cfg, hc.runtime.output_dir, [reporter, *trackers_for(cfg)], record=list(hc.overrides.task))
-        except Interrupted as e:
-            hint = f"resume with: nmfdnn resume {hc.runtime.output_dir}"
-            if hc.mode == RunMode.MULTIRUN:
-                hint = "resume with the same sweep command, the same hydra.sweep.dir and resume=true"
-            raise SystemExit(error(f"{e}; {hint}", 130)) from None
-        except NmfdnnError as e:
-            reporter.stop()
-            if debug:
-                raise
-            if hc.mode == RunMode.MULTIRUN:
-                log.error("%s", e)
-                where = str(hc.runtime.output_dir)
-                message = str(e) if where in str(e) else f"{where}: {e}"
-                if os.getpid() != _LAUNCHER_PID[0]:
-                    raise SweepJobFailed(message) from None  # carried back by the launcher
-                _FAILED_JOBS.append(message)
-                return None  # the sweep goes on; this job has no finished metrics.json
-            _remove_if_empty(hc.runtime.output_dir)
-            raise SystemExit(error(str(e))) from None
-        except KeyboardInterrupt:
-            reporter.stop()
-            if w.parallel:  # a second signal: the ranks are not at the same point; end them all
-                w.abort(130)
-            raise SystemExit(error("interrupted", 130)) from None
-        except MemoryError as e:
-            reporter.stop()
-            if debug:
-                raise
-            _remove_if_empty(hc.runtime.output_dir)
-            raise SystemExit(_out_of_memory(e, w)) from None
-        except Exception:  # one rank's unexpected error: end them all, none left waiting in a collective
-            if w.parallel:
-                import traceback
-
-                traceback.print_exc()
-                w.abort(1)
-            raise
-        if w.root:
-            _summary(metrics, hc.runtime.output_dir)
-        # What a sweeper optimises: the validation error, never the test error (settings are chosen on
-        # validation data); without a validation split there is nothing to return.
-        return metrics.get("val_error")
-
-    # Hydra writes no record of its own (it would before any check: a refused command would rewrite
-    # the run's record); nmfdnn.record writes it once the run has passed every check.
     if not w.root and not _is_help(args):
         args = _follower_args(args, w.rank)
+    return _launch(args, _Launch(debug))
+
+
+def _run_problem(args: list[str], size: int, debug: bool) -> str | None:
+    """What stops the command before Hydra writes anything, in one line: a missing optional extra, a
+    run directory that cannot be written, a bad key or value in any job of a sweep, what ``mpiexec -n
+    size`` cannot split. With ``debug`` a bad config goes on to Hydra, which shows the full story."""
+    from .extras import train_problem
+
+    problem = train_problem(args)  # an optional dependency missing: one line naming its extra
+    if problem:
+        return problem
+    problem = writable_dir_problem(_output_dir(args))
+    if problem:
+        return f"cannot write the run directory {problem}"
+    try:
+        _check_jobs(args, size)
+    except NmfdnnError as e:
+        if not debug:
+            return str(e)
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    return None
+
+
+def _check_jobs(args: list[str], size: int) -> None:
+    """Compose and validate the command line's config; under ``-m`` every job of the sweep, before the
+    first one starts (a :class:`NmfdnnError` naming the job's varying overrides)."""
+    plain = plain_overrides(args)
+    sweeping = len(plain) < len([a for a in args if not a.startswith("-") and not a.startswith("hydra")])
+    composed = compose_config(plain, check=not sweeping)
+    if not sweeping:
+        validate_ranks(composed, size)  # what mpiexec cannot split, before Hydra writes anything
+        return
+    for job in sweep_jobs(args) or []:
+        try:
+            validate_ranks(compose_config(job, check=True), size)
+        except NmfdnnError as e:
+            varying = [o for o in job if o not in plain]
+            raise NmfdnnError(f"sweep job {' '.join(varying)}: {e}") from None
+
+
+@dataclass
+class _Launch:
+    """One ``nmfdnn train`` command as its jobs see it: ``--debug``, the process that launched them, and
+    the failures of jobs that ran in that process (the basic launcher); a job in another process (a
+    joblib worker, a SLURM task) raises :class:`SweepJobFailed` instead, which its launcher carries back."""
+
+    debug: bool
+    pid: int = field(default_factory=os.getpid)
+    failed: list[str] = field(default_factory=list)
+
+
+def _launch(args: list[str], launch: _Launch) -> int:
+    """Hydra's app on the command line ``args``: it composes, sweeps and launches each job
+    (:func:`_job`). A launcher's or a cluster's failure is one line (exit 2 if nothing ran, else 1), as
+    is a sweep whose jobs in this process failed (exit 1)."""
+    # Hydra writes no record of its own (it would before any check: a refused command would rewrite
+    # the run's record); nmfdnn.record writes it once the run has passed every check.
     sys.argv = ["nmfdnn-train", *_flags_first(args), *([] if _is_help(args) else ["hydra.output_subdir=null"])]
-    _FAILED_JOBS.clear()
-    _LAUNCHER_PID[0] = os.getpid()
-    full = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing a traceback: caught below
     # submitit echoes a failed sbatch's stderr before raising: held back, and shown only if it was not a
     # submission failure (whose cause the one line names) or with --debug
     held = io.StringIO()
-    slurm = any("launcher=slurm" in a or "submitit" in a for a in args) and not debug
+    slurm = any("launcher=slurm" in a or "submitit" in a for a in args) and not launch.debug
     try:
-        with contextlib.redirect_stderr(held) if slurm else contextlib.nullcontext():
-            task()
+        with _hydra_reraises(), contextlib.redirect_stderr(held) if slurm else contextlib.nullcontext():
+            _hydra_app(launch)()
     except Exception as e:  # noqa: BLE001 (a launcher's or a cluster's failure: one line unless --debug)
-        failure = None if debug else launcher_failure(e)
+        failure = None if launch.debug else launcher_failure(e)
+        if failure is None or failure[1] != 2:
+            sys.stderr.write(held.getvalue())
         if failure is None:
-            sys.stderr.write(held.getvalue())
             raise
-        if failure[1] != 2:
-            sys.stderr.write(held.getvalue())
         return error(*failure)
-    else:
-        sys.stderr.write(held.getvalue())
+    sys.stderr.write(held.getvalue())
+    if launch.failed:  # jobs run in this process (the basic launcher) that stopped with an error
+        return error(f"{len(launch.failed)} job(s) of the sweep failed; first: {launch.failed[0]}", 1)
+    return 0
+
+
+@contextlib.contextmanager
+def _hydra_reraises():
+    """``HYDRA_FULL_ERROR=1`` while Hydra runs (it re-raises an error instead of printing its traceback:
+    :func:`_launch` turns it into one line), then the variable as it was."""
+    full = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
     finally:
         if full is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = full
-    if _FAILED_JOBS:  # jobs run in this process (the basic launcher) that stopped with an error
-        return error(f"{len(_FAILED_JOBS)} job(s) of the sweep failed; first: {_FAILED_JOBS[0]}", 1)
-    return 0
+
+
+def _hydra_app(launch: _Launch):
+    """The Hydra app of ``conf/train.yaml`` whose task is :func:`_job`."""
+    import hydra
+
+    @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")
+    def task(cfg):
+        return _job(cfg, launch)
+
+    return task
+
+
+def _job(cfg, launch: _Launch):
+    """One job of the command (Hydra's task, in the process its launcher chose): the run, its summary,
+    and what a sweeper optimises, the validation error (never the test error: settings are chosen on
+    validation data; None without a validation split). A failure ends the job in one line."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from .parallel import world
+    from .progress import reporter_for
+    from .trackers import trackers_for
+    from .train import Interrupted, run
+
+    hc = HydraConfig.get()
+    w = world()  # again here: under hydra/launcher=slurm this runs in each SLURM task, not where _train ran
+    if not w.root:  # the log is rank 0's
+        logging.getLogger("nmfdnn").setLevel(logging.ERROR)
+    _cap_threads_for_parallel_sweeps(cfg, hc)
+    reporter = reporter_for(cfg)  # the first listener of the run's events, then the trackers of logger=
+    try:
+        metrics = run(cfg, hc.runtime.output_dir, [reporter, *trackers_for(cfg)], record=list(hc.overrides.task))
+    except Interrupted as e:
+        raise SystemExit(error(f"{e}; {_resume_hint(hc)}", 130)) from None
+    except (NmfdnnError, KeyboardInterrupt, MemoryError) as e:
+        reporter.stop()
+        return _job_stopped(e, hc, w, launch)
+    except Exception:  # one rank's unexpected error: end them all, none left waiting in a collective
+        if w.parallel:
+            import traceback
+
+            traceback.print_exc()
+            w.abort(1)
+        raise
+    if w.root:
+        _summary(metrics, hc.runtime.output_dir)
+    return metrics.get("val_error")
+
+
+def _resume_hint(hc) -> str:
+    from hydra.types import RunMode
+
+    if hc.mode == RunMode.MULTIRUN:
+        return "resume with the same sweep command, the same hydra.sweep.dir and resume=true"
+    return f"resume with: nmfdnn resume {hc.runtime.output_dir}"
+
+
+def _job_stopped(e: BaseException, hc, w, launch: _Launch) -> None:
+    """A job that stopped on a refusal, a second signal or a failed allocation: the run's folder
+    removed if it holds no run, and one line; a refused job of a sweep leaves the other jobs running
+    (it returns, without a finished metrics.json)."""
+    from hydra.types import RunMode
+
+    if isinstance(e, KeyboardInterrupt):
+        if w.parallel:  # a second signal: the ranks are not at the same point; end them all
+            w.abort(130)
+        raise SystemExit(error("interrupted", 130)) from None
+    if launch.debug:
+        raise e
+    if isinstance(e, MemoryError):
+        _remove_if_empty(hc.runtime.output_dir)
+        raise SystemExit(_out_of_memory(e, w)) from None
+    if hc.mode != RunMode.MULTIRUN:
+        _remove_if_empty(hc.runtime.output_dir)
+        raise SystemExit(error(str(e))) from None
+    log.error("%s", e)
+    where = str(hc.runtime.output_dir)
+    message = str(e) if where in str(e) else f"{where}: {e}"
+    if os.getpid() != launch.pid:
+        raise SweepJobFailed(message) from None  # carried back by the launcher
+    launch.failed.append(message)
 
 
 def _out_of_memory(e: MemoryError, w) -> int:

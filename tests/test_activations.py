@@ -71,7 +71,7 @@ def test_the_defaults_change_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("extra,needle", [
-    (["activation=tanh"], "activation='tanh' is not one of relu, leaky_relu, capped_relu, softplus"),
+    (["activation=tanh"], "activation must be one of relu, leaky_relu, capped_relu, softplus, got 'tanh'"),
     (["activation=leaky_relu", "activation_slope=1.5"], "activation_slope must be in (0, 1)"),
     (["activation_cap=0"], "activation_cap must be a finite positive number"),
     (["activation_beta=-1"], "activation_beta must be a finite positive number"),

@@ -118,6 +118,9 @@ def test_console_help(tmp_path):
         assert group in r.stdout
     assert "base_" not in r.stdout and "schema" not in r.stdout  # only real options are listed
     assert "grayscale" not in r.stdout  # only the keys of the chosen data set (MNIST)
+    for line in ("  omega: 1.0  # (0, 2]; step of Algorithms 2 and 3", "  pinv: chol  # chol | gram | svd; ",
+                 "activation_slope: 0.01  # (0, 1); leaky_relu", "  batch_size: 5000  # int >= 1; "):
+        assert line in r.stdout  # each key with its range and help, from the schema
     r = sh(["train", "dataset=cifar10", "--help"], tmp_path)
     assert r.returncode == 0 and "grayscale: false" in r.stdout
     for cmd in ("eval", "report", "plot", "bench", "fetch", "resume"):

@@ -20,7 +20,8 @@ def synthetic_arrays():
 def test_cli_and_estimator_give_identical_weights(tmp_path, tiny_run):
     run(compose_train(tiny_run), tmp_path)
     X, y, Xt, yt = synthetic_arrays()
-    est = NMFNetClassifier(hidden=(16,), epochs=2, solver_params=dict(batch_size=200, ae_samples=300, ae_iters=2))
+    est = NMFNetClassifier(hidden=(16,), epochs=2, solver_params=dict(batch_size=200, ae_samples=300, ae_iters=2,
+                                                                      bias=False))
     est.fit(X, y)
     with np.load(tmp_path / "model.npz") as z:
         for i, W in enumerate(est.weights_):
@@ -99,27 +100,70 @@ def test_eval_of_a_directory_without_model(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "model.npz missing" in r.stderr
 
 
-@pytest.mark.parametrize("est", [
-    # scikit-learn's checks train on tiny 2-D blobs and demand high accuracy after one fit: BP gets
-    # enough steps there with cross-entropy, lr 1e-2 and 30 epochs of 3 batches.
-    BPNetClassifier(hidden=(16,), epochs=30, solver_params={"ae_epochs": 0, "lr": 1e-2, "loss": "xent"}),
-    # Without bias a ReLU network is positively homogeneous (f(W a x) = a f(W x)), so blobs in 2-D
-    # are separable by angle only and check_classifiers_train fails; with bias=True all checks pass.
-    NMFNetClassifier(hidden=(16,), epochs=2, solver_params={"ae_iters": 1, "bias": True}),
-], ids=["bp", "nmf"])
-def test_sklearn_estimator_checks(est):
-    """scikit-learn's own estimator checks, all of them (scikit-learn is a dev dependency; the test
-    is skipped where it is not installed)."""
-    pytest.importorskip("sklearn")
-    import warnings
+try:
+    from sklearn.utils.estimator_checks import parametrize_with_checks
+except ImportError:  # scikit-learn is a dev dependency: without it its checks are skipped
+    def parametrize_with_checks(_):
+        return pytest.mark.skip(reason="scikit-learn is not installed")
 
-    from sklearn.utils.estimator_checks import check_estimator
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        results = check_estimator(est, on_fail=None)
-    failed = [(r["check_name"], repr(r["exception"])[:200]) for r in results if r["status"] == "failed"]
-    assert not failed
+# The checks fit on a few samples: the NMF estimator says when a mini-batch has no more samples than
+# its widest layer (bias row included)
+@pytest.mark.filterwarnings("ignore:.* samples are no more than the widest hidden layer")
+@parametrize_with_checks([NMFNetClassifier(), BPNetClassifier()])
+def test_sklearn_check_with_the_default_parameters(estimator, check):
+    """scikit-learn's own estimator checks, every one, with the estimators' default parameters."""
+    check(estimator)
+
+
+def test_the_estimators_take_every_network_key():
+    """Each top-level key of ``nmfdnn train`` that says what is trained is a parameter of both
+    estimators, its default the schema's (``hidden`` and ``epochs`` are the estimators' own)."""
+    from omegaconf import OmegaConf
+
+    from nmfdnn.config import TrainConfig
+    from nmfdnn.estimator import NETWORK_KEYS
+
+    schema = OmegaConf.to_container(OmegaConf.structured(TrainConfig), enum_to_str=True)
+    assert {"hidden", "conv", "activation", "activation_slope", "activation_cap", "activation_beta", "epochs",
+            "seed", "dtype"} == set(NETWORK_KEYS)
+    for cls in (NMFNetClassifier, BPNetClassifier):
+        params = cls().get_params()
+        for key in set(NETWORK_KEYS) - {"hidden", "epochs"}:
+            assert params[key] == (tuple(schema[key]) if key == "conv" else schema[key]), (cls, key)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(activation_slope=1.5, activation="leaky_relu"), "activation_slope must be in (0, 1), got 1.5"),
+    (dict(activation_cap=0.0), "activation_cap must be a finite positive number, got 0.0"),
+    (dict(activation="tanh"), "activation must be one of relu, leaky_relu, capped_relu, softplus, got 'tanh'"),
+    (dict(epochs=-1), "epochs must be an integer >= 0, got -1"),
+    (dict(solver_params={"batch_size": 0}), "solver.batch_size must be a positive integer, got 0"),
+    (dict(threads=0), "backend.threads must be a positive integer, got 0"),
+    (dict(activation_slope="steep"), "bad activation_slope: Value 'steep' of type 'str' could not be converted"),
+])
+def test_the_estimators_check_every_key_as_the_command_line_does(kwargs, message):
+    import re
+
+    X, y, _, _ = synthetic_arrays()
+    for cls in (NMFNetClassifier, BPNetClassifier):
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
+            cls(**{"hidden": (8,), "epochs": 1, **kwargs}).fit(X, y)
+
+
+def test_a_loaded_run_refits_with_its_own_activation_parameters(tmp_path, tiny_run):
+    """``load`` of a leaky_relu run with slope 0.5, cloned and fitted again on the same data: the
+    run's keys, slope included, so the weights of ``nmfdnn train`` again."""
+    from sklearn.base import clone
+
+    run(compose_train([*tiny_run, "activation=leaky_relu", "activation_slope=0.5"]), tmp_path)
+    loaded = load(tmp_path)
+    assert loaded.activation_slope == 0.5 and loaded.get_params()["solver_params"]["bias"] is False
+    X, y, _, _ = synthetic_arrays()
+    refit = clone(loaded).fit(X, y)
+    assert refit.config_.activation_slope == 0.5
+    with np.load(tmp_path / "model.npz") as z:
+        assert all(np.array_equal(W, z[f"W{i + 1}"]) for i, W in enumerate(refit.weights_))
 
 
 @pytest.mark.slow
@@ -129,7 +173,7 @@ def test_mnist_subset_cli_and_estimator_agree(tmp_path, mnist_data_dir):
     cfg = compose_train(overrides)
     metrics = run(cfg, tmp_path)
     ds = load_dataset(cfg.dataset)
-    est = NMFNetClassifier(hidden=(100,), epochs=1).fit(ds.train.X.T, ds.train.labels)
+    est = NMFNetClassifier(hidden=(100,), epochs=1, solver_params={"bias": False}).fit(ds.train.X.T, ds.train.labels)
     assert 100 * (1 - est.score(ds.test.X.T, ds.test.labels)) == pytest.approx(metrics["test_error"], abs=1e-9)
 
 
@@ -139,12 +183,13 @@ def test_a_conv_net_from_the_estimator_equals_the_cli_run_and_loads_back(tmp_pat
     images, the same test error from the fitted and from the loaded estimator."""
     conv = [{"channels": 3, "kernel": 3, "pool": 2}]
     params = dict(batch_size=300, ae_samples=300) if solver == "nmf" else dict(batch_size=100, ae_epochs=1)
+    cli_defaults = dict(bias=False) if solver == "nmf" else dict(loss="mse")  # where the estimators' differ
     keys = [f"solver={solver}", "dataset=synthetic", "dataset.image=[1,8,8]", "dataset.n_train=600", "hidden=[8]",
             "epochs=2", "progress=false", "conv=[{channels:3,kernel:3,pool:2}]",
             *(f"solver.{k}={v}" for k, v in params.items())]
     metrics = run(compose_train(keys), tmp_path)
     ds = load_dataset(compose_train(keys).dataset)
-    est = cls(hidden=(8,), epochs=2, conv=conv, image_shape=(1, 8, 8), solver_params=params)
+    est = cls(hidden=(8,), epochs=2, conv=conv, image_shape=(1, 8, 8), solver_params={**params, **cli_defaults})
     est.fit(ds.train.X.T, ds.train.labels)
     with np.load(tmp_path / "model.npz") as z:
         for i, W in enumerate(est.weights_):

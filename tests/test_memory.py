@@ -138,9 +138,9 @@ def test_memory_and_the_gauss_newton_step_train_and_report_their_numbers(tmp_pat
     assert not np.array_equal(a["W1"], b["W1"])  # the keys act
 
 
-BAD = {"solver.memory=-0.1": "solver.memory must be a number in [0, 1]",
-       "solver.memory=1.5": "solver.memory must be a number in [0, 1]",
-       "solver.memory=nan": "solver.memory must be a number in [0, 1]",
+BAD = {"solver.memory=-0.1": "solver.memory must be in [0, 1]",
+       "solver.memory=1.5": "solver.memory must be in [0, 1]",
+       "solver.memory=nan": "solver.memory must be in [0, 1]",
        "solver.filter_step=newton": "solver.filter_step must be alg2 or gauss_newton",
        "solver.filter_cg_iters=0": "solver.filter_cg_iters must be an integer in [1, 1000]",
        "solver.filter_cg_iters=100000": "solver.filter_cg_iters must be an integer in [1, 1000]",

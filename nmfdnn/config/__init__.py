@@ -1,6 +1,8 @@
-"""Configuration, by job: :mod:`.schema` (the dataclasses behind ``conf/``), :mod:`.validate` (ranges
-and cross-field checks before any work), :mod:`.hydra` (ConfigStore registration and composition) and
-:mod:`.identity` (which keys say what a run computes). Everything is re-exported here."""
+"""Configuration, by job: :mod:`.schema` (the dataclasses behind ``conf/``: every key's default, range
+and help, declared with :mod:`.ranges`), :mod:`.validate` (the ranges and the cross-field checks before
+any work), :mod:`.help` (the config as ``train --help`` prints it), :mod:`.hydra` (ConfigStore
+registration and composition) and :mod:`.identity` (which keys say what a run computes). The names
+callers use are re-exported here."""
 
 from .hydra import compose_config, conf_dir, one_line, plain_overrides, register_configs, sweep_jobs
 from .identity import NON_RESULT_KEYS, dtype_name, effective, has_bias

@@ -37,6 +37,9 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("nmfdnn_cpus", lambda threads: int(threads) if threads else 2, replace=True)
     OmegaConf.register_new_resolver("nmfdnn_gpus", lambda backend: 1 if str(backend) == "cupy" else None,
                                     replace=True)
+    # conf/hydra/help/nmfdnn.yaml: the composed config with each key's range and help (its $ doubled:
+    # Hydra's help is a string.Template)
+    OmegaConf.register_new_resolver("nmfdnn_config_help", _config_help, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     for name, node in DATASET_SCHEMAS.items():
@@ -46,6 +49,12 @@ def register_configs() -> None:
     cs.store(name="schema_backend", node=BackendConfig)
     cs.store(name="schema_logger_mlflow", node=MLflowLoggerConfig)
     cs.store(name="schema_logger_tensorboard", node=TensorBoardLoggerConfig)
+
+
+def _config_help(*, _root_) -> str:
+    from .help import annotated_yaml
+
+    return annotated_yaml(_root_).replace("$", "$$")
 
 
 def one_line(exc: BaseException) -> str:

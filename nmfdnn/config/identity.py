@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from .schema import TrainConfig
+
 
 # Keys that never change what a run computes: resume compares configs without them, the report
 # groups runs without them (and without the seed, the replicate index), and a sweep's directory
@@ -21,9 +23,10 @@ def dtype_name(cfg) -> str:
 
 # Keys the schema gained after runs were archived, with the value that means "the key was off" (a dense net:
 # ``conv: []``; plain vectors: ``dataset.image: null``; ``solver.cg_iters`` and ``freeze_conv`` act on
-# conv nets only); ``activation`` relu with its unused parameters, no L1 penalty
+# conv nets only); ``activation`` relu with its parameters at their defaults (relu uses none), no L1 penalty
 ADDED_KEYS = {("logger",): None, ("conv",): [], ("dataset", "image"): None, ("solver", "cg_iters"): 10, ("solver", "freeze_conv"): False,
-              ("activation",): "relu", ("activation_slope",): 0.01, ("activation_cap",): 6.0, ("activation_beta",): 1.0,
+              ("activation",): "relu", **{(k,): getattr(TrainConfig, k) for k in
+                                          ("activation_slope", "activation_cap", "activation_beta")},
               ("solver", "l1_weights"): 0.0, ("solver", "l1_activations"): 0.0, ("solver", "input_energy"): None,
               ("solver", "filter_step"): "alg2", ("solver", "filter_rho"): 1e-3, ("solver", "filter_cg_iters"): 10,
               ("solver", "filter_order"): "after", ("solver", "filter_target"): "above",

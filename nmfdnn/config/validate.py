@@ -1,5 +1,6 @@
-"""Validation of a composed config: ranges and cross-field constraints (a batch larger than the data,
-not larger than the widest layer, ...) checked before any work, each a one-line error."""
+"""Validation of a composed config before any work, each problem a one-line error: every key within the
+range its schema declares (:func:`check_ranges`), then the constraints across keys (a batch larger
+than the data, not larger than the widest layer, ...)."""
 
 from __future__ import annotations
 
@@ -9,62 +10,72 @@ import math
 from ..batching import smallest_batch
 from ..errors import NmfdnnError
 from .identity import has_bias
+from .ranges import declared, problem
 
 log = logging.getLogger(__name__)
 
 
-def _int_at_least(value, key, low: int):
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        what = "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise NmfdnnError(f"{key} must be {what}, got {value!r}")
+def _schema_of(group: str, name) -> type | None:
+    """The schema of section ``group`` (``dataset`` or ``solver``) whose ``name`` is ``name``."""
+    from .schema import DATASET_SCHEMAS, SOLVER_SCHEMAS, ArrayConfig, DatasetConfig
+
+    if group == "solver":
+        return SOLVER_SCHEMAS.get(name)
+    return {**DATASET_SCHEMAS, "array": ArrayConfig}.get(name, DatasetConfig)
 
 
-def _positive_int(value, key):
-    _int_at_least(value, key, 1)
+def sections(cfg) -> list[tuple[str, object, type]]:
+    """``(prefix, node, schema)`` of every part of ``cfg`` that a schema declares: the top level, the
+    data set, the solver, the backend, each conv layer (``conv[0].``) and the trackers."""
+    from .schema import (BackendConfig, ConvLayerConfig, LoggerConfig, MLflowLoggerConfig, TensorBoardLoggerConfig,
+                         TrainConfig)
+
+    out = [("", cfg, TrainConfig)]
+    for group in ("dataset", "solver"):
+        node = cfg.get(group)
+        schema = _schema_of(group, node.get("name")) if node is not None else None
+        if schema is not None:
+            out.append((f"{group}.", node, schema))
+    if cfg.get("backend") is not None:
+        out.append(("backend.", cfg.backend, BackendConfig))
+    out += [(f"conv[{i}].", layer, ConvLayerConfig) for i, layer in enumerate(cfg.get("conv") or [])]
+    logger = cfg.get("logger")
+    if logger is not None:
+        out.append(("logger.", logger, LoggerConfig))
+        for name, schema in (("mlflow", MLflowLoggerConfig), ("tensorboard", TensorBoardLoggerConfig)):
+            if logger.get(name) is not None:
+                out.append((f"logger.{name}.", logger[name], schema))
+    return out
 
 
-# The most iterations a key of one step may ask for (the paper uses at most 10; solver.cg_iters
-# defaults to 10): a larger count is a typo, and would hold a single batch for hours
-MAX_ITERS = 1000
+def check_ranges(cfg) -> None:
+    """Every key of ``cfg`` within the range its schema declares (:mod:`.ranges`): the first one that
+    is not, as a one-line :class:`NmfdnnError`."""
+    from omegaconf import OmegaConf
 
-
-def _int_in(value, key, low: int, high: int):
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise NmfdnnError(f"{key} must be an integer in [{low}, {high}], got {value!r}")
-
-
-def _finite_at_least_zero(value, key):
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise NmfdnnError(f"{key} must be a finite number >= 0, got {value!r}")
+    for prefix, node, schema in sections(cfg):
+        for name, (rule, _) in declared(schema).items():
+            if rule is None or name not in node or (OmegaConf.is_config(node) and OmegaConf.is_missing(node, name)):
+                continue
+            why = problem(prefix + name, node[name], rule)
+            if why:
+                raise NmfdnnError(why)
 
 
 def _validate_dataset(d) -> None:
-    """The data set's keys: subsets and the validation split, and the keys of idx and synthetic."""
+    """What the data set's ranges do not say: an empty data_dir, the four files of idx, [c, h, w]."""
     from omegaconf import OmegaConf
 
     if d.get("data_dir") is not None and not str(d.data_dir).strip():
         raise NmfdnnError("dataset.data_dir is empty; give a folder, or leave it unset (null) for $NMFDNN_DATA or "
                           "~/.cache/nmfdnn")
-    for key in ("train_subset", "test_subset"):
-        if d.get(key) is not None:
-            _int_at_least(d[key], f"dataset.{key}", 1)
-    _int_at_least(d.get("val_size", 0) or 0, "dataset.val_size", 0)
-    _int_at_least(d.get("val_seed", 0) or 0, "dataset.val_seed", 0)
     if d.name == "idx":
         for key in ("train_images", "train_labels", "test_images", "test_labels"):
             if OmegaConf.is_missing(d, key):
                 raise NmfdnnError(f"dataset=idx needs dataset.{key}=PATH (the four IDX files: train_images, "
                                   "train_labels, test_images, test_labels)")
-        _int_at_least(d.n_classes, "dataset.n_classes", 2)
-    elif d.name == "synthetic":
-        for key, low in (("n_train", 1), ("n_test", 1), ("n_features", 1), ("n_classes", 2), ("seed", 0)):
-            _int_at_least(d[key], f"dataset.{key}", low)
-    if d.get("image") is not None:  # conv net or not: the samples' shape, c x h x w features
-        image = list(d.image)
-        if len(image) != 3:
-            raise NmfdnnError(f"dataset.image must be [c, h, w] (three positive integers), got {image}")
-        for j, v in enumerate(image):
-            _positive_int(v, f"dataset.image[{j}]")
+    if d.get("image") is not None and len(d.image) != 3:  # conv net or not: the samples' shape, c x h x w
+        raise NmfdnnError(f"dataset.image must be [c, h, w] (three positive integers), got {list(d.image)}")
 
 
 def widest_rows(cfg) -> int:
@@ -77,27 +88,20 @@ from .shapes import IMAGE_SHAPES, image_shape  # noqa: F401 (the names validatio
 
 
 def _validate_conv(cfg, shape) -> int | None:
-    """``conv``: each layer's fields, and (where the image shape is known) that it fits its input;
-    returns the features per sample out of the conv layers (the first dense layer's input), or None
-    while the image shape is unknown (idx: checked once its files are read)."""
+    """``conv``: each layer's required fields (their ranges are declared), and (where the image shape
+    is known) that it fits its input; returns the features per sample out of the conv layers (the
+    first dense layer's input), or None while the image shape is unknown (idx: checked once its files
+    are read)."""
     from omegaconf import OmegaConf
 
     for i, layer in enumerate(cfg.conv):
         for key in ("channels", "kernel"):
             if OmegaConf.is_missing(layer, key):
                 raise NmfdnnError(f"conv[{i}].{key} is required, e.g. conv=[{{channels:32,kernel:5,pool:2}}]")
-        for key in ("channels", "kernel", "stride", "pool"):
-            _positive_int(layer[key], f"conv[{i}].{key}")
-        _int_at_least(layer.padding, f"conv[{i}].padding", 0)
     d = cfg.dataset
     if d.name == "synthetic" and not d.get("image"):
         raise NmfdnnError("conv layers need images: dataset=synthetic has plain vectors unless "
                           "dataset.image=[c,h,w] is set (or use mnist, fashion_mnist, cifar10, idx)")
-    if d.name == "synthetic":
-        if len(d.image) != 3:
-            raise NmfdnnError(f"dataset.image must be [c, h, w], got {list(d.image)}")
-        for j, v in enumerate(d.image):
-            _positive_int(v, f"dataset.image[{j}]")
     shape = shape or image_shape(d)
     if shape is None:
         return None
@@ -124,7 +128,7 @@ def _check_activation_range(cfg) -> None:
 
     from .identity import dtype_name
 
-    name = str(cfg.get("activation", "relu"))
+    name = str(cfg.activation)
     if name not in ACTIVATION_PARAMETERS:
         return
     key, low, high = ACTIVATION_PARAMETERS[name]
@@ -147,7 +151,7 @@ def _warn_unused(cfg) -> None:
     """One warning line per key set away from its default that this run does not use."""
     from .schema import NMFSolverConfig, SyntheticConfig, TrainConfig
 
-    name = str(cfg.get("activation", "relu"))
+    name = str(cfg.activation)
     used = ACTIVATION_PARAMETERS.get(name, (None,))[0]
     for key, _, _ in ACTIVATION_PARAMETERS.values():
         if key != used and cfg.get(key) is not None and float(cfg.get(key)) != getattr(TrainConfig, key):
@@ -170,22 +174,11 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
     ``batch_guard=False`` skips the check that NMF mini-batches exceed the widest layer (the
     estimators' automatic batch size on tiny data sets: they warn instead).
     """
+    check_ranges(cfg)
     hidden = list(cfg.hidden)
     if not hidden:
         raise NmfdnnError("hidden must list at least one hidden layer width, e.g. hidden=[500]")
-    for i, n in enumerate(hidden):
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise NmfdnnError(f"hidden[{i}] = {n!r}: every hidden width must be a positive integer")
-    if not isinstance(cfg.epochs, int) or cfg.epochs < 0:
-        raise NmfdnnError(f"epochs must be a nonnegative integer, got {cfg.epochs!r}")
-    _int_at_least(cfg.seed, "seed", 0)
     _validate_dataset(cfg.dataset)
-    from ..method.activations import check
-
-    problem = check(str(cfg.get("activation", "relu")), cfg.get("activation_slope", 0.01),
-                    cfg.get("activation_cap", 6.0), cfg.get("activation_beta", 1.0))
-    if problem:
-        raise NmfdnnError(problem)
     _check_activation_range(cfg)
     flat = _validate_conv(cfg, shape) if cfg.get("conv") else None
     if cfg.solver.get("freeze_conv") and not cfg.get("conv"):
@@ -193,43 +186,14 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
                           "add conv=[...] or leave solver.freeze_conv=false")
     if n_train is not None:  # once per run (with the data-size checks): keys that this run does not use
         _warn_unused(cfg)
-    if cfg.backend.get("threads") is not None:
-        _positive_int(cfg.backend.threads, "backend.threads")
     s = cfg.solver
     if s.name == "nmf":
-        for key in ("batch_size", "ae_samples"):
-            _positive_int(s[key], f"solver.{key}")
-        for key in ("ae_iters", "ae_nmf_iters", "ae_lsq_iters", "lsq_iters", "semi_nmf_iters"):
-            _int_in(s[key], f"solver.{key}", 0, MAX_ITERS)
-        _int_in(s.get("cg_iters", 10), "solver.cg_iters", 1, MAX_ITERS)  # 0 would leave Z of a conv layer unchanged
-        if not (0 < s.omega <= 2):
-            raise NmfdnnError(f"solver.omega must be in (0, 2], got {s.omega!r}")
-        for key in ("alpha", "beta", "lam", "l1_weights", "l1_activations", "filter_rho"):
-            _finite_at_least_zero(s[key], f"solver.{key}")
-        if s.get("filter_step", "alg2") not in ("alg2", "gauss_newton"):
-            raise NmfdnnError(f"solver.filter_step must be alg2 or gauss_newton, got {s.filter_step!r}")
-        if not isinstance(s.get("filter_cg_iters", 10), int) or not 1 <= s.get("filter_cg_iters", 10) <= 1000:
-            raise NmfdnnError(f"solver.filter_cg_iters must be an integer in [1, 1000], got {s.filter_cg_iters!r}")
-        if s.get("filter_target", "above") not in ("above", "output"):
-            raise NmfdnnError(f"solver.filter_target must be above or output, got {s.filter_target!r}")
-        if s.get("filter_order", "after") not in ("after", "before"):
-            raise NmfdnnError(f"solver.filter_order must be after or before, got {s.filter_order!r}")
-        if s.get("filter_step", "alg2") == "gauss_newton" and not cfg.get("conv"):
+        if s.filter_step == "gauss_newton" and not cfg.get("conv"):
             raise NmfdnnError("solver.filter_step=gauss_newton acts on conv layers only; add conv=[...] or leave "
                               "it at alg2")
-        whiten = s.get("ae_whiten")
-        if whiten is not None:
-            _finite_at_least_zero(whiten, "solver.ae_whiten")
-            if not cfg.get("conv"):
-                raise NmfdnnError("solver.ae_whiten acts on conv layers only (Algorithm 5 on whitened patches); "
-                                  "add conv=[...] or leave it null")
-        patches = s.get("ae_patches", 100000)
-        if isinstance(patches, bool) or not isinstance(patches, int) or not 1 <= patches <= 10 ** 7:
-            raise NmfdnnError(f"solver.ae_patches must be an integer in [1, 10^7], got {patches!r}")
-        memory = s.get("memory", 0.0)
-        if isinstance(memory, bool) or not isinstance(memory, (int, float)) or not 0 <= memory <= 1:
-            raise NmfdnnError(f"solver.memory must be a number in [0, 1] (the weight of the past Gram matrix), "
-                              f"got {memory!r}")
+        if s.ae_whiten is not None and not cfg.get("conv"):
+            raise NmfdnnError("solver.ae_whiten acts on conv layers only (Algorithm 5 on whitened patches); "
+                              "add conv=[...] or leave it null")
         if s.safeguard and (s.l1_weights or s.l1_activations):
             raise NmfdnnError("solver.safeguard does not combine with solver.l1_weights or solver.l1_activations "
                               "(the safeguard compares residuals without the penalty); set one of them")
@@ -242,16 +206,9 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
                         s.l1_activations)
         if s.layer_omega is not None:
             layers = len(cfg.get("conv") or []) + len(hidden)  # conv layers first, then the dense ones
-            if len(s.layer_omega) != layers or not all(0 < w <= 2 for w in s.layer_omega):
+            if len(s.layer_omega) != layers:
                 raise NmfdnnError(f"solver.layer_omega must list one omega in (0, 2] per hidden layer, conv "
                                   f"layers first ({layers}), got {list(s.layer_omega)}")
-        if s.get("input_energy") is not None and not (0 < s.input_energy <= 1):
-            raise NmfdnnError(f"solver.input_energy must be in (0, 1] (a share of the input's energy), got "
-                              f"{s.input_energy!r}")
-        if not (0 <= s.input_threshold < 1):
-            raise NmfdnnError(f"solver.input_threshold must be in [0, 1), got {s.input_threshold!r}")
-        if not (0 <= s.hidden_rcond < 1):
-            raise NmfdnnError(f"solver.hidden_rcond must be in [0, 1), got {s.hidden_rcond!r}")
         # A quick run on dataset.train_subset keeps its preset's sizes: a batch larger than the subset
         # is the whole subset, said in a warning. On the full data set a batch larger than the data
         # stays a refusal (there it is a mistake, not a quick run). The autoencoder's sample set is
@@ -285,17 +242,6 @@ def validate(cfg, n_train: int | None = None, batch_guard: bool = True, shape=No
                               "with no more samples than rows every batch is fitted exactly and the network "
                               f"fails; use solver.batch_size={max(5000, 2 * widest)} or narrower layers")
     elif s.name == "bp":
-        for key in ("batch_size", "ae_samples"):
-            _positive_int(s[key], f"solver.{key}")
-        _int_in(s.ae_epochs, "solver.ae_epochs", 0, MAX_ITERS)
-        for key in ("lr", "ae_lr", "eps"):
-            if not (math.isfinite(s[key]) and s[key] > 0):
-                raise NmfdnnError(f"solver.{key} must be a finite positive number, got {s[key]!r}")
-        if not 0 < s.lr_decay <= 1:
-            raise NmfdnnError(f"solver.lr_decay must be in (0, 1], got {s.lr_decay!r}")
-        for key in ("beta1", "beta2"):
-            if not 0 <= s[key] < 1:
-                raise NmfdnnError(f"solver.{key} must be in [0, 1), got {s[key]!r}")
         if n_train is not None and s.batch_size > n_train:
             raise NmfdnnError(f"solver.batch_size={s.batch_size} is larger than the training set ({n_train} samples); "
                               f"set solver.batch_size={n_train} or less")
