@@ -137,7 +137,7 @@ FSCREEN = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 data
 MC = experiment=mnist_conv_nmf solver.hidden_rcond=1e-2 seed=0
 GN = solver.filter_step=gauss_newton
 MC2 = experiment=mnist_conv_nmf solver.hidden_rcond=1e-2
-# wide filter banks (whitened patches, 4 x 4 or quadrant pooling) and a second conv layer, MNIST, seed 0;
+# wide filter banks (whitened patches, pooled to 6 x 6 or 2 x 2), two conv layers: MNIST, seed 0;
 # memory's cost: 2-epoch runs with and without it, interleaved, seeds 10-12
 WIDE = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000 \
 	epochs=3 backend.threads=1 seed=0 $(MC2)
