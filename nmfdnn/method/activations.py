@@ -51,7 +51,6 @@ Where the method needs ``Z >= 0``:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 ACTIVATIONS: dict = {}  # name -> class, every hidden-layer activation (filled as each class is defined)
@@ -207,15 +206,3 @@ def named(name: str, **parameters) -> Activation:
     cls = ACTIVATIONS[name]
     return cls(**{f.name: float(parameters[f.name]) for f in fields(cls)})
 
-
-def check(name: str, slope: float, cap: float, beta: float) -> str | None:
-    """Why these activation settings are invalid, or None (the config's one-line refusals)."""
-    if name not in NAMES:
-        return f"activation={name!r} is not one of {', '.join(NAMES)}"
-    if not (math.isfinite(slope) and 0 < slope < 1):
-        return f"activation_slope must be in (0, 1), got {slope!r}"
-    if not (math.isfinite(cap) and cap > 0):
-        return f"activation_cap must be a finite positive number, got {cap!r}"
-    if not (math.isfinite(beta) and beta > 0):
-        return f"activation_beta must be a finite positive number, got {beta!r}"
-    return None
