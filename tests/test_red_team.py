@@ -489,6 +489,8 @@ def test_sigint_while_the_console_script_starts_is_one_line(tmp_path, delay):
     _, err = p.communicate(timeout=120)
     if p.returncode == 0:
         pytest.skip("the run finished before the signal")
+    if "init_import_site" in err:  # a slow start: the signal came while Python imported site, before our code
+        pytest.skip("the signal arrived during the interpreter's own start-up (site import), before nmfdnn's code")
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert p.returncode == 130 and "Traceback" not in err, err
     assert [ln for ln in lines if "error" in ln][-1].startswith("nmfdnn: error: interrupted")
