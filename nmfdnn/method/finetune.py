@@ -40,8 +40,8 @@ def finetune_batch(bk, net, Ws, XJ, YJ, X_pinv, sol: NMFSettings, timers=None, m
     not absorbed yet, ``W_i`` then stepping on the new filters' output (``"before"``); with
     ``sol.filter_target == "output"`` every convolution is first fitted to the network's own residual
     ``Y - W_d Z_{d-1}`` through all the layers above it (:func:`nmfdnn.method.filters.output_filter_step`)
-    and Algorithm 4 then runs on the new filters' features. The convolution's own Algorithm 2 is skipped, and so is Algorithm 3 when
-    nothing below needs a target.
+    and Algorithm 4 then runs on the new filters' features. The convolution's own Algorithm 2 is
+    skipped, and so is Algorithm 3 when nothing below needs a target.
 
     ``memory``: a :class:`~nmfdnn.method.memory.GramMemory` (``sol.memory > 0``): every Algorithm 2
     and semi-NMF weight step uses its running Gram matrices. ``trace``: a list that gets one

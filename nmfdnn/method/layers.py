@@ -44,8 +44,16 @@ from .linalg import left_pinv
 from .network import Network, affine, augment
 
 
+class _BiasColumn:
+    """What every layer shares: its weights ``W_i = [W_0, c]``, the bias column last when it has one."""
+
+    def split(self, W):
+        """``(W_0, c)``: the weights without their bias column, and the bias column (None without a bias)."""
+        return (W[:, :-1], W[:, -1:]) if self.bias else (W, None)
+
+
 @dataclass(frozen=True)
-class Dense:
+class Dense(_BiasColumn):
     """A fully connected layer, ``Z_i = f(W_i [Z_{i-1}; e^T])`` (eq. 1; ``act``: ``f``, ReLU by default)."""
 
     n_in: int
@@ -70,9 +78,6 @@ class Dense:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.n_out, self.n_in + int(self.bias))
-
-    def split(self, W):
-        return (W[:, :-1], W[:, -1:]) if self.bias else (W, None)
 
     def forward(self, bk, W, Z):
         U = affine(W, Z, self.bias)
@@ -125,7 +130,7 @@ class Dense:
 
 
 @dataclass(frozen=True)
-class Conv:
+class Conv(_BiasColumn):
     """A convolution with average pooling, ``Z_i = f(T(W_i [Pbar(Z_{i-1}); e^T]))`` (:mod:`.conv`)."""
 
     spec: _conv.ConvSpec
@@ -164,9 +169,6 @@ class Conv:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.spec.channels, self.spec.patch + int(self.bias))
-
-    def split(self, W):
-        return (W[:, :-1], W[:, -1:]) if self.bias else (W, None)
 
     def forward(self, bk, W, Z):
         return _conv.forward(bk, W, Z, self.spec, self.bias, self.act)
