@@ -57,8 +57,8 @@ kill-resume: install ## SIGKILL runs and sweeps at random points, resume, compar
 	$(PY) -m nmfdnn.maint.kill_resume --trials 3 --solver bp
 	$(PY) -m nmfdnn.maint.kill_resume --trials 3 --solver nmf --sweep
 
-readme: install ## refresh the README's generated blocks (<!-- generated from PATH -->)
-	$(PY) -m nmfdnn.maint.embed README.md
+readme: install ## refresh the READMEs' generated blocks (<!-- generated from PATH -->)
+	$(PY) -m nmfdnn.maint.embed README.md outputs/*/README.md
 
 claims: install ## outputs/table1/claims.md: the paper's three claims, from Table 1's report
 	$(PY) -m nmfdnn.maint.claims outputs/table1

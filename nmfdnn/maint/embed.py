@@ -1,5 +1,5 @@
-"""``python -m nmfdnn.maint.embed README.md`` (``make readme``): copy generated result files into a
-Markdown document, so that its tables are generated, never typed.
+"""``python -m nmfdnn.maint.embed README.md outputs/*/README.md`` (``make readme``): copy generated result
+files into Markdown documents, so that their tables are generated, never typed.
 
 Every block
 
@@ -33,19 +33,15 @@ def embed(text: str, root: Path) -> str:
     return BLOCK.sub(fill, text)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nmfdnn.maint.embed", description=__doc__.splitlines()[0])
-    ap.add_argument("document", help="a Markdown file with <!-- generated from PATH --> blocks")
-    ap.add_argument("--check", action="store_true", help="exit 1 if a block differs from its file")
-    a = ap.parse_args(argv)
-    doc = Path(a.document)
+def refresh(doc: Path, check: bool) -> int:
+    """Refresh (or with ``check``, compare) one document's generated blocks: 0 current, 1 stale, 2 error."""
     try:
         old = doc.read_text()
         new = embed(old, doc.parent)
     except OSError as e:  # FileNotFoundError included
         print(f"embed: {e}", file=sys.stderr)
         return 2
-    if a.check:
+    if check:
         stale = [a.group("path") for a, b in zip(BLOCK.finditer(old), BLOCK.finditer(new)) if a.group(0) != b.group(0)]
         if stale:
             print(f"embed: {doc} is stale in {', '.join(stale)}; run make readme", file=sys.stderr)
@@ -54,6 +50,14 @@ def main(argv=None) -> int:
     if new != old:
         doc.write_text(new)
     return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nmfdnn.maint.embed", description=__doc__.splitlines()[0])
+    ap.add_argument("documents", nargs="+", help="Markdown files with <!-- generated from PATH --> blocks")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a block differs from its file")
+    a = ap.parse_args(argv)
+    return max(refresh(Path(d), a.check) for d in a.documents)
 
 
 if __name__ == "__main__":
