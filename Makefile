@@ -144,6 +144,10 @@ WIDE = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset
 C64Q = 'conv=[{channels:64,kernel:5,pool:12}]'
 C64P4 = 'conv=[{channels:64,kernel:5,pool:4}]'
 TWO = 'conv=[{channels:16,kernel:5,pool:2},{channels:32,kernel:3,pool:2}]'
+TWOW = 'conv=[{channels:32,kernel:5,pool:2},{channels:64,kernel:3,pool:2}]'
+# CIFAR-10's nets by backprop on the same proxy, seed 0 (c16k5q2, TWO, TWOW)
+BSCREEN = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000 \
+	epochs=3 backend.threads=1 seed=0 experiment=cifar10_conv_bp
 MEMCOST = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000 \
 	epochs=2 backend.threads=1
 filter-screen: install ## screen the conv filter steps and memory on validation data
@@ -166,6 +170,11 @@ filter-screen: install ## screen the conv filter steps and memory on validation 
 	$(WIDE) $(TWO) $(GN) solver.filter_target=output
 	$(MEMCOST) $(MC2) seed=10,11,12 solver.memory=0.0,0.9
 	$(MEMCOST) dataset=mnist hidden=[1000,500] seed=10,11,12 solver.memory=0.0,0.9
+	$(BSCREEN)
+	$(BSCREEN) $(TWO)
+	$(BSCREEN) $(TWOW)
+	$(FSCREEN) seed=0 experiment=cifar10_conv_nmf solver.freeze_conv=true $(TWO)
+	$(FSCREEN) seed=0 experiment=cifar10_conv_nmf_gn $(TWO)
 	$(NMFDNN) report outputs/tune/filter_screen
 
 CONVRUN = $(SWEEP) $(call IN,conv) seed=0,1,2 backend.threads=1
@@ -182,6 +191,9 @@ conv: install ## conv nets, MNIST and CIFAR-10: NMF (two filter steps), BP, froz
 	$(CONVRUN) experiment=cifar10_conv_nmf
 	$(CONVRUN) experiment=cifar10_conv_nmf solver.freeze_conv=true
 	$(CONVRUN) experiment=cifar10_conv_nmf_gn
+	$(CONVRUN) experiment=cifar10_conv_bp $(TWO)
+	$(CONVRUN) experiment=cifar10_conv_nmf_gn $(TWO)
+	$(CONVRUN) experiment=cifar10_conv_nmf solver.freeze_conv=true $(TWO)
 	$(NMFDNN) report outputs/conv
 	$(NMFDNN) plot outputs/conv --name fig
 
