@@ -132,24 +132,21 @@ conv-screen: install ## screen conv nets on validation data, MNIST and CIFAR-10 
 
 # The filter steps on validation data: MNIST and CIFAR-10, 15,000 / 5,000 images of the training
 # set, 3 epochs, seed 0 (CIFAR-10's frozen and Gauss-Newton runs: seeds 0 and 1)
-FSCREEN = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000 \
-	epochs=3 solver.filter_trace=true backend.threads=1
+PROXY = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000
+FSCREEN = $(PROXY) epochs=3 solver.filter_trace=true backend.threads=1
 MC = experiment=mnist_conv_nmf solver.hidden_rcond=1e-2 seed=0
 GN = solver.filter_step=gauss_newton
 MC2 = experiment=mnist_conv_nmf solver.hidden_rcond=1e-2
 # wide filter banks (whitened patches, pooled to 6 x 6 or 2 x 2), two conv layers: MNIST, seed 0;
 # memory's cost: 2-epoch runs with and without it, interleaved, seeds 10-12
-WIDE = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000 \
-	epochs=3 backend.threads=1 seed=0 $(MC2)
+WIDE = $(PROXY) epochs=3 backend.threads=1 seed=0 $(MC2)
 C64Q = 'conv=[{channels:64,kernel:5,pool:12}]'
 C64P4 = 'conv=[{channels:64,kernel:5,pool:4}]'
 TWO = 'conv=[{channels:16,kernel:5,pool:2},{channels:32,kernel:3,pool:2}]'
 TWOW = 'conv=[{channels:32,kernel:5,pool:2},{channels:64,kernel:3,pool:2}]'
 # CIFAR-10's nets by backprop on the same proxy, seed 0 (c16k5q2, TWO, TWOW)
-BSCREEN = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000 \
-	epochs=3 backend.threads=1 seed=0 experiment=cifar10_conv_bp
-MEMCOST = $(SWEEP) $(call IN,tune/filter_screen) dataset.train_subset=20000 dataset.val_size=5000 \
-	epochs=2 backend.threads=1
+BSCREEN = $(PROXY) epochs=3 backend.threads=1 seed=0 experiment=cifar10_conv_bp
+MEMCOST = $(PROXY) epochs=2 backend.threads=1
 filter-screen: install ## screen the conv filter steps and memory on validation data
 	$(FSCREEN) $(MC) solver.filter_step=alg2 solver.freeze_conv=true,false
 	$(FSCREEN) $(MC) $(GN) solver.filter_target=above,output
